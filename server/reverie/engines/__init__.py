@@ -1,0 +1,33 @@
+"""Dream engines: each reads a `DreamInput` and proposes operations; none writes memory.
+
+Engines never import the store or the MCP layer (a test checks), so one can run
+anywhere a `DreamInput` can be built, and a proposal always goes through the same
+validation, redaction and review whichever engine made it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+from reverie.engines.heuristic import HeuristicEngine
+from reverie.errors import InvalidInput
+from reverie.models import DreamInput, OperationDraft
+
+
+class Engine(Protocol):
+    name: str
+
+    async def propose(self, dream: DreamInput) -> list[OperationDraft]: ...
+
+
+ENGINES: dict[str, type] = {"heuristic": HeuristicEngine}
+
+
+def engine_named(name: str) -> Engine:
+    """The engine called `name`; "auto" is the best one this machine can run offline or online."""
+    if name == "auto":
+        name = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") and "anthropic" in ENGINES else "heuristic"
+    if name not in ENGINES:
+        raise InvalidInput(f"Unknown engine {name!r}. Available here: auto, {', '.join(sorted(ENGINES))}.")
+    return ENGINES[name]()

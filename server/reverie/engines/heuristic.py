@@ -1,0 +1,252 @@
+"""The offline dream: deterministic rules, no network, no model.
+
+1. Read candidates out of the sessions (see `candidates`) and pool them with the current
+   memories.
+2. Cluster statements that say the same thing (`clustering`), with numbers masked so that
+   "PostgreSQL 14" and "PostgreSQL 16" land together.
+3. Resolve each cluster: duplicates become one entry (add or merge); a changed value
+   makes the newest statement win (update, the old entry archived); an entry seen across
+   several agents is promoted to `shared`.
+4. Memories nobody has read or restated for `stale_after_days` are pruned.
+
+It proposes; it never writes. Every add, update and merge carries the evidence it rests on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+
+import anyio
+
+from reverie.engines import candidates as found
+from reverie.engines.candidates import Candidate
+from reverie.engines.clustering import Features, cluster, jaccard
+from reverie.models import DreamInput, Evidence, OperationDraft
+from reverie.text import STOPWORDS, is_number, words
+
+SIMILAR = 0.6          # Jaccard over masked words for "says the same thing"
+SAME_SUBJECT = 0.8     # ... and for "the same sentence with another number in it"
+MAX_EVIDENCE = 5
+GENERIC_KEYS = frozenset(
+    "note notes tip todo fyi important reminder warning error example question answer issue ticket user customer "
+    "step lesson update summary status context".split()
+)
+_EXTRA_STOPWORDS = frozenset("please user said the that".split())
+_LABEL = re.compile(r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S")
+
+
+class HeuristicEngine:
+    name = "heuristic"
+
+    async def propose(self, dream: DreamInput) -> list[OperationDraft]:
+        # CPU-bound: run it off the event loop so the server keeps answering meanwhile.
+        return await anyio.to_thread.run_sync(propose, dream)
+
+
+def propose(dream: DreamInput) -> list[OperationDraft]:
+    pool = [found.from_memory(m) for m in dream.memories]
+    for session in dream.sessions:
+        pool += found.from_notes(session) + found.from_statements(session)
+    pool += found.recurring_errors(dream.sessions) + found.shared_workflows(dream.sessions)
+    features = [features_of(c.text) for c in pool]
+    groups = cluster(features, SIMILAR, lambda i, j: _same_subject(features[i], features[j], pool[i], pool[j]))
+    ops, current = [], set()
+    for group in groups:
+        members = [pool[i] for i in group]
+        if op := resolve(members, [features[i] for i in group]):
+            ops.append(op)
+        if any(c.memory is None for c in members):  # restated in these sessions: not stale
+            current |= {c.memory.id for c in members if c.memory}
+    current |= {target for op in ops for target in op.targets}
+    return ops + _prune_stale(dream, current)
+
+
+# --- features ---------------------------------------------------------------------------
+
+
+def _stem(word: str) -> str:
+    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + keep
+    return word
+
+
+def _content_words(text: str) -> list[str]:
+    return [_stem(w) for w in words(text) if w not in STOPWORDS and w not in _EXTRA_STOPWORDS]
+
+
+def features_of(text: str) -> Features:
+    masked = frozenset("#" if is_number(w) else w for w in _content_words(text))
+    return Features(tokens=masked, key=_key(text))
+
+
+def _key(text: str) -> str | None:
+    """'Team database: PostgreSQL 16' → 'team databas'; None when there is no usable key.
+
+    Only a short plain label before ": " counts: not a time (17:00), a URL, or a quoted
+    error message ("fails with “KeyError: …”").
+    """
+    match = _LABEL.match(text)
+    if match is None:
+        return None
+    key = " ".join(_content_words(match.group(1)))
+    return None if not key or key in GENERIC_KEYS else key
+
+
+def numbers(text: str) -> tuple[str, ...]:
+    return tuple(sorted(w for w in words(text) if is_number(w)))
+
+
+def _value(text: str) -> frozenset[str]:
+    return frozenset(_content_words(text.partition(":")[2]))
+
+
+def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
+    """A candidate pair above SIMILAR: do they talk about the same thing?"""
+    if a.key and b.key and a.key != b.key:
+        return False  # "Staging database: …" and "Production database: …" are two facts
+    if numbers(x.text) != numbers(y.text):
+        return jaccard(a.tokens, b.tokens) >= SAME_SUBJECT
+    return True
+
+
+def conflicts(new: Candidate, new_features: Features, old: Candidate, old_features: Features) -> bool:
+    """Does `new` state a different value for what `old` says?"""
+    if new_features.key and new_features.key == old_features.key:
+        return _value(new.text) != _value(old.text)
+    new_numbers, old_numbers = numbers(new.text), numbers(old.text)
+    return bool(new_numbers and old_numbers and new_numbers != old_numbers)
+
+
+# --- resolving a cluster ------------------------------------------------------------------
+
+
+def resolve(group: list[Candidate], features: list[Features]) -> OperationDraft | None:
+    order = sorted(range(len(group)), key=lambda i: (group[i].observed_at, group[i].source != "memory"))
+    newest = order[-1]
+    agree = [i for i in order if not conflicts(group[newest], features[newest], group[i], features[i])]
+    replaced = [group[i] for i in order if i not in agree]
+    memories = [c for c in group if c.memory]
+    fresh = [group[i] for i in agree if not group[i].memory]
+    if group[newest].memory is None and any(c.memory for c in replaced):
+        return _update(group[newest], [group[i] for i in agree], memories, replaced)
+    if not memories:
+        return _add(_representative(fresh), fresh, replaced) if _supported(fresh) else None
+    if len(memories) >= 2:
+        return _merge(memories, fresh, replaced)
+    return _promote(memories[0], group) if _agents(group) - _agents(memories) else None
+
+
+def _supported(fresh: list[Candidate]) -> bool:
+    """A note is explicit; a user's passing remark must recur before it becomes memory."""
+    sessions = {s for c in fresh for s in c.sessions}
+    return any(c.source in ("note", "pattern") for c in fresh) or len(sessions) >= found.MIN_SESSIONS
+
+
+def _representative(group: list[Candidate]) -> Candidate:
+    """Prefer the agent's own words, then a detected pattern, then a user quote; newest first."""
+    rank = {"memory": 0, "note": 1, "pattern": 2, "statement": 3}
+    return min(reversed(group), key=lambda c: (rank[c.source], -c.observed_at.timestamp()))
+
+
+def _add(best: Candidate, group: list[Candidate], replaced: list[Candidate]) -> OperationDraft:
+    sessions = {s for c in group for s in c.sessions}
+    rationale = f"Stated in {len(sessions)} session(s)" if best.source != "pattern" else "Recurring pattern"
+    return OperationDraft(
+        kind="add", content=best.text, category=_category(group), scope=_scope(group),
+        confidence=_confidence(group), rationale=rationale + _replacing(replaced) + ".",
+        evidence=_evidence(group), risk=sorted(_risk(group)),
+    )
+
+
+def _update(newest: Candidate, group: list[Candidate], memories: list[Candidate], replaced) -> OperationDraft:
+    old = "; ".join(f"“{c.text}”" for c in replaced if c.memory)
+    return OperationDraft(
+        kind="update", targets=[c.memory.id for c in memories], content=newest.text,
+        category=_category(group), scope=_scope(group + memories), confidence=_confidence(group),
+        rationale=f"Newer evidence changes the value: {old} is replaced by the newest statement.",
+        evidence=_evidence(group), risk=sorted(_risk(group)),
+    )
+
+
+def _merge(memories: list[Candidate], fresh: list[Candidate], replaced: list[Candidate]) -> OperationDraft:
+    best = max(memories, key=lambda c: (c.observed_at, len(c.text))) if replaced else max(memories, key=lambda c: len(c.text))
+    group = memories + fresh
+    return OperationDraft(
+        kind="merge", targets=[c.memory.id for c in memories], content=best.text, category=best.memory.category,
+        scope=_scope(group), confidence=max(c.memory.confidence for c in memories),
+        rationale=f"{len(memories)} entries say the same thing; keeping one" + _replacing(replaced) + ".",
+        evidence=_evidence(group), risk=sorted(_risk(fresh)),
+    )
+
+
+def _promote(memory: Candidate, group: list[Candidate]) -> OperationDraft | None:
+    if len(_agents(group)) < 2 or memory.memory.scope in ("shared", "user"):
+        return None
+    return OperationDraft(
+        kind="promote", targets=[memory.memory.id], content=memory.text, category=memory.memory.category,
+        scope="shared", confidence=_confidence(group),
+        rationale=f"Seen across agents ({', '.join(sorted(_agents(group)))}): worth sharing.",
+        evidence=_evidence(group), risk=sorted(_risk(group)),
+    )
+
+
+def _replacing(replaced: list[Candidate]) -> str:
+    if not replaced:
+        return ""
+    older = "; ".join(f"“{c.text}”" for c in replaced[-3:])
+    return f"; supersedes the older {older}"
+
+
+def _agents(group: list[Candidate]) -> set[str]:
+    return {a for c in group for a in c.agents}
+
+
+def _category(group: list[Candidate]):
+    patterns = [c.category for c in group if c.source in ("pattern", "memory")]
+    if patterns:
+        return patterns[-1]
+    if any(c.source == "statement" for c in group):
+        return "preference"
+    return group[-1].category
+
+
+def _scope(group: list[Candidate]) -> str:
+    if all(c.scope == "user" for c in group if c.source != "memory") and any(c.scope == "user" for c in group):
+        return "user"
+    agents = sorted(_agents(group))
+    return "shared" if len(agents) != 1 else f"agent:{agents[0]}"
+
+
+def _confidence(group: list[Candidate]) -> float:
+    sessions = {s for c in group for s in c.sessions}
+    return round(min(0.95, 0.5 + 0.1 * len(sessions) + 0.05 * math.log1p(len(group))), 2)
+
+
+def _evidence(group: list[Candidate]) -> list[Evidence]:
+    unique = {(e.session_id, e.event_index, e.note_index): e for c in group for e in c.evidence}
+    return list(unique.values())[-MAX_EVIDENCE:]
+
+
+def _risk(group: list[Candidate]) -> set[str]:
+    return {flag for c in group for flag in c.risk}
+
+
+# --- staleness -------------------------------------------------------------------------------
+
+
+def _prune_stale(dream: DreamInput, current: set[str]) -> list[OperationDraft]:
+    cutoff = dream.now - timedelta(days=dream.stale_after_days)
+    stale = [
+        m for m in dream.memories
+        if m.id not in current and max(m.observed_at, m.last_read_at or m.observed_at) < cutoff
+    ]
+    return [
+        OperationDraft(
+            kind="prune", targets=[m.id], confidence=0.6,
+            rationale=f"Not read or restated for over {dream.stale_after_days} days.",
+        )
+        for m in stale
+    ]

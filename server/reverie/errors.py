@@ -1,0 +1,41 @@
+"""Everything that can go wrong in a way a person or an agent can act on.
+
+    ReverieError
+    ├── InvalidInput        the caller sent something malformed or too large
+    ├── NotFound            an id that does not exist (session, proposal, op)
+    ├── Conflict            the request is valid but the state forbids it
+    │   ├── StaleProposal   memory changed since the proposal was made
+    │   └── AlreadyDecided  the proposal was already applied, rejected or reverted
+    └── NeedsDecision       apply_dream was called without the user's decisions
+
+Each message says what to do next. The MCP layer turns these into tool errors and the
+CLI into a clean message and exit code; nothing else catches them.
+"""
+
+
+class ReverieError(Exception):
+    """Base for every anticipated failure."""
+
+
+class InvalidInput(ReverieError):
+    pass
+
+
+class NotFound(ReverieError):
+    pass
+
+
+class Conflict(ReverieError):
+    pass
+
+
+class StaleProposal(Conflict):
+    pass
+
+
+class AlreadyDecided(Conflict):
+    pass
+
+
+class NeedsDecision(ReverieError):
+    pass

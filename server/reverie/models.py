@@ -1,0 +1,237 @@
+"""The shapes of everything Reverie stores, proposes and returns: the wire contract.
+
+Tool arguments and results, the dream engines' input and output, and the rows the store
+hands back are all these pydantic models, so MCP clients get an `outputSchema` and
+`structuredContent`, and every layer agrees on one vocabulary. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["user", "assistant", "tool", "system"]
+Outcome = Literal["success", "failure", "partial", "unknown"]
+Category = Literal["fact", "preference", "workflow", "pitfall", "insight"]
+OpKind = Literal["add", "update", "merge", "prune", "promote"]
+RiskFlag = Literal["from_tool_output", "instruction_like", "secret_redacted", "low_evidence"]
+ProposalStatus = Literal["pending", "applied", "partially_applied", "rejected", "superseded", "reverted"]
+OpStatus = Literal["pending", "applied", "rejected"]
+
+CATEGORIES: tuple[Category, ...] = ("fact", "preference", "workflow", "pitfall", "insight")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- sessions -------------------------------------------------------------------------
+
+
+class Turn(Model):
+    """One turn of a transcript as a client sends it."""
+
+    role: Role
+    content: str = Field(description="What was said, or the tool's input/output.")
+    tool_name: str | None = Field(default=None, description="The tool called or answering, if any.")
+    is_error: bool = Field(default=False, description="True when a tool call failed.")
+    timestamp: datetime | None = None
+
+
+class Event(Turn):
+    """A stored turn: immutable once written."""
+
+    session_id: str
+    index: int
+
+
+class Note(Model):
+    """A memory candidate the agent wrote down during a session."""
+
+    session_id: str
+    index: int
+    content: str
+    created_at: datetime
+
+
+class SessionRecord(Model):
+    """A session with everything a dream engine needs to read."""
+
+    id: str
+    agent_id: str
+    title: str | None = None
+    outcome: Outcome = "unknown"
+    outcome_summary: str | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    events: list[Event] = Field(default_factory=list)
+    notes: list[Note] = Field(default_factory=list)
+
+
+class LogResult(Model):
+    session_id: str
+    agent_id: str
+    events_added: int
+    event_count: int
+    notes_added: int
+    content_hash: str = Field(description="sha256 chained over every event, in order.")
+    ended: bool
+    redactions: int = Field(description="Secrets replaced by [REDACTED:…] before storing.")
+    sessions_awaiting_dream: int
+    dream_due: bool
+
+
+# --- memory ---------------------------------------------------------------------------
+
+
+class Evidence(Model):
+    """Where a piece of memory came from: a transcript event or a note, with a short quote."""
+
+    session_id: str
+    event_index: int | None = None
+    note_index: int | None = None
+    quote: str = Field(default="", max_length=400)
+
+
+class Memory(Model):
+    id: str
+    content: str
+    category: Category
+    scope: str
+    confidence: float
+    evidence: list[Evidence] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+    observed_at: datetime = Field(description="When the newest evidence for it was seen.")
+    valid_to: datetime | None = None
+    archived_reason: str | None = None
+    last_read_at: datetime | None = None
+    read_count: int = 0
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({e.session_id for e in self.evidence})
+
+
+class MemoryEntry(Model):
+    """A memory as `read_memory` returns it."""
+
+    id: str
+    content: str
+    category: Category
+    scope: str
+    confidence: float
+    sources: list[str] = Field(description="Session ids this entry came from.")
+    updated_at: datetime
+
+
+class NoteEntry(Model):
+    session_id: str
+    content: str
+    created_at: datetime
+
+
+class Episode(Model):
+    """An excerpt of a past session that matches the query (raw, not curated)."""
+
+    session_id: str
+    event_index: int
+    role: Role
+    text: str
+
+
+class PendingNotice(Model):
+    proposal_id: str
+    created_at: datetime
+    operations: int
+    flagged: int
+
+
+class MemoryView(Model):
+    """What an agent loads at session start."""
+
+    entries: list[MemoryEntry]
+    notes: list[NoteEntry] = Field(description="Notes logged since the last applied dream.")
+    episodes: list[Episode] = Field(description="Matching excerpts of past sessions (only with a query).")
+    pending_proposals: list[PendingNotice]
+    budget_tokens: int
+    tokens_used: int
+    truncated: bool = Field(description="True when entries were left out to fit the budget.")
+    markdown: str
+
+
+# --- dreams ---------------------------------------------------------------------------
+
+
+class OperationDraft(Model):
+    """What an engine proposes; the service adds ids, redaction and risk checks."""
+
+    kind: OpKind
+    targets: list[str] = Field(default_factory=list, description="Memory ids this op archives.")
+    content: str | None = Field(default=None, description="The new entry's text (not for prune).")
+    category: Category | None = None
+    scope: str | None = None
+    confidence: float = Field(default=0.7, ge=0.0, le=1.0)
+    rationale: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    risk: list[RiskFlag] = Field(default_factory=list)
+
+
+class Operation(OperationDraft):
+    op_id: str
+    status: OpStatus = "pending"
+    before: list[str] = Field(default_factory=list, description="The targets' text, for review.")
+    memory_id: str | None = Field(default=None, description="The entry this op created, once applied.")
+
+
+class DreamInput(Model):
+    """Everything an engine sees. Engines read this and nothing else."""
+
+    now: datetime
+    memories: list[Memory]
+    sessions: list[SessionRecord]
+    instructions: str | None = None
+    stale_after_days: int = 90
+
+
+class DreamStats(Model):
+    sessions_reviewed: int
+    memories_before: int
+    memories_after: int
+    tokens_before: int
+    tokens_after: int
+
+
+class Proposal(Model):
+    id: str
+    engine: str
+    scope: str | None
+    status: ProposalStatus
+    base_revision: int
+    created_at: datetime
+    session_ids: list[str]
+    operations: list[Operation]
+    stats: DreamStats
+    applied_revision: int | None = None
+    report: str = Field(default="", description="Markdown written for a person to review.")
+
+
+class ApplyResult(Model):
+    proposal_id: str
+    status: ProposalStatus
+    revision: int
+    applied: list[str]
+    rejected: list[str]
+    memories_added: list[str]
+    memories_archived: list[str]
+    message: str
+
+
+class RevertResult(Model):
+    proposal_id: str
+    revision: int
+    memories_restored: list[str]
+    memories_archived: list[str]
+    message: str

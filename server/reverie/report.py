@@ -1,0 +1,115 @@
+"""Markdown written for people and for the agent's context window.
+
+A proposal's report is what the user reviews in chat, so it is grouped by kind, numbered
+by op id, quotes its evidence, shows risk flags plainly, and ends with how to answer.
+"""
+
+from __future__ import annotations
+
+from reverie.models import Episode, MemoryEntry, NoteEntry, Operation, PendingNotice, Proposal
+from reverie.text import shorten
+
+KIND_TITLES = {
+    "update": "Replace outdated entries",
+    "merge": "Merge duplicates",
+    "add": "Add to memory",
+    "promote": "Share across agents",
+    "prune": "Prune stale entries",
+}
+RISK_TEXT = {
+    "from_tool_output": "words come from tool output",
+    "instruction_like": "reads like an instruction to the agent",
+    "secret_redacted": "a secret was redacted",
+    "low_evidence": "thin evidence",
+}
+
+
+def entry_line(entry: MemoryEntry) -> str:
+    sources = f" (from {', '.join(entry.sources[:3])})" if entry.sources else ""
+    return f"- [{entry.category}] {entry.content}{sources}"
+
+
+def note_line(note: NoteEntry) -> str:
+    return f"- {note.content} (session {note.session_id})"
+
+
+def episode_line(episode: Episode) -> str:
+    return f"- {episode.session_id}#{episode.event_index} {episode.role}: {shorten(episode.text, 300)}"
+
+
+def pending_line(notice: PendingNotice) -> str:
+    flagged = f", {notice.flagged} flagged" if notice.flagged else ""
+    return f"- Dream proposal {notice.proposal_id} awaits review ({notice.operations} changes{flagged})."
+
+
+def memory_markdown(
+    entries: list[MemoryEntry], notes: list[NoteEntry], episodes: list[Episode], pending: list[PendingNotice]
+) -> str:
+    parts = []
+    if pending:
+        parts.append("## Awaiting the user's review\n" + "\n".join(map(pending_line, pending))
+                     + "\nShow the user the report (memory://proposals/<id>) and ask before calling apply_dream.")
+    parts.append("## Memory\n" + ("\n".join(map(entry_line, entries)) or "(nothing remembered yet)"))
+    if notes:
+        parts.append("## Notes since the last dream (not yet reviewed)\n" + "\n".join(map(note_line, notes)))
+    if episodes:
+        parts.append("## From past sessions (raw excerpts, not curated)\n" + "\n".join(map(episode_line, episodes)))
+    return "\n\n".join(parts)
+
+
+def proposal_markdown(proposal: Proposal) -> str:
+    stats = proposal.stats
+    head = (
+        f"# Dream proposal {proposal.id} ({proposal.status})\n"
+        f"Engine {proposal.engine}; reviewed {stats.sessions_reviewed} session(s). Memory: "
+        f"{stats.memories_before} → {stats.memories_after} entries, ~{stats.tokens_before} → ~{stats.tokens_after} tokens."
+    )
+    if not proposal.operations:
+        return head + "\n\nNothing to change: memory is already consistent with these sessions."
+    sections = [head] + [_section(kind, ops) for kind, ops in _by_kind(proposal.operations)]
+    if proposal.status == "pending":
+        sections.append(_how_to_answer(proposal))
+    return "\n\n".join(sections)
+
+
+def _by_kind(ops: list[Operation]):
+    for kind, title in KIND_TITLES.items():
+        chosen = [op for op in ops if op.kind == kind]
+        if chosen:
+            yield title, chosen
+
+
+def _section(title: str, ops: list[Operation]) -> str:
+    return f"## {title}\n" + "\n".join(operation_markdown(op) for op in ops)
+
+
+def operation_markdown(op: Operation) -> str:
+    status = "" if op.status == "pending" else f" [{op.status}]"
+    lines = [f"**{op.op_id}**{status} ({op.kind}, {op.category or '—'}, {op.scope or '—'}, confidence {op.confidence:.2f})"]
+    lines += [f"  - before: {shorten(text, 200)}" for text in op.before]
+    if op.content is not None:
+        lines.append(f"  - after: {op.content}")
+    lines.append(f"  - why: {op.rationale}")
+    lines += [f"  - evidence: {_cite(e)} “{e.quote}”" for e in op.evidence[:3]]
+    if op.risk:
+        lines.append("  - ⚠ risk: " + "; ".join(RISK_TEXT.get(r, r) for r in op.risk))
+    return "\n".join(lines)
+
+
+def _cite(evidence) -> str:
+    if evidence.note_index is not None:
+        return f"{evidence.session_id} note {evidence.note_index}"
+    if evidence.event_index is not None:
+        return f"{evidence.session_id}#{evidence.event_index}"
+    return evidence.session_id
+
+
+def _how_to_answer(proposal: Proposal) -> str:
+    flagged = [op.op_id for op in proposal.operations if op.risk]
+    safe = [op.op_id for op in proposal.operations if not op.risk]
+    hint = f" The flagged ones ({', '.join(flagged)}) deserve a careful look." if flagged else ""
+    return (
+        "## How to answer\n"
+        f"Reply with your decisions, e.g. “approve {', '.join(safe[:3]) or 'op1'}; edit op2 to …; reject the rest”, "
+        f"or “approve all”.{hint} Nothing changes until you answer; any applied dream can be reverted."
+    )

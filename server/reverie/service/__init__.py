@@ -1,0 +1,94 @@
+"""The use cases, one method each: log, read, propose, apply, revert, export, import.
+
+`Reverie` holds the open database, the settings and a clock; the MCP tools and the CLI
+are thin callers of these methods and translate `ReverieError`s at their edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from reverie.clock import utcnow
+from reverie.config import Settings
+from reverie.models import (
+    ApplyResult, Category, LogResult, MemoryView, Outcome, Proposal, RevertResult, Turn,
+)
+from reverie.service import dreams, ingest, recall, transfer
+from reverie.store import Database, open_database
+
+
+class Reverie:
+    def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow):
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+
+    def agent(self, agent_id: str | None) -> str:
+        return ingest.check_identifier(agent_id, "agent_id") if agent_id else self.settings.agent_id
+
+    async def log_session(
+        self, transcript: list[Turn] | str, *, session_id: str | None = None, agent_id: str | None = None,
+        title: str | None = None, notes: list[str] | None = None, outcome: Outcome | None = None,
+        outcome_summary: str | None = None, ended: bool = True,
+    ) -> LogResult:
+        turns, notes, agent = ingest.turns_from(transcript), notes or [], self.agent(agent_id)
+        ingest.check_sizes(turns, notes, title)
+        if session_id is not None:
+            ingest.check_identifier(session_id, "session_id")
+        async with self.db.transaction():
+            sid, digest, noted, redactions = await ingest.log(
+                self.db, turns, notes, session_id=session_id, agent_id=agent, title=title, outcome=outcome,
+                summary=outcome_summary, ended=ended, now=self.clock(),
+            )
+        return await ingest.log_result(self.db, sid, digest, len(turns), noted, redactions, ended,
+                                       self.settings.dream_after)
+
+    async def read_memory(
+        self, query: str | None = None, *, scope: str | None = None, categories: list[Category] | None = None,
+        budget_tokens: int = 2000, include_notes: bool = True, agent_id: str | None = None,
+    ) -> MemoryView:
+        return await recall.read(
+            self.db, agent_id=self.agent(agent_id), query=query, scope=scope, categories=categories,
+            budget_tokens=budget_tokens, include_notes=include_notes, now=self.clock(),
+        )
+
+    async def propose_dream(
+        self, engine: str = "auto", *, max_sessions: int = 100, scope: str | None = None,
+        instructions: str | None = None,
+    ) -> Proposal:
+        if scope is not None:
+            recall.visible_scopes(scope, self.settings.agent_id)
+        return await dreams.propose(
+            self.db, engine=engine, max_sessions=max_sessions, scope=scope, instructions=instructions,
+            stale_after_days=self.settings.stale_after_days, now=self.clock(),
+        )
+
+    async def proposal(self, proposal_id: str) -> Proposal:
+        return await dreams.load(self.db, proposal_id)
+
+    async def apply_dream(
+        self, proposal_id: str, approve: dreams.Approval | None = None, edits: dict[str, str] | None = None
+    ) -> ApplyResult:
+        return await dreams.apply(self.db, proposal_id, approve, edits, self.clock())
+
+    async def apply_unflagged(self, proposal_id: str) -> ApplyResult:
+        """Auto mode: apply only operations without risk flags; the rest wait in a new proposal."""
+        proposal = await self.proposal(proposal_id)
+        return await dreams.apply_unflagged(self.db, proposal, self.clock())
+
+    async def revert_dream(self, proposal_id: str) -> RevertResult:
+        return await dreams.revert(self.db, proposal_id, self.clock())
+
+    async def export(self) -> dict:
+        return await transfer.export(self.db, self.clock())
+
+    async def import_(self, document: dict) -> dict[str, int]:
+        return await transfer.import_(self.db, document, self.clock())
+
+
+@asynccontextmanager
+async def open_reverie(settings: Settings, clock: Callable[[], datetime] = utcnow) -> AsyncIterator[Reverie]:
+    async with open_database(settings.db_path) as db:
+        yield Reverie(db, settings, clock)

@@ -1,0 +1,318 @@
+"""Proposing, applying and reverting dreams.
+
+- propose: snapshot memory + unconsolidated sessions, let an engine draft operations,
+  then validate, redact and risk-flag every one before it is stored as a pending proposal.
+  Whatever an engine returns, this is the one gate to review.
+- apply: one transaction. It refuses a proposal whose targets changed after its base
+  revision, or that would re-add an entry a newer dream already added, and flips the
+  status pending → applied by compare-and-set, so a proposal is applied at most once.
+- revert: replays the revision's changes backwards as a new revision; refused when a
+  later revision built on what it changed (revert that one first).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from reverie import config
+from reverie.engines import engine_named
+from reverie.errors import AlreadyDecided, InvalidInput, NeedsDecision, NotFound, StaleProposal
+from reverie.models import (
+    ApplyResult, DreamInput, DreamStats, Evidence, Memory, Operation, OperationDraft, Proposal, RevertResult,
+)
+from reverie.report import proposal_markdown
+from reverie.safety import instruction_like, redact
+from reverie.store import Database, memories, proposals, revisions, sessions
+from reverie.text import estimate_tokens
+
+APPLIED = ("applied", "partially_applied")
+ARCHIVE_REASON = {"update": "superseded", "merge": "merged", "prune": "pruned", "promote": "promoted"}
+MAX_PROVENANCE = 20
+
+Approval = Literal["all"] | list[str]
+
+
+# --- propose ---------------------------------------------------------------------------------
+
+
+async def propose(
+    db: Database, *, engine: str, max_sessions: int, scope: str | None, instructions: str | None,
+    stale_after_days: int, now: datetime,
+) -> Proposal:
+    check_dream_arguments(max_sessions, instructions)
+    dreamer = engine_named(engine)
+    async with db.snapshot():
+        base = await revisions.current_revision(db)
+        current = await memories.active_memories(db, [scope] if scope else None)
+        reviewed = await sessions.unconsolidated_sessions(db, _agent_of(scope), max_sessions)
+    dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
+                       stale_after_days=stale_after_days)
+    drafts = await dreamer.propose(dream)
+    operations = finalize(drafts, {m.id: m for m in current})
+    proposal = Proposal(
+        id=f"drm_{uuid.uuid4().hex[:10]}", engine=dreamer.name, scope=scope,
+        status="pending" if operations else "applied", base_revision=base, created_at=now,
+        session_ids=[s.id for s in reviewed], operations=operations, stats=_stats(current, operations, len(reviewed)),
+    )
+    async with db.transaction():
+        await proposals.supersede_pending(db, scope, now)
+        await proposals.insert_proposal(db, proposal, instructions)
+    return with_report(proposal)
+
+
+def check_dream_arguments(max_sessions: int, instructions: str | None) -> None:
+    if not 1 <= max_sessions <= config.MAX_SESSIONS:
+        raise InvalidInput(f"max_sessions must be between 1 and {config.MAX_SESSIONS}; got {max_sessions}.")
+    if instructions and len(instructions) > config.MAX_INSTRUCTIONS_CHARS:
+        raise InvalidInput(f"instructions are limited to {config.MAX_INSTRUCTIONS_CHARS} characters.")
+
+
+def _agent_of(scope: str | None) -> str | None:
+    return scope.removeprefix("agent:") if scope and scope.startswith("agent:") else None
+
+
+def finalize(drafts: list[OperationDraft], current: dict[str, Memory]) -> list[Operation]:
+    """Give drafts ids and the targets' text; drop ones that target nothing known; flag risks."""
+    operations = []
+    for draft in drafts:
+        if not draft.targets and draft.kind != "add" or any(t not in current for t in draft.targets):
+            continue  # an engine may only touch entries it was shown
+        if draft.kind != "prune" and not (draft.content or "").strip():
+            continue
+        operations.append(_checked(draft, f"op{len(operations) + 1}", current))
+    return operations
+
+
+def _checked(draft: OperationDraft, op_id: str, current: dict[str, Memory]) -> Operation:
+    content, secrets = redact(draft.content) if draft.content else (None, 0)
+    evidence = [e.model_copy(update={"quote": redact(e.quote)[0]}) for e in draft.evidence]
+    risk = set(draft.risk)
+    if secrets or "[REDACTED:" in (content or ""):
+        risk.add("secret_redacted")
+    if content and instruction_like(content):
+        risk.add("instruction_like")
+    if draft.kind in ("add", "update") and not evidence:
+        risk.add("low_evidence")
+    return Operation(
+        **draft.model_dump(exclude={"content", "evidence", "risk", "category"}),
+        op_id=op_id, content=content, evidence=evidence, risk=sorted(risk),
+        category=draft.category or (current[draft.targets[0]].category if draft.targets else "fact"),
+        before=[current[t].content for t in draft.targets],
+    )
+
+
+def _stats(current: list[Memory], operations: list[Operation], reviewed: int) -> DreamStats:
+    archived = {t for op in operations for t in op.targets}
+    added = [op.content for op in operations if op.content]
+    kept = [m.content for m in current if m.id not in archived]
+    return DreamStats(
+        sessions_reviewed=reviewed, memories_before=len(current), memories_after=len(kept) + len(added),
+        tokens_before=sum(estimate_tokens(m.content) for m in current),
+        tokens_after=sum(map(estimate_tokens, kept + added)),
+    )
+
+
+def with_report(proposal: Proposal) -> Proposal:
+    return proposal.model_copy(update={"report": proposal_markdown(proposal)})
+
+
+async def load(db: Database, proposal_id: str) -> Proposal:
+    proposal = await proposals.get_proposal(db, proposal_id)
+    if proposal is None:
+        raise NotFound(f"No dream proposal {proposal_id!r}. read_memory lists the pending ones.")
+    return with_report(proposal)
+
+
+# --- apply -----------------------------------------------------------------------------------
+
+
+def choose(proposal: Proposal, approve: Approval | None, edits: dict[str, str] | None) -> list[Operation]:
+    """The approved operations, with edits applied; validates every id the caller named."""
+    if proposal.status != "pending":
+        raise AlreadyDecided(f"Proposal {proposal.id} is {proposal.status}; only pending proposals can be applied. "
+                             "Run propose_dream for a fresh one.")
+    ids = [op.op_id for op in proposal.operations]
+    if approve is None:
+        raise NeedsDecision(f"Show the user the report of {proposal.id} and pass their decisions: approve=\"all\" "
+                            f"or a list of op ids from {ids} (the rest are rejected), edits={{op_id: text}} optional.")
+    chosen = ids if approve == "all" else list(dict.fromkeys(approve))
+    _check_known(chosen, ids, "approve")
+    _check_known(list(edits or {}), chosen, "edits (only approved ops can be edited)")
+    return [_edited(op, (edits or {}).get(op.op_id)) for op in proposal.operations if op.op_id in chosen]
+
+
+def _check_known(named: list[str], known: list[str], field: str) -> None:
+    if unknown := [i for i in named if i not in known]:
+        raise NotFound(f"Unknown op id(s) in {field}: {', '.join(unknown)}. This proposal has: {', '.join(known)}.")
+
+
+def _edited(op: Operation, text: str | None) -> Operation:
+    if text is None:
+        return op
+    if op.kind == "prune":
+        raise InvalidInput(f"{op.op_id} prunes entries; it has no text to edit. Approve or reject it.")
+    if not text.strip() or len(text) > config.MAX_OPERATION_CHARS:
+        raise InvalidInput(f"The edit for {op.op_id} must be 1-{config.MAX_OPERATION_CHARS} characters.")
+    return op.model_copy(update={"content": redact(text)[0]})
+
+
+async def apply(
+    db: Database, proposal_id: str, approve: Approval | None, edits: dict[str, str] | None, now: datetime
+) -> ApplyResult:
+    async with db.transaction():
+        proposal = await load(db, proposal_id)
+        return await _apply_chosen(db, proposal, choose(proposal, approve, edits), now)
+
+
+async def apply_unflagged(db: Database, proposal: Proposal, now: datetime) -> ApplyResult:
+    """Auto mode: apply what carries no risk flag; move the rest to a new pending proposal.
+
+    Both happen in one transaction, so a flagged change is never lost between the two.
+    """
+    async with db.transaction():
+        proposal = await load(db, proposal.id)
+        result = await _apply_chosen(db, proposal, choose(proposal, unflagged(proposal), None), now)
+        held = [op.model_copy(update={"status": "pending"}) for op in proposal.operations if op.risk]
+        if not held:
+            return result
+        kept = await _hold_for_review(db, proposal, held, result.revision, now)
+    return result.model_copy(update={"message": result.message + f" {len(held)} flagged change(s) wait for "
+                                     f"a person's review in proposal {kept}."})
+
+
+async def _hold_for_review(db: Database, proposal: Proposal, held: list[Operation], revision: int, now) -> str:
+    current = await memories.active_memories(db, [proposal.scope] if proposal.scope else None)
+    waiting = proposal.model_copy(update={
+        "id": f"drm_{uuid.uuid4().hex[:10]}", "status": "pending", "base_revision": revision, "created_at": now,
+        "operations": held, "applied_revision": None,
+        "stats": _stats(current, held, proposal.stats.sessions_reviewed),
+    })
+    await proposals.insert_proposal(db, waiting, None)
+    return waiting.id
+
+
+async def _apply_chosen(db: Database, proposal: Proposal, chosen: list[Operation], now: datetime) -> ApplyResult:
+    """Apply `chosen` inside the caller's transaction; every other op is rejected."""
+    await _check_fresh(db, proposal, chosen)
+    revision = await revisions.create_revision(db, proposal.id, "apply", now)
+    added, archived = [], []
+    for op in chosen:
+        archived += await _archive_targets(db, revision, op, now)
+        if op.content is not None:
+            added.append(await _insert_result(db, revision, op, proposal.id, now))
+        else:
+            await proposals.set_operation_result(db, proposal.id, op.op_id, "applied")
+    rejected = [op.op_id for op in proposal.operations if op.op_id not in _ids(chosen)]
+    for op_id in rejected:
+        await proposals.set_operation_result(db, proposal.id, op_id, "rejected")
+    status = "rejected" if not chosen else "partially_applied" if rejected else "applied"
+    if not await proposals.set_status(db, proposal.id, ["pending"], status, now, revision):
+        raise AlreadyDecided(f"Proposal {proposal.id} was decided by someone else meanwhile.")
+    return ApplyResult(
+        proposal_id=proposal.id, status=status, revision=revision, applied=_ids(chosen), rejected=rejected,
+        memories_added=added, memories_archived=archived,
+        message=f"Applied {len(chosen)} of {len(proposal.operations)} changes as revision {revision}; "
+                f"revert_dream('{proposal.id}') undoes them.",
+    )
+
+
+def _ids(ops: list[Operation]) -> list[str]:
+    return [op.op_id for op in ops]
+
+
+async def _check_fresh(db: Database, proposal: Proposal, chosen: list[Operation]) -> None:
+    targets = [t for op in chosen for t in op.targets]
+    changed = await revisions.changed_since(db, targets, proposal.base_revision)
+    stale = [op.op_id for op in chosen if changed & set(op.targets)]
+    for op in chosen:
+        existing = await memories.find_active_by_content(db, op.content) if op.content else None
+        if existing and existing not in op.targets:
+            stale.append(op.op_id)
+    if stale:
+        raise StaleProposal(
+            f"Memory changed since proposal {proposal.id} was made (revision {proposal.base_revision}): "
+            f"{', '.join(sorted(set(stale)))} would overwrite or re-add newer entries. Run propose_dream again."
+        )
+
+
+async def _archive_targets(db: Database, revision: int, op: Operation, now: datetime) -> list[str]:
+    before = await memories.get_memories(db, op.targets)
+    for memory_id in op.targets:
+        if not await memories.archive_memory(db, memory_id, ARCHIVE_REASON[op.kind], now):
+            raise StaleProposal(f"{op.op_id}: entry {memory_id} is no longer active. Run propose_dream again.")
+        after = (await memories.get_memories(db, [memory_id]))[memory_id]
+        await revisions.record_change(db, revision, op.op_id, "archive", before[memory_id], after)
+    return list(op.targets)
+
+
+async def _insert_result(db: Database, revision: int, op: Operation, proposal_id: str, now: datetime) -> str:
+    targets = list((await memories.get_memories(db, op.targets)).values())
+    evidence = _provenance(op.evidence, [e for t in targets for e in t.evidence])
+    seen = await sessions.started_at(db, [e.session_id for e in evidence])
+    observed = max([*seen.values(), *(t.observed_at for t in targets)], default=now)
+    memory = Memory(
+        id=f"mem_{uuid.uuid4().hex[:12]}", content=op.content, category=op.category or "fact",
+        scope=op.scope or (targets[0].scope if targets else "shared"), confidence=op.confidence,
+        evidence=evidence, created_at=now, updated_at=now, observed_at=observed,
+    )
+    await memories.insert_memory(db, memory)
+    stored = (await memories.get_memories(db, [memory.id]))[memory.id]
+    await revisions.record_change(db, revision, op.op_id, "insert", None, stored)
+    await proposals.set_operation_result(db, proposal_id, op.op_id, "applied", memory.id)
+    return memory.id
+
+
+def _provenance(*groups: list[Evidence]) -> list[Evidence]:
+    unique = {(e.session_id, e.event_index, e.note_index): e for group in groups for e in group}
+    return list(unique.values())[:MAX_PROVENANCE]
+
+
+def unflagged(proposal: Proposal) -> list[str]:
+    """What auto mode may apply: operations with no risk flag at all."""
+    return [op.op_id for op in proposal.operations if not op.risk]
+
+
+# --- revert ----------------------------------------------------------------------------------
+
+
+async def revert(db: Database, proposal_id: str, now: datetime) -> RevertResult:
+    async with db.transaction():
+        proposal = await load(db, proposal_id)
+        if proposal.status not in APPLIED:
+            raise AlreadyDecided(f"Proposal {proposal_id} is {proposal.status}; only applied dreams can be reverted.")
+        changes = await revisions.changes(db, proposal.applied_revision) if proposal.applied_revision else []
+        await _check_nothing_built_on(db, proposal, changes)
+        revision = await revisions.create_revision(db, proposal.id, "revert", now)
+        restored, archived = [], []
+        for change in reversed(changes):
+            undone = await _undo(db, revision, change, now)
+            (archived if change["change"] == "insert" else restored).append(undone)
+        if not await proposals.set_status(db, proposal.id, list(APPLIED), "reverted", now):
+            raise AlreadyDecided(f"Proposal {proposal_id} was reverted by someone else meanwhile.")
+    return RevertResult(
+        proposal_id=proposal_id, revision=revision, memories_restored=restored, memories_archived=archived,
+        message=f"Reverted {proposal_id} as revision {revision}; memory is as it was before it was applied.",
+    )
+
+
+async def _check_nothing_built_on(db: Database, proposal: Proposal, changes) -> None:
+    later = await revisions.changed_since(db, [c["memory_id"] for c in changes], proposal.applied_revision or 0)
+    if later:
+        raise StaleProposal(f"Later dreams changed entries {proposal.id} touched ({', '.join(sorted(later))}). "
+                            "Revert those dreams first, newest first.")
+
+
+async def _undo(db: Database, revision: int, change, now: datetime) -> str:
+    memory_id = change["memory_id"]
+    current = (await memories.get_memories(db, [memory_id]))[memory_id]
+    if change["change"] == "insert":
+        await memories.archive_memory(db, memory_id, "reverted", now)
+    else:
+        await memories.restore_memory(db, Memory.model_validate_json(change["before_json"]))
+    after = (await memories.get_memories(db, [memory_id]))[memory_id]
+    await revisions.record_change(db, revision, None, "archive" if change["change"] == "insert" else "restore",
+                                  current, after)
+    return memory_id
+

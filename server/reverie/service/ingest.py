@@ -1,0 +1,128 @@
+"""Logging sessions: validate, redact, append, hash.
+
+Secrets are redacted here, before anything is written, so no later layer (memory,
+notes, proposals, exports) can ever hold one. A transcript is appended whole or not
+at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+
+from reverie import config
+from reverie.clock import as_utc
+from reverie.errors import Conflict, InvalidInput
+from reverie.models import LogResult, Outcome, Turn
+from reverie.safety import redact
+from reverie.store import Database
+from reverie.store import sessions as store
+from reverie.transcript import TranscriptError, parse_transcript
+
+
+def turns_from(transcript: list[Turn] | str) -> list[Turn]:
+    if isinstance(transcript, str):
+        try:
+            return parse_transcript(transcript)
+        except TranscriptError as error:
+            raise InvalidInput(str(error)) from None
+    return list(transcript)
+
+
+def check_sizes(turns: list[Turn], notes: list[str], title: str | None) -> None:
+    if not turns and not notes:
+        raise InvalidInput("The transcript is empty: send at least one turn (or notes to add to an open session).")
+    if len(turns) > config.MAX_TURNS:
+        raise InvalidInput(f"{len(turns)} turns in one call; the limit is {config.MAX_TURNS}. Split the transcript "
+                           "and send the rest with the same session_id and ended=false until the last part.")
+    if (size := sum(len(t.content) for t in turns)) > config.MAX_TRANSCRIPT_CHARS:
+        raise InvalidInput(f"The transcript is {size:,} characters; the limit per call is "
+                           f"{config.MAX_TRANSCRIPT_CHARS:,}. Send it in parts with the same session_id.")
+    if len(notes) > config.MAX_NOTES or any(len(n) > config.MAX_NOTE_CHARS for n in notes):
+        raise InvalidInput(f"At most {config.MAX_NOTES} notes of {config.MAX_NOTE_CHARS} characters each.")
+    if title and len(title) > config.MAX_TITLE_CHARS:
+        raise InvalidInput(f"The title is longer than {config.MAX_TITLE_CHARS} characters.")
+
+
+def check_identifier(value: str, field: str) -> str:
+    if not config.IDENTIFIER.match(value):
+        raise InvalidInput(f"{field} {value!r} is not valid: use 1-128 letters, digits and . _ : @ - only.")
+    return value
+
+
+def redacted_turns(turns: list[Turn]) -> tuple[list[Turn], int]:
+    clean, total = [], 0
+    for turn in turns:
+        content, count = redact(turn.content)
+        total += count
+        clean.append(turn.model_copy(update={"content": content}))
+    return clean, total
+
+
+def redacted_texts(texts: list[str]) -> tuple[list[str], int]:
+    pairs = [redact(text) for text in texts if text.strip()]
+    return [text for text, _ in pairs], sum(count for _, count in pairs)
+
+
+def chain_hash(previous: str, turns: list[Turn]) -> str:
+    """sha256 chained over events, so appending never needs to reread the session."""
+    digest = previous
+    for turn in turns:
+        line = json.dumps(turn.model_dump(mode="json", exclude={"timestamp"}), sort_keys=True)
+        digest = hashlib.sha256((digest + line).encode()).hexdigest()
+    return digest
+
+
+async def open_or_create(
+    db: Database, session_id: str | None, agent_id: str, turns: list[Turn], now: datetime
+) -> tuple[str, str]:
+    """The session to append to (id, content hash so far), created if new."""
+    if session_id is not None:
+        row = await store.get_session(db, session_id)
+        if row is not None:
+            return _appendable(row, agent_id), row["content_hash"]
+    new_id = session_id or f"ses_{uuid.uuid4().hex[:12]}"
+    started = next((as_utc(t.timestamp) for t in turns if t.timestamp), now)
+    await store.create_session(db, new_id, agent_id, started, now)
+    return new_id, ""
+
+
+def _appendable(row, agent_id: str) -> str:
+    if row["ended_at"] is not None:
+        raise Conflict(f"Session {row['id']} has ended and is final. Log a new session (omit session_id).")
+    if row["agent_id"] != agent_id:
+        raise Conflict(f"Session {row['id']} belongs to agent {row['agent_id']!r}, not {agent_id!r}.")
+    return row["id"]
+
+
+async def log(
+    db: Database, turns: list[Turn], notes: list[str], *, session_id: str | None, agent_id: str,
+    title: str | None, outcome: Outcome | None, summary: str | None, ended: bool, now: datetime,
+) -> tuple[str, int, int, int]:
+    """Append turns and notes in the open transaction; returns (id, hash, added, redactions)."""
+    turns, redactions = redacted_turns(turns)
+    notes, note_redactions = redacted_texts(notes)
+    title, title_redactions = redact(title) if title else (None, 0)
+    summary, summary_redactions = redact(summary) if summary else (None, 0)
+    sid, previous = await open_or_create(db, session_id, agent_id, turns, now)
+    events, note_count = await store.counts(db, sid)
+    await store.append_events(db, sid, events, turns)
+    await store.append_notes(db, sid, note_count, notes, now)
+    digest = chain_hash(previous, turns)
+    await store.update_session(db, sid, title=title, outcome=outcome, outcome_summary=summary,
+                               content_hash=digest, ended_at=now if ended else None)
+    return sid, digest, len(notes), redactions + note_redactions + title_redactions + summary_redactions
+
+
+async def log_result(db: Database, sid: str, digest: str, added: int, notes: int, redactions: int,
+                     ended: bool, dream_after: int) -> LogResult:
+    row = await store.get_session(db, sid)
+    events, _ = await store.counts(db, sid)
+    awaiting = await store.count_unconsolidated(db)
+    return LogResult(
+        session_id=sid, agent_id=row["agent_id"], events_added=added, event_count=events, notes_added=notes,
+        content_hash=digest, ended=ended, redactions=redactions, sessions_awaiting_dream=awaiting,
+        dream_due=awaiting >= dream_after,
+    )

@@ -1,0 +1,88 @@
+"""What an agent loads at session start: ranked memory, fresh notes and past excerpts,
+cut to a token budget.
+
+The budget is shared in a fixed order: curated memory first (up to 60% when there are
+notes or a query to make room for), then notes logged since the last dream, then raw
+excerpts of past sessions matching the query. Whatever a section leaves unused passes
+to the next, so the output never exceeds the budget however large memory grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from reverie import config
+from reverie.errors import InvalidInput
+from reverie.models import Category, MemoryEntry, MemoryView
+from reverie.report import entry_line, episode_line, memory_markdown, note_line, pending_line
+from reverie.store import Database
+from reverie.store import memories, proposals, sessions
+from reverie.text import estimate_tokens
+
+T = TypeVar("T")
+CANDIDATES = 200  # ranked entries fetched before cutting to the budget
+MEMORY_SHARE = 0.6
+MIN_BUDGET = 100  # below this not even the headings fit
+HEADINGS = 60     # tokens kept back for section headings and the pending-review hint
+
+
+def visible_scopes(scope: str | None, agent_id: str) -> list[str]:
+    if scope is None:
+        return ["shared", "user", f"agent:{agent_id}"]
+    if not config.SCOPE.match(scope):
+        raise InvalidInput(f"scope {scope!r} is not valid: use 'shared', 'user', 'agent:<id>' or 'project:<key>'.")
+    return [scope]
+
+
+def check_budget(budget_tokens: int) -> None:
+    if not MIN_BUDGET <= budget_tokens <= config.MAX_BUDGET_TOKENS:
+        raise InvalidInput(f"budget_tokens must be between {MIN_BUDGET} and {config.MAX_BUDGET_TOKENS:,}; got {budget_tokens}.")
+
+
+def fit(items: Sequence[T], render: Callable[[T], str], budget: int) -> tuple[list[T], int]:
+    """The longest prefix of `items` whose rendered lines fit `budget` tokens."""
+    chosen, used = [], 0
+    for item in items:
+        cost = estimate_tokens(render(item)) + 1
+        if used + cost > budget:
+            break
+        chosen.append(item)
+        used += cost
+    return chosen, used
+
+
+async def read(
+    db: Database, *, agent_id: str, query: str | None, scope: str | None, categories: list[Category] | None,
+    budget_tokens: int, include_notes: bool, now: datetime,
+) -> MemoryView:
+    check_budget(budget_tokens)
+    scopes = visible_scopes(scope, agent_id)
+    async with db.snapshot():
+        ranked = await memories.ranked_memories(db, now, query, scopes, categories, CANDIDATES)
+        notes = await sessions.pending_notes(db, agent_id) if include_notes else []
+        episodes = await sessions.search_events(db, query, agent_id) if query else []
+        pending = await proposals.pending_notices(db)
+    budget = budget_tokens - sum(estimate_tokens(pending_line(p)) for p in pending) - HEADINGS
+    entries = [_entry(m) for m, _ in ranked]
+    share = int(budget * MEMORY_SHARE) if (notes or episodes) else budget
+    kept, used = fit(entries, entry_line, max(share, 0))
+    kept_notes, used_notes = fit(notes, note_line, max(budget - used, 0) // (2 if episodes else 1))
+    kept_episodes, used_episodes = fit(episodes, episode_line, max(budget - used - used_notes, 0))
+    if kept:
+        async with db.transaction():
+            await memories.mark_read(db, [e.id for e in kept], now)
+    markdown = memory_markdown(kept, kept_notes, kept_episodes, pending)
+    return MemoryView(
+        entries=kept, notes=kept_notes, episodes=kept_episodes, pending_proposals=pending,
+        budget_tokens=budget_tokens, tokens_used=estimate_tokens(markdown),
+        truncated=len(kept) < len(entries), markdown=markdown,
+    )
+
+
+def _entry(memory) -> MemoryEntry:
+    return MemoryEntry(
+        id=memory.id, content=memory.content, category=memory.category, scope=memory.scope,
+        confidence=memory.confidence, sources=memory.sources, updated_at=memory.updated_at,
+    )

@@ -1,0 +1,103 @@
+"""One SQLite connection, its pragmas, and the only transaction context in Reverie.
+
+aiosqlite runs every statement on one worker thread, so concurrent coroutines share
+one connection; a lock serialises units of work so that a `transaction()` never sees
+another coroutine's half-finished writes. Across processes, SQLite's own locking and
+the busy timeout do the same job.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from reverie.store.migrations import migrate
+
+BUSY_TIMEOUT_MS = 10_000
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Database:
+    def __init__(self, connection: aiosqlite.Connection, path: str):
+        self.connection = connection
+        self.path = path
+        self._lock = anyio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Database]:
+        """A write transaction: BEGIN IMMEDIATE, commit on success, roll back on anything else.
+
+        IMMEDIATE takes the write lock up front, so two processes cannot both read a
+        proposal as pending and then both apply it.
+        """
+        async with self._lock:
+            await self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.connection.execute("ROLLBACK")
+                raise
+            await self.connection.execute("COMMIT")
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Database]:
+        """A consistent read across several queries."""
+        async with self._lock:
+            await self.connection.execute("BEGIN")
+            try:
+                yield self
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.connection.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        cursor = await self.connection.execute(sql, params)
+        return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self.connection.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        cursor = await self.connection.execute(sql, params)
+        return list(await cursor.fetchall())
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        cursor = await self.connection.execute(sql, params)
+        return await cursor.fetchone()
+
+    async def scalar(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+@asynccontextmanager
+async def open_database(path: str | Path) -> AsyncIterator[Database]:
+    """Open (creating if needed) and migrate the database at `path`."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connection = await aiosqlite.connect(str(path), isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    try:
+        await _configure(connection)
+        await migrate(connection)
+        yield Database(connection, str(path))
+    finally:
+        await connection.close()
+
+
+async def _configure(connection: aiosqlite.Connection) -> None:
+    await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await connection.execute("PRAGMA journal_mode = WAL")
+    await connection.execute("PRAGMA foreign_keys = ON")
+    await connection.execute("PRAGMA synchronous = NORMAL")

@@ -1,0 +1,122 @@
+"""Dream proposals and their operations.
+
+Status changes are compare-and-set (`… WHERE status IN (…)` then check the row count), so
+two reviewers, or two processes, can never both apply the same proposal.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import TypeAdapter
+
+from reverie.clock import from_iso, to_iso
+from reverie.models import DreamStats, Evidence, Operation, PendingNotice, Proposal
+from reverie.store.database import Database
+
+_EVIDENCE = TypeAdapter(list[Evidence])
+
+
+async def insert_proposal(db: Database, proposal: Proposal, instructions: str | None) -> None:
+    await db.execute(
+        """INSERT INTO proposals (id, engine, scope, status, base_revision, instructions, stats_json, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        (proposal.id, proposal.engine, proposal.scope, proposal.status, proposal.base_revision, instructions,
+         proposal.stats.model_dump_json(), to_iso(proposal.created_at)),
+    )
+    await db.executemany(
+        "INSERT INTO proposal_sessions (proposal_id, session_id) VALUES (?, ?)",
+        [(proposal.id, sid) for sid in proposal.session_ids],
+    )
+    await db.executemany(
+        """INSERT INTO operations (proposal_id, op_id, position, kind, targets_json, before_json, content, category,
+               scope, confidence, rationale, evidence_json, risk_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [_operation_row(proposal.id, position, op) for position, op in enumerate(proposal.operations)],
+    )
+
+
+def _operation_row(proposal_id: str, position: int, op: Operation) -> tuple:
+    return (
+        proposal_id, op.op_id, position, op.kind, json.dumps(op.targets), json.dumps(op.before), op.content,
+        op.category, op.scope, op.confidence, op.rationale, _EVIDENCE.dump_json(op.evidence).decode(),
+        json.dumps(op.risk),
+    )
+
+
+async def get_proposal(db: Database, proposal_id: str) -> Proposal | None:
+    row = await db.fetchone("SELECT * FROM proposals WHERE id = ?", (proposal_id,))
+    if row is None:
+        return None
+    ops = await db.fetchall("SELECT * FROM operations WHERE proposal_id = ? ORDER BY position", (proposal_id,))
+    sessions = await db.fetchall("SELECT session_id FROM proposal_sessions WHERE proposal_id = ?", (proposal_id,))
+    return Proposal(
+        id=row["id"],
+        engine=row["engine"],
+        scope=row["scope"],
+        status=row["status"],
+        base_revision=row["base_revision"],
+        created_at=from_iso(row["created_at"]),
+        session_ids=[r[0] for r in sessions],
+        operations=[_operation(r) for r in ops],
+        stats=DreamStats.model_validate_json(row["stats_json"]),
+        applied_revision=row["applied_revision"],
+    )
+
+
+def _operation(row: sqlite3.Row) -> Operation:
+    return Operation(
+        op_id=row["op_id"],
+        kind=row["kind"],
+        targets=json.loads(row["targets_json"]),
+        before=json.loads(row["before_json"]),
+        content=row["content"],
+        category=row["category"],
+        scope=row["scope"],
+        confidence=row["confidence"],
+        rationale=row["rationale"],
+        evidence=_EVIDENCE.validate_json(row["evidence_json"]),
+        risk=json.loads(row["risk_json"]),
+        status=row["status"],
+        memory_id=row["memory_id"],
+    )
+
+
+async def pending_notices(db: Database) -> list[PendingNotice]:
+    rows = await db.fetchall(
+        """SELECT p.id, p.created_at, count(o.op_id), coalesce(sum(o.risk_json != '[]'), 0)
+           FROM proposals p LEFT JOIN operations o ON o.proposal_id = p.id
+           WHERE p.status = 'pending' GROUP BY p.id ORDER BY p.created_at DESC"""
+    )
+    return [PendingNotice(proposal_id=r[0], created_at=from_iso(r[1]), operations=r[2], flagged=r[3]) for r in rows]
+
+
+async def set_status(
+    db: Database, proposal_id: str, expected: Sequence[str], status: str, at: datetime, revision: int | None = None
+) -> bool:
+    """Move a proposal to `status` if it is currently in one of `expected`."""
+    changed = await db.execute(
+        f"""UPDATE proposals SET status = ?, decided_at = ?, applied_revision = coalesce(?, applied_revision)
+            WHERE id = ? AND status IN ({','.join('?' * len(expected))})""",
+        (status, to_iso(at), revision, proposal_id, *expected),
+    )
+    return changed == 1
+
+
+async def set_operation_result(
+    db: Database, proposal_id: str, op_id: str, status: str, memory_id: str | None = None
+) -> None:
+    await db.execute(
+        "UPDATE operations SET status = ?, memory_id = ? WHERE proposal_id = ? AND op_id = ?",
+        (status, memory_id, proposal_id, op_id),
+    )
+
+
+async def supersede_pending(db: Database, scope: str | None, at: datetime) -> list[str]:
+    """Mark older pending proposals over the same scope as superseded; returns their ids."""
+    rows = await db.fetchall("SELECT id FROM proposals WHERE status = 'pending' AND scope IS ?", (scope,))
+    for row in rows:
+        await set_status(db, row[0], ["pending"], "superseded", at)
+    return [r[0] for r in rows]

@@ -1,0 +1,163 @@
+"""Sessions, their events and notes: the append-only record of what happened.
+
+A session is "consolidated" once a proposal that reviewed it has been applied; reverting
+that proposal makes it unconsolidated again, so its notes come back to the next dream.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from reverie.clock import from_iso, to_iso
+from reverie.models import Episode, Event, Note, NoteEntry, SessionRecord, Turn
+from reverie.store.database import Database
+from reverie.store.search import fts_query
+
+_CONSOLIDATED = """EXISTS (
+    SELECT 1 FROM proposal_sessions ps JOIN proposals p ON p.id = ps.proposal_id
+    WHERE ps.session_id = s.id AND p.status IN ('applied', 'partially_applied'))"""
+
+
+async def get_session(db: Database, session_id: str) -> sqlite3.Row | None:
+    return await db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
+
+
+async def create_session(
+    db: Database, session_id: str, agent_id: str, started_at: datetime, logged_at: datetime
+) -> None:
+    await db.execute(
+        "INSERT INTO sessions (id, agent_id, content_hash, started_at, logged_at) VALUES (?, ?, '', ?, ?)",
+        (session_id, agent_id, to_iso(started_at), to_iso(logged_at)),
+    )
+
+
+async def update_session(db: Database, session_id: str, **fields: object) -> None:
+    """Set title, outcome, outcome_summary, content_hash or ended_at on an open session."""
+    allowed = {"title", "outcome", "outcome_summary", "content_hash", "ended_at"}
+    assignments = {k: v for k, v in fields.items() if k in allowed and v is not None}
+    if unknown := set(fields) - allowed:
+        raise ValueError(f"not a session field: {sorted(unknown)}")
+    if assignments:
+        columns = ", ".join(f"{name} = ?" for name in assignments)
+        values = [to_iso(v) if isinstance(v, datetime) else v for v in assignments.values()]
+        await db.execute(f"UPDATE sessions SET {columns} WHERE id = ?", (*values, session_id))
+
+
+async def append_events(db: Database, session_id: str, first_index: int, turns: Sequence[Turn]) -> None:
+    await db.executemany(
+        "INSERT INTO events (session_id, idx, role, content, tool_name, is_error, timestamp)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (session_id, first_index + i, t.role, t.content, t.tool_name, int(t.is_error),
+             to_iso(t.timestamp) if t.timestamp else None)
+            for i, t in enumerate(turns)
+        ],
+    )
+
+
+async def append_notes(
+    db: Database, session_id: str, first_index: int, notes: Sequence[str], at: datetime
+) -> None:
+    await db.executemany(
+        "INSERT INTO notes (session_id, idx, content, created_at) VALUES (?, ?, ?, ?)",
+        [(session_id, first_index + i, text, to_iso(at)) for i, text in enumerate(notes)],
+    )
+
+
+async def counts(db: Database, session_id: str) -> tuple[int, int]:
+    """(events, notes) stored for a session."""
+    events = await db.scalar("SELECT count(*) FROM events WHERE session_id = ?", (session_id,))
+    notes = await db.scalar("SELECT count(*) FROM notes WHERE session_id = ?", (session_id,))
+    return events, notes
+
+
+async def count_unconsolidated(db: Database) -> int:
+    return await db.scalar(f"SELECT count(*) FROM sessions s WHERE ended_at IS NOT NULL AND NOT {_CONSOLIDATED}")
+
+
+async def last_consolidated_at(db: Database) -> datetime | None:
+    return from_iso(await db.scalar("SELECT max(decided_at) FROM proposals WHERE status IN ('applied', 'partially_applied')"))
+
+
+async def unconsolidated_sessions(db: Database, agent_id: str | None, limit: int) -> list[SessionRecord]:
+    """The `limit` most recent ended, unconsolidated sessions, oldest first, with events and notes."""
+    rows = await db.fetchall(
+        f"""SELECT * FROM sessions s WHERE ended_at IS NOT NULL AND NOT {_CONSOLIDATED}
+            AND (? IS NULL OR agent_id = ?) ORDER BY started_at DESC, logged_at DESC LIMIT ?""",
+        (agent_id, agent_id, limit),
+    )
+    return [await _record(db, row) for row in reversed(rows)]
+
+
+async def session_record(db: Database, session_id: str) -> SessionRecord | None:
+    row = await get_session(db, session_id)
+    return None if row is None else await _record(db, row)
+
+
+async def _record(db: Database, row: sqlite3.Row) -> SessionRecord:
+    events = await db.fetchall("SELECT * FROM events WHERE session_id = ? ORDER BY idx", (row["id"],))
+    notes = await db.fetchall("SELECT * FROM notes WHERE session_id = ? ORDER BY idx", (row["id"],))
+    return SessionRecord(
+        id=row["id"],
+        agent_id=row["agent_id"],
+        title=row["title"],
+        outcome=row["outcome"],
+        outcome_summary=row["outcome_summary"],
+        started_at=from_iso(row["started_at"]),
+        ended_at=from_iso(row["ended_at"]),
+        events=[_event(e) for e in events],
+        notes=[Note(session_id=n["session_id"], index=n["idx"], content=n["content"],
+                    created_at=from_iso(n["created_at"])) for n in notes],
+    )
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        session_id=row["session_id"],
+        index=row["idx"],
+        role=row["role"],
+        content=row["content"],
+        tool_name=row["tool_name"],
+        is_error=bool(row["is_error"]),
+        timestamp=from_iso(row["timestamp"]),
+    )
+
+
+async def pending_notes(db: Database, agent_id: str, limit: int = 200) -> list[NoteEntry]:
+    """Notes from the agent's sessions that no applied dream has consolidated yet, newest first."""
+    rows = await db.fetchall(
+        f"""SELECT n.session_id, n.content, n.created_at FROM notes n JOIN sessions s ON s.id = n.session_id
+            WHERE s.agent_id = ? AND NOT {_CONSOLIDATED} ORDER BY n.created_at DESC, n.idx LIMIT ?""",
+        (agent_id, limit),
+    )
+    return [NoteEntry(session_id=r[0], content=r[1], created_at=from_iso(r[2])) for r in rows]
+
+
+async def search_events(db: Database, query: str, agent_id: str, limit: int = 20) -> list[Episode]:
+    """Best-matching turns of the agent's past sessions, by BM25."""
+    match = fts_query(query)
+    if match is None:
+        return []
+    rows = await db.fetchall(
+        """SELECT e.session_id, e.idx, e.role, e.content FROM events_fts
+           JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
+           WHERE events_fts MATCH ? AND s.agent_id = ? ORDER BY bm25(events_fts) LIMIT ?""",
+        (match, agent_id, limit),
+    )
+    return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3]) for r in rows]
+
+
+async def started_at(db: Database, session_ids: Sequence[str]) -> dict[str, datetime]:
+    if not session_ids:
+        return {}
+    marks = ",".join("?" * len(session_ids))
+    rows = await db.fetchall(f"SELECT id, started_at FROM sessions WHERE id IN ({marks})", tuple(session_ids))
+    return {r[0]: from_iso(r[1]) for r in rows}
+
+
+async def export_sessions(db: Database) -> list[dict]:
+    rows = await db.fetchall("SELECT * FROM sessions ORDER BY started_at, id")
+    return [json.loads((await _record(db, row)).model_dump_json()) for row in rows]
