@@ -1,0 +1,217 @@
+"""`reverie`: serve the MCP server, or work with a memory from the shell.
+
+Every command opens the database named by --db (or REVERIE_DB, or the user data dir),
+does one thing, and prints markdown for people or, with --json, the same models the
+MCP tools return. Anticipated failures print one line to stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+from pydantic import BaseModel
+
+from reverie import __version__
+from reverie.config import Settings
+from reverie.errors import InvalidInput, ReverieError
+from reverie.service import Reverie, open_reverie
+
+Command = Callable[[Reverie, argparse.Namespace], Awaitable[None]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    try:
+        anyio.run(_run, args)
+    except ReverieError as error:
+        print(f"reverie: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> None:
+    if args.command == "demo":
+        await demo(args)
+        return
+    async with open_reverie(Settings.resolve(args.db, args.agent)) as reverie:
+        await COMMANDS[args.command](reverie, args)
+
+
+def emit(args: argparse.Namespace, model: BaseModel | dict, text: str) -> None:
+    if getattr(args, "json", False):
+        data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(text)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from reverie.mcp_server import build_server  # only `serve` needs the MCP stack loaded
+
+    build_server(Settings.resolve(args.db, args.agent)).run()
+    return 0
+
+
+async def log(reverie: Reverie, args: argparse.Namespace) -> None:
+    text = _read_input(args.file)
+    result = await reverie.log_session(
+        text, session_id=args.session_id, title=args.title or Path(args.file).stem, notes=args.note,
+        outcome=args.outcome, ended=not args.open,
+    )
+    emit(args, result, f"Logged {result.events_added} turns to {result.session_id} "
+                       f"({result.redactions} secrets redacted; {result.sessions_awaiting_dream} await a dream).")
+
+
+def _read_input(name: str) -> str:
+    try:
+        return sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except OSError as error:
+        raise InvalidInput(f"Cannot read {name}: {error.strerror}.") from None
+
+
+async def dream(reverie: Reverie, args: argparse.Namespace) -> None:
+    proposal = await reverie.propose_dream(args.engine, max_sessions=args.max_sessions, scope=args.scope,
+                                           instructions=args.instructions)
+    emit(args, proposal, proposal.report)
+    if args.auto and proposal.status == "pending":
+        result = await reverie.apply_unflagged(proposal.id)
+        emit(args, result, "\n" + result.message)
+
+
+async def show(reverie: Reverie, args: argparse.Namespace) -> None:
+    if args.proposal_id:
+        proposal = await reverie.proposal(args.proposal_id)
+        emit(args, proposal, proposal.report)
+    else:
+        view = await reverie.read_memory(args.query, budget_tokens=args.budget, scope=args.scope)
+        emit(args, view, view.markdown)
+
+
+async def apply(reverie: Reverie, args: argparse.Namespace) -> None:
+    approve = "all" if args.approve in (None, ["all"]) else [i for part in args.approve for i in part.split(",") if i]
+    edits = dict(_edit(e) for e in args.edit or [])
+    result = await reverie.apply_dream(args.proposal_id, approve, edits or None)
+    emit(args, result, result.message)
+
+
+def _edit(text: str) -> tuple[str, str]:
+    op_id, equals, content = text.partition("=")
+    if not equals:
+        raise InvalidInput(f"--edit takes OP=TEXT, e.g. --edit 'op3=Team database: PostgreSQL 16'; got {text!r}.")
+    return op_id.strip(), content
+
+
+async def revert(reverie: Reverie, args: argparse.Namespace) -> None:
+    result = await reverie.revert_dream(args.proposal_id)
+    emit(args, result, result.message)
+
+
+async def export(reverie: Reverie, args: argparse.Namespace) -> None:
+    document = json.dumps(await reverie.export(), indent=2, ensure_ascii=False)
+    if args.output == "-":
+        print(document)
+    else:
+        Path(args.output).write_text(document + "\n", encoding="utf-8")
+
+
+async def import_(reverie: Reverie, args: argparse.Namespace) -> None:
+    try:
+        document = json.loads(_read_input(args.file))
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"{args.file} is not JSON: {error}.") from None
+    counts = await reverie.import_(document)
+    print(f"Imported {counts['sessions']} session(s) and {counts['memories']} memory entries.")
+
+
+async def demo(args: argparse.Namespace) -> None:
+    from reverie.demo import log_demo_sessions
+
+    with tempfile.TemporaryDirectory(prefix="reverie-demo-") as folder:
+        path = Path(args.db) if args.db else Path(folder) / "demo.db"
+        async with open_reverie(Settings(db_path=path, agent_id="support-bot")) as reverie:
+            ids = await log_demo_sessions(reverie)
+            print(f"# Logged {len(ids)} example sessions into {path}\n")
+            proposal = await reverie.propose_dream("heuristic")
+            print(proposal.report + "\n")
+            result = await reverie.apply_unflagged(proposal.id)
+            print(f"# Applied automatically (no risk flags)\n{result.message}\n")
+            for agent in ("support-bot", "coding-agent"):
+                view = await reverie.read_memory(agent_id=agent, budget_tokens=1500)
+                print(f"# What {agent} reads at its next session start\n{view.markdown}\n")
+
+
+COMMANDS: dict[str, Command] = {
+    "log": log, "dream": dream, "show": show, "apply": apply, "revert": revert, "export": export, "import": import_,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="reverie", description="A memory for AI agents that dreams.")
+    top.add_argument("--version", action="version", version=f"reverie {__version__}")
+    top.add_argument("--db", help="database file (default: $REVERIE_DB, else the user data dir)")
+    top.add_argument("--agent", help="agent id (default: $REVERIE_AGENT_ID, else 'default')")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("serve", help="run the MCP server on stdio (what Claude Desktop and Claude Code start)")
+    _log_parser(sub)
+    _dream_parser(sub)
+    _show_parser(sub)
+    _apply_parser(sub)
+    one = sub.add_parser("revert", help="undo an applied dream exactly")
+    one.add_argument("proposal_id")
+    one.add_argument("--json", action="store_true", help="print JSON")
+    out = sub.add_parser("export", help="write memory and sessions as one JSON document")
+    out.add_argument("output", nargs="?", default="-", help="file to write (default: stdout)")
+    into = sub.add_parser("import", help="add memory and sessions from an export (never overwrites)")
+    into.add_argument("file", help="an export file, or - for stdin")
+    sub.add_parser("demo", help="log example sessions into a temporary database, dream, apply, show the result")
+    return top
+
+
+def _log_parser(sub) -> None:
+    log_cmd = sub.add_parser("log", help="log a transcript: JSON turns, plain text, or a Claude Code JSONL file")
+    log_cmd.add_argument("file", help="transcript file, or - for stdin")
+    log_cmd.add_argument("--session-id", help="append to (or create) this session")
+    log_cmd.add_argument("--title", help="session title (default: the file name)")
+    log_cmd.add_argument("--note", action="append", help="a note to remember (repeatable)")
+    log_cmd.add_argument("--outcome", choices=["success", "failure", "partial", "unknown"])
+    log_cmd.add_argument("--open", action="store_true", help="keep the session open for more turns")
+    log_cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _dream_parser(sub) -> None:
+    dream_cmd = sub.add_parser("dream", help="propose a consolidation of memory and recent sessions")
+    dream_cmd.add_argument("--engine", default="auto", help="auto (default) or heuristic")
+    dream_cmd.add_argument("--max-sessions", type=int, default=100)
+    dream_cmd.add_argument("--scope", help="only this scope, e.g. agent:coding-agent")
+    dream_cmd.add_argument("--instructions", help="what to focus on")
+    dream_cmd.add_argument("--auto", action="store_true", help="apply changes without risk flags; the rest wait")
+    dream_cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _show_parser(sub) -> None:
+    show_cmd = sub.add_parser("show", help="print memory, or a proposal's report")
+    show_cmd.add_argument("proposal_id", nargs="?", help="a proposal to show instead of memory")
+    show_cmd.add_argument("--query", help="rank memory for this topic")
+    show_cmd.add_argument("--scope", help="only this scope")
+    show_cmd.add_argument("--budget", type=int, default=4000, help="token budget (default 4000)")
+    show_cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _apply_parser(sub) -> None:
+    apply_cmd = sub.add_parser("apply", help="apply a proposal: all of it, or the ops you approve")
+    apply_cmd.add_argument("proposal_id")
+    apply_cmd.add_argument("--approve", nargs="+", metavar="OP", help="op ids to approve (default: all)")
+    apply_cmd.add_argument("--edit", action="append", metavar="OP=TEXT", help="new text for an approved op")
+    apply_cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

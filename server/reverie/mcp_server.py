@@ -1,0 +1,201 @@
+"""The MCP face of Reverie: five tools, two resources and a prompt over the service.
+
+Tools stay thin (parse → service → result). Each returns its pydantic model as
+`structuredContent` (so clients get an `outputSchema`) and, as text, the markdown a
+model or a person should read rather than a JSON dump. The tool descriptions are the
+agent's manual: when to call each, and to ask the user before `apply_dream`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Literal, TypeVar
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from reverie import __version__
+from reverie.config import Settings
+from reverie.errors import NotFound, ReverieError
+from reverie.models import (
+    ApplyResult, Category, LogResult, MemoryView, Outcome, Proposal, RevertResult, Turn,
+)
+from reverie.service import Reverie, open_reverie
+
+M = TypeVar("M", bound=BaseModel)
+
+INSTRUCTIONS = """Reverie is your long-term memory across sessions.
+- At the start of a session call read_memory (with a query when you know the topic).
+- At the end call log_session with the transcript and the notes worth keeping.
+- When read_memory or log_session says a dream is due or a proposal is pending, call
+  propose_dream (or read memory://proposals/<id>), show the user the report, and call
+  apply_dream only with the user's decisions. Never approve on the user's behalf."""
+
+
+@dataclass
+class AppContext:
+    reverie: Reverie
+
+
+class _Opened:
+    """The open service for handlers the SDK gives no context (static resources)."""
+
+    reverie: Reverie | None = None
+
+
+def _result(model: M, text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json"))
+
+
+async def _call(work: Awaitable[M]) -> M:
+    """Turn anticipated failures into tool errors the model can read and act on."""
+    try:
+        return await work
+    except ReverieError as error:
+        raise ToolError(str(error)) from None
+
+
+def _service(ctx: Context) -> Reverie:
+    return ctx.request_context.lifespan_context.reverie
+
+
+def build_server(settings: Settings | None = None) -> MCPServer:
+    settings = settings or Settings.resolve()
+    opened = _Opened()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
+        async with open_reverie(settings) as reverie:
+            opened.reverie = reverie
+            yield AppContext(reverie)
+
+    mcp = MCPServer("reverie", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    _add_memory_tools(mcp)
+    _add_dream_tools(mcp)
+    _add_resources(mcp, opened)
+    _add_prompts(mcp)
+    return mcp
+
+
+def _add_memory_tools(mcp: MCPServer) -> None:
+    @mcp.tool(annotations=ToolAnnotations(title="Read memory", read_only_hint=True, open_world_hint=False))
+    async def read_memory(
+        ctx: Context,
+        query: Annotated[str | None, Field(description="What this session is about; ranks entries and finds past excerpts.")] = None,
+        scope: Annotated[str | None, Field(description="Only this scope: 'shared', 'user', 'agent:<id>'. Default: all you can see.")] = None,
+        categories: Annotated[list[Category] | None, Field(description="Only these categories.")] = None,
+        budget_tokens: Annotated[int, Field(description="Most tokens to return (100-100000).")] = 2000,
+        include_notes: Annotated[bool, Field(description="Include notes logged since the last dream.")] = True,
+    ) -> Annotated[CallToolResult, MemoryView]:
+        """Load your memory. Call at the start of every session, with a query when you know the topic.
+
+        Returns curated entries ranked by relevance, confidence and recency within the token
+        budget, each with the sessions it came from; notes not yet consolidated; with a query,
+        matching raw excerpts of past sessions; and any dream proposal waiting for the user.
+        """
+        view = await _call(_service(ctx).read_memory(
+            query, scope=scope, categories=categories, budget_tokens=budget_tokens, include_notes=include_notes))
+        return _result(view, view.markdown)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Log session", destructive_hint=False, idempotent_hint=False))
+    async def log_session(
+        ctx: Context,
+        transcript: Annotated[list[Turn] | str, Field(description="The turns (role user|assistant|tool|system, content, tool_name, is_error), or plain text / Claude Code JSONL.")],
+        session_id: Annotated[str | None, Field(description="Append to this open session (or create it with this id).")] = None,
+        agent_id: Annotated[str | None, Field(description="Who is logging; defaults to the server's agent.")] = None,
+        title: str | None = None,
+        notes: Annotated[list[str] | None, Field(description="Facts, preferences or lessons worth remembering, one per item.")] = None,
+        outcome: Outcome | None = None,
+        outcome_summary: str | None = None,
+        ended: Annotated[bool, Field(description="False to keep the session open for more turns.")] = True,
+    ) -> Annotated[CallToolResult, LogResult]:
+        """Store this session's transcript and the notes worth keeping. Call at the end of a session.
+
+        Transcripts are append-only; secrets are redacted before anything is stored. The result
+        says how many sessions await a dream and whether one is due; if so, offer the user a dream.
+        """
+        result = await _call(_service(ctx).log_session(
+            transcript, session_id=session_id, agent_id=agent_id, title=title, notes=notes, outcome=outcome,
+            outcome_summary=outcome_summary, ended=ended))
+        return _result(result, _log_text(result))
+
+
+def _log_text(result: LogResult) -> str:
+    due = " A dream is due: offer the user to run propose_dream." if result.dream_due else ""
+    redacted = f" {result.redactions} secret(s) were redacted." if result.redactions else ""
+    return (f"Logged {result.events_added} turn(s) and {result.notes_added} note(s) to session {result.session_id} "
+            f"({result.event_count} turns in all). {result.sessions_awaiting_dream} session(s) await a dream.{due}{redacted}")
+
+
+def _add_dream_tools(mcp: MCPServer) -> None:
+    @mcp.tool(annotations=ToolAnnotations(title="Propose a dream", destructive_hint=False, idempotent_hint=False))
+    async def propose_dream(
+        ctx: Context,
+        engine: Annotated[str, Field(description="'auto' (default), or 'heuristic' (offline rules).")] = "auto",
+        max_sessions: Annotated[int, Field(description="Most recent unconsolidated sessions to review (1-100).")] = 100,
+        scope: Annotated[str | None, Field(description="Only this scope, e.g. 'agent:<id>'. Default: everything.")] = None,
+        instructions: Annotated[str | None, Field(description="What to focus on (up to 4096 characters).")] = None,
+    ) -> Annotated[CallToolResult, Proposal]:
+        """Review memory and recent sessions and propose a consolidation. Changes nothing yet.
+
+        Show the returned report to the user as it is, and ask which changes to approve, edit or
+        reject. Then call apply_dream with exactly their decisions.
+        """
+        proposal = await _call(_service(ctx).propose_dream(
+            engine, max_sessions=max_sessions, scope=scope, instructions=instructions))
+        return _result(proposal, proposal.report)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Apply a dream", destructive_hint=True, idempotent_hint=False))
+    async def apply_dream(
+        ctx: Context,
+        proposal_id: str,
+        approve: Annotated[Literal["all"] | list[str] | None, Field(description="'all' or the op ids the user approved; the rest are rejected.")] = None,
+        edits: Annotated[dict[str, str] | None, Field(description="New text per approved op id, as the user worded it.")] = None,
+    ) -> Annotated[CallToolResult, ApplyResult]:
+        """Apply the changes the user approved, as one revision. Only call with the user's decisions.
+
+        Refuses a proposal made stale by later changes (propose again). Any applied dream can be
+        undone with revert_dream.
+        """
+        result = await _call(_service(ctx).apply_dream(proposal_id, approve, edits))
+        return _result(result, result.message)
+
+    @mcp.tool(annotations=ToolAnnotations(title="Revert a dream", destructive_hint=True, idempotent_hint=False))
+    async def revert_dream(ctx: Context, proposal_id: str) -> Annotated[CallToolResult, RevertResult]:
+        """Undo an applied dream exactly, as a new revision. Use when the user asks to roll back."""
+        result = await _call(_service(ctx).revert_dream(proposal_id))
+        return _result(result, result.message)
+
+
+def _add_resources(mcp: MCPServer, opened: _Opened) -> None:
+    @mcp.resource("memory://current", name="current-memory", mime_type="text/markdown")
+    async def current_memory() -> str:
+        """Everything the server's agent currently remembers, as markdown."""
+        view = await opened.reverie.read_memory(budget_tokens=100_000)
+        return view.markdown
+
+    @mcp.resource("memory://proposals/{proposal_id}", name="dream-proposal", mime_type="text/markdown")
+    async def dream_proposal(proposal_id: str, ctx: Context) -> str:
+        """A dream proposal's review report."""
+        try:
+            return (await _service(ctx).proposal(proposal_id)).report
+        except NotFound as error:
+            raise ResourceNotFoundError(str(error)) from None
+
+
+def _add_prompts(mcp: MCPServer) -> None:
+    @mcp.prompt("review-dream", description="Walk the user through a dream proposal and apply their decisions.")
+    def review_dream(proposal_id: str | None = None) -> str:
+        target = f"the dream proposal {proposal_id} (memory://proposals/{proposal_id})" if proposal_id else (
+            "the pending dream proposal listed by read_memory, or a new one from propose_dream")
+        return (
+            f"Please review {target} with me. Show me its report as written, grouped by kind, with the evidence "
+            "and any risk flags. Ask me which changes to approve, which to edit (and how), and which to reject. "
+            "Then call apply_dream with exactly my decisions and tell me what changed. Do not approve anything "
+            "I have not approved; flagged changes need my explicit yes."
+        )
