@@ -40,6 +40,7 @@ class Candidate:
     risk: set[str] = field(default_factory=set)
     memory: Memory | None = None
     scope: str | None = None
+    subject: str | None = None  # what a preference is about, when the sentence names it
 
 
 def from_memory(memory: Memory) -> Candidate:
@@ -97,6 +98,7 @@ _PREFERENCE = re.compile(
     re.I,
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_OBJECT = re.compile(r"\b(?:prefer|like|want)s?\s+([^,;.!?—–]+)", re.I)
 
 
 def from_statements(session: SessionRecord) -> list[Candidate]:
@@ -117,8 +119,14 @@ def _statement(session: SessionRecord, event: Event, sentence: str) -> Candidate
         text=f"The user said: “{sentence}”", category="preference", source="statement",
         observed_at=session.started_at, agents=frozenset({session.agent_id}), sessions=frozenset({session.id}),
         evidence=[Evidence(session_id=session.id, event_index=event.index, quote=shorten(sentence))],
-        scope="user",
+        scope="user", subject=_subject(sentence),
     )
+
+
+def _subject(sentence: str) -> str | None:
+    """'I prefer pytest over unittest, so …' → 'pytest over unittest'."""
+    match = _OBJECT.search(sentence)
+    return " ".join(match.group(1).split()[:4]).lower() if match else None
 
 
 # --- recurring tool errors ----------------------------------------------------------------

@@ -50,7 +50,7 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
     for session in dream.sessions:
         pool += found.from_notes(session) + found.from_statements(session)
     pool += found.recurring_errors(dream.sessions) + found.shared_workflows(dream.sessions)
-    features = [features_of(c.text) for c in pool]
+    features = [features_of(c.text, c.subject) for c in pool]
     groups = cluster(features, SIMILAR, lambda i, j: _same_subject(features[i], features[j], pool[i], pool[j]))
     ops, current = [], set()
     for group in groups:
@@ -77,9 +77,10 @@ def _content_words(text: str) -> list[str]:
     return [_stem(w) for w in words(text) if w not in STOPWORDS and w not in _EXTRA_STOPWORDS]
 
 
-def features_of(text: str) -> Features:
+def features_of(text: str, subject: str | None = None) -> Features:
     masked = frozenset("#" if is_number(w) else w for w in _content_words(text))
-    return Features(tokens=masked, key=_key(text))
+    key = "prefer " + " ".join(_content_words(subject)) if subject else _key(text)
+    return Features(tokens=masked, key=key)
 
 
 def _key(text: str) -> str | None:
@@ -114,6 +115,8 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
 
 def conflicts(new: Candidate, new_features: Features, old: Candidate, old_features: Features) -> bool:
     """Does `new` state a different value for what `old` says?"""
+    if "statement" in (new.source, old.source):
+        return False  # a restated preference reinforces; it has no value to replace
     if new_features.key and new_features.key == old_features.key:
         return _value(new.text) != _value(old.text)
     new_numbers, old_numbers = numbers(new.text), numbers(old.text)
@@ -146,9 +149,13 @@ def _supported(fresh: list[Candidate]) -> bool:
 
 
 def _representative(group: list[Candidate]) -> Candidate:
-    """Prefer the agent's own words, then a detected pattern, then a user quote; newest first."""
+    """Prefer the agent's own words, then a detected pattern, then a user quote (the tersest).
+
+    Among notes and patterns the newest wins: it is the latest wording of the fact.
+    """
     rank = {"memory": 0, "note": 1, "pattern": 2, "statement": 3}
-    return min(reversed(group), key=lambda c: (rank[c.source], -c.observed_at.timestamp()))
+    return min(reversed(group), key=lambda c: (
+        rank[c.source], len(c.text) if c.source == "statement" else 0, -c.observed_at.timestamp()))
 
 
 def _add(best: Candidate, group: list[Candidate], replaced: list[Candidate]) -> OperationDraft:
