@@ -109,6 +109,8 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
     if a.key and b.key and a.key != b.key:
         return False  # "Staging database: …" and "Production database: …" are two facts
     if numbers(x.text) != numbers(y.text):
+        if x.memory is None and x.sessions == y.sessions:
+            return False  # one session noting two values means two facts, not a change
         return jaccard(a.tokens, b.tokens) >= SAME_SUBJECT
     return True
 

@@ -1,0 +1,157 @@
+"""The five tools, the resources and the prompt through a real MCP client.
+
+Every test runs twice: over a legacy (2025-11-25, initialize handshake) connection, which
+is what Claude Desktop and Claude Code speak, and over the stateless 2026-07-28 protocol.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+TOOLS = {
+    "read_memory": {"query", "scope", "categories", "budget_tokens", "include_notes"},
+    "log_session": {"transcript", "session_id", "agent_id", "title", "notes", "outcome", "outcome_summary", "ended"},
+    "propose_dream": {"engine", "max_sessions", "scope", "instructions"},
+    "apply_dream": {"proposal_id", "approve", "edits"},
+    "revert_dream": {"proposal_id"},
+}
+
+
+def turns(*lines: str) -> list[dict]:
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": line} for i, line in enumerate(lines)]
+
+
+async def call(client, tool: str, **arguments) -> dict:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def error_of(client, tool: str, **arguments) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return result.content[0].text
+
+
+async def test_the_tools_have_the_contracted_names_arguments_and_output_schemas(client):
+    listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert {name: set(tool.input_schema["properties"]) for name, tool in listed.items()} == TOOLS
+    assert all(tool.output_schema for tool in listed.values())
+    assert listed["read_memory"].annotations.read_only_hint is True
+    assert listed["apply_dream"].annotations.destructive_hint is True
+    assert listed["revert_dream"].annotations.destructive_hint is True
+    assert "ask" in listed["propose_dream"].description.lower()
+
+
+async def test_the_whole_loop_log_read_propose_apply_read_revert_read(client):
+    for _ in range(2):
+        logged = await call(client, "log_session", transcript=turns("Which database?", "PostgreSQL 16."),
+                            notes=["Team database: PostgreSQL 16"], outcome="success")
+    assert logged["sessions_awaiting_dream"] == 2
+    first = await call(client, "read_memory")
+    assert first["entries"] == [] and [n["content"] for n in first["notes"]] == ["Team database: PostgreSQL 16"] * 2
+
+    proposal = await call(client, "propose_dream", engine="heuristic")
+    assert proposal["status"] == "pending" and len(proposal["operations"]) == 1
+    assert (await call(client, "read_memory"))["pending_proposals"][0]["proposal_id"] == proposal["id"]
+
+    applied = await call(client, "apply_dream", proposal_id=proposal["id"], approve="all")
+    assert applied["status"] == "applied"
+    after = await call(client, "read_memory", query="database")
+    assert [e["content"] for e in after["entries"]] == ["Team database: PostgreSQL 16"]
+    assert len(after["entries"][0]["sources"]) == 2 and after["notes"] == [] and after["pending_proposals"] == []
+
+    await call(client, "revert_dream", proposal_id=proposal["id"])
+    reverted = await call(client, "read_memory")
+    assert reverted["entries"] == [] and len(reverted["notes"]) == 2
+
+
+async def test_text_content_is_markdown_for_the_model_not_a_json_dump(client):
+    await call(client, "log_session", transcript=turns("hi", "hello"), notes=["Lunch is at noon"])
+    result = await client.call_tool("propose_dream", {"engine": "heuristic"})
+    text = result.content[0].text
+    assert text.startswith("# Dream proposal") and "How to answer" in text and "Lunch is at noon" in text
+
+
+async def test_read_memory_with_a_query_returns_matching_excerpts_of_past_sessions(client):
+    await call(client, "log_session", transcript=turns("The invoice PDF renderer crashes on Arabic names", "I'll look."))
+    await call(client, "log_session", transcript=turns("What time is lunch?", "Noon."))
+    view = await call(client, "read_memory", query="invoice renderer")
+    assert [(e["event_index"], e["role"]) for e in view["episodes"]] == [(0, "user")]
+    assert "raw excerpts" in view["markdown"]
+
+
+async def test_read_memory_stays_within_its_token_budget(client):
+    notes = [f"Customer {n} prefers invoices in {n % 7 + 1} copies, delivered to office {n}" for n in range(40)]
+    await call(client, "log_session", transcript=turns("bulk", "ok"), notes=notes)
+    proposal = await call(client, "propose_dream", engine="heuristic")
+    await call(client, "apply_dream", proposal_id=proposal["id"], approve="all")
+    view = await call(client, "read_memory", budget_tokens=200)
+    assert view["tokens_used"] <= 200 and view["truncated"] and 0 < len(view["entries"]) < 40
+
+
+async def test_a_transcript_can_be_appended_to_an_open_session(client):
+    opened = await call(client, "log_session", transcript=turns("part one", "ok"), session_id="call-7", ended=False)
+    closed = await call(client, "log_session", transcript=turns("part two", "ok"), session_id="call-7")
+    assert (opened["event_count"], closed["event_count"]) == (2, 4)
+    assert closed["content_hash"] != opened["content_hash"]
+    message = await error_of(client, "log_session", transcript=turns("late", "ok"), session_id="call-7")
+    assert "has ended" in message
+
+
+async def test_plain_text_transcripts_are_accepted(client):
+    logged = await call(client, "log_session", transcript="User: where are the logs?\nAssistant: In /var/log/app.")
+    assert logged["event_count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "message"),
+    [
+        ("log_session", {"transcript": [{"role": "robot", "content": "beep"}]}, "role"),
+        ("log_session", {"transcript": []}, "empty"),
+        ("log_session", {"transcript": ""}, "empty"),
+        ("log_session", {"transcript": [{"role": "user", "content": "x" * 2_000_001}]}, "limit"),
+        ("log_session", {"transcript": turns("a", "b"), "session_id": "no spaces allowed"}, "session_id"),
+        ("read_memory", {"budget_tokens": -5}, "budget_tokens"),
+        ("read_memory", {"budget_tokens": 10**9}, "budget_tokens"),
+        ("read_memory", {"scope": "everyone"}, "scope"),
+        ("apply_dream", {"proposal_id": "drm_missing", "approve": "all"}, "No dream proposal"),
+        ("revert_dream", {"proposal_id": "drm_missing"}, "No dream proposal"),
+        ("propose_dream", {"engine": "oracle"}, "Unknown engine"),
+    ],
+    ids=["unknown-role", "empty-list", "empty-text", "oversized", "bad-session-id", "negative-budget",
+         "absurd-budget", "bad-scope", "unknown-proposal", "revert-unknown", "unknown-engine"],
+)
+async def test_bad_input_gets_a_tool_error_that_says_what_to_fix_and_the_server_keeps_serving(
+    client, tool, arguments, message
+):
+    text = await error_of(client, tool, **arguments)
+    assert message in text and "Traceback" not in text
+    assert (await call(client, "read_memory"))["entries"] == []
+
+
+async def test_unknown_op_ids_and_a_second_apply_are_tool_errors(client):
+    await call(client, "log_session", transcript=turns("hi", "hello"), notes=["Lunch is at noon"])
+    proposal = await call(client, "propose_dream", engine="heuristic")
+    assert "op7" in await error_of(client, "apply_dream", proposal_id=proposal["id"], approve=["op7"])
+    assert "approve" in await error_of(client, "apply_dream", proposal_id=proposal["id"])
+    await call(client, "apply_dream", proposal_id=proposal["id"], approve=["op1"])
+    assert "applied" in await error_of(client, "apply_dream", proposal_id=proposal["id"], approve="all")
+
+
+async def test_resources_show_current_memory_and_a_proposal_report(client):
+    await call(client, "log_session", transcript=turns("hi", "hello"), notes=["Lunch is at noon"])
+    proposal = await call(client, "propose_dream", engine="heuristic")
+    report = await client.read_resource(f"memory://proposals/{proposal['id']}")
+    assert "Lunch is at noon" in report.contents[0].text
+    await call(client, "apply_dream", proposal_id=proposal["id"], approve="all")
+    current = await client.read_resource("memory://current")
+    assert "- [fact] Lunch is at noon" in current.contents[0].text
+
+
+async def test_the_review_dream_prompt_asks_for_the_users_decisions(client):
+    prompt = await client.get_prompt("review-dream", {"proposal_id": "drm_123"})
+    text = prompt.messages[0].content.text
+    assert "drm_123" in text and "apply_dream" in text and "my decisions" in text
