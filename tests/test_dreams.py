@@ -261,7 +261,7 @@ async def test_a_proposal_whose_targets_changed_since_it_was_made_is_refused(rev
     mine = await reverie.propose_dream("heuristic", scope="agent:tester")
     await reverie.apply_dream(mine.id, "all")
     before = await snapshot(reverie)
-    with pytest.raises(StaleProposal, match="propose_dream again"):
+    with pytest.raises(StaleProposal, match="propose_dream"):
         await reverie.apply_dream(everything.id, "all")
     assert await snapshot(reverie) == before
 
@@ -352,3 +352,22 @@ async def test_a_dream_with_nothing_to_change_says_so(reverie):
 async def test_bad_dream_arguments_are_refused_with_a_message(reverie, kwargs, message):
     with pytest.raises(InvalidInput, match=message):
         await reverie.propose_dream(**kwargs)
+
+
+async def test_an_import_keeps_what_was_consolidated_and_can_be_reverted_as_a_whole(reverie, tmp_path, clock):
+    from reverie.config import Settings
+    from reverie.service import open_reverie
+
+    await reverie.log_session(chat("a", "b"), notes=["Keep invoices for 7 years"])
+    await dream_and_apply_all(reverie)
+    await reverie.log_session(chat("c", "d"), notes=["Lunch is at noon"])
+    document = await reverie.export()
+    async with open_reverie(Settings(db_path=tmp_path / "other.db", agent_id="tester"), clock) as other:
+        assert await other.import_(document) == {"sessions": 2, "memories": 1}
+        view = await other.read_memory()
+        assert [n.content for n in view.notes] == ["Lunch is at noon"]
+        (add,) = (await other.propose_dream("heuristic")).operations
+        assert add.content == "Lunch is at noon"
+        imported = await other.db.scalar("SELECT id FROM proposals WHERE engine = 'import'")
+        await other.revert_dream(imported)
+        assert await contents(other) == []

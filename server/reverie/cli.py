@@ -27,13 +27,15 @@ Command = Callable[[Reverie, argparse.Namespace], Awaitable[None]]
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "serve":
-        return serve(args)
     try:
+        if args.command == "serve":
+            return serve(args)
         anyio.run(_run, args)
     except ReverieError as error:
         print(f"reverie: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `reverie show --json | head` closed the pipe: not an error
+        sys.stderr.close()
     return 0
 
 
@@ -75,15 +77,19 @@ def _read_input(name: str) -> str:
         return sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidInput(f"Cannot read {name}: {error.strerror}.") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{name} is not UTF-8 text; a transcript or export must be.") from None
 
 
 async def dream(reverie: Reverie, args: argparse.Namespace) -> None:
     proposal = await reverie.propose_dream(args.engine, max_sessions=args.max_sessions, scope=args.scope,
                                            instructions=args.instructions)
-    emit(args, proposal, proposal.report)
-    if args.auto and proposal.status == "pending":
-        result = await reverie.apply_unflagged(proposal.id)
-        emit(args, result, "\n" + result.message)
+    if not (args.auto and proposal.status == "pending"):
+        emit(args, proposal, proposal.report)
+        return
+    result = await reverie.apply_unflagged(proposal.id)
+    both = {"proposal": proposal.model_dump(mode="json"), "applied": result.model_dump(mode="json")}
+    emit(args, both, f"{proposal.report}\n\n{result.message}")
 
 
 async def show(reverie: Reverie, args: argparse.Namespace) -> None:
@@ -118,8 +124,11 @@ async def export(reverie: Reverie, args: argparse.Namespace) -> None:
     document = json.dumps(await reverie.export(), indent=2, ensure_ascii=False)
     if args.output == "-":
         print(document)
-    else:
+        return
+    try:
         Path(args.output).write_text(document + "\n", encoding="utf-8")
+    except OSError as error:
+        raise InvalidInput(f"Cannot write {args.output}: {error.strerror}.") from None
 
 
 async def import_(reverie: Reverie, args: argparse.Namespace) -> None:
@@ -134,6 +143,9 @@ async def import_(reverie: Reverie, args: argparse.Namespace) -> None:
 async def demo(args: argparse.Namespace) -> None:
     from reverie.demo import log_demo_sessions
 
+    if args.db and Path(args.db).exists():
+        raise InvalidInput(f"{args.db} exists; the demo logs its sessions into a new database file. "
+                           "Omit --db to use a temporary one.")
     with tempfile.TemporaryDirectory(prefix="reverie-demo-") as folder:
         path = Path(args.db) if args.db else Path(folder) / "demo.db"
         async with open_reverie(Settings(db_path=path, agent_id="support-bot")) as reverie:
@@ -159,24 +171,29 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--db", help="database file (default: $REVERIE_DB, else the user data dir)")
     top.add_argument("--agent", help="agent id (default: $REVERIE_AGENT_ID, else 'default')")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("serve", help="run the MCP server on stdio (what Claude Desktop and Claude Code start)")
+    _command(sub, "serve", "run the MCP server on stdio (what Claude Desktop and Claude Code start)")
     _log_parser(sub)
     _dream_parser(sub)
     _show_parser(sub)
     _apply_parser(sub)
-    one = sub.add_parser("revert", help="undo an applied dream exactly")
+    one = _command(sub, "revert", "undo an applied dream exactly")
     one.add_argument("proposal_id")
     one.add_argument("--json", action="store_true", help="print JSON")
-    out = sub.add_parser("export", help="write memory and sessions as one JSON document")
+    out = _command(sub, "export", "write memory and sessions as one JSON document")
     out.add_argument("output", nargs="?", default="-", help="file to write (default: stdout)")
-    into = sub.add_parser("import", help="add memory and sessions from an export (never overwrites)")
+    into = _command(sub, "import", "add memory and sessions from an export (never overwrites)")
     into.add_argument("file", help="an export file, or - for stdin")
-    sub.add_parser("demo", help="log example sessions into a temporary database, dream, apply, show the result")
+    _command(sub, "demo", "log example sessions into a temporary database, dream, apply, show the result")
     return top
 
 
+def _command(sub, name: str, purpose: str) -> argparse.ArgumentParser:
+    """A subcommand whose purpose shows both in `reverie --help` and in its own --help."""
+    return sub.add_parser(name, help=purpose, description=purpose)
+
+
 def _log_parser(sub) -> None:
-    log_cmd = sub.add_parser("log", help="log a transcript: JSON turns, plain text, or a Claude Code JSONL file")
+    log_cmd = _command(sub, "log", "log a transcript: JSON turns, plain text, or a Claude Code JSONL file")
     log_cmd.add_argument("file", help="transcript file, or - for stdin")
     log_cmd.add_argument("--session-id", help="append to (or create) this session")
     log_cmd.add_argument("--title", help="session title (default: the file name)")
@@ -187,7 +204,7 @@ def _log_parser(sub) -> None:
 
 
 def _dream_parser(sub) -> None:
-    dream_cmd = sub.add_parser("dream", help="propose a consolidation of memory and recent sessions")
+    dream_cmd = _command(sub, "dream", "propose a consolidation of memory and recent sessions")
     dream_cmd.add_argument("--engine", default="auto", help="auto (default) or heuristic")
     dream_cmd.add_argument("--max-sessions", type=int, default=100)
     dream_cmd.add_argument("--scope", help="only this scope, e.g. agent:coding-agent")
@@ -197,7 +214,7 @@ def _dream_parser(sub) -> None:
 
 
 def _show_parser(sub) -> None:
-    show_cmd = sub.add_parser("show", help="print memory, or a proposal's report")
+    show_cmd = _command(sub, "show", "print memory, or a proposal's report")
     show_cmd.add_argument("proposal_id", nargs="?", help="a proposal to show instead of memory")
     show_cmd.add_argument("--query", help="rank memory for this topic")
     show_cmd.add_argument("--scope", help="only this scope")
@@ -206,7 +223,7 @@ def _show_parser(sub) -> None:
 
 
 def _apply_parser(sub) -> None:
-    apply_cmd = sub.add_parser("apply", help="apply a proposal: all of it, or the ops you approve")
+    apply_cmd = _command(sub, "apply", "apply a proposal: all of it, or the ops you approve")
     apply_cmd.add_argument("proposal_id")
     apply_cmd.add_argument("--approve", nargs="+", metavar="OP", help="op ids to approve (default: all)")
     apply_cmd.add_argument("--edit", action="append", metavar="OP=TEXT", help="new text for an approved op")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import platformdirs
 
+from reverie.errors import InvalidInput
+
 # Limits on what one call may send. Past these the call is refused whole, with a message.
 MAX_TRANSCRIPT_CHARS = 2_000_000   # all turns of one log_session call together
 MAX_TURNS = 5_000                  # turns in one log_session call
@@ -42,4 +44,8 @@ class Settings:
     @classmethod
     def resolve(cls, db: str | os.PathLike | None = None, agent: str | None = None) -> Settings:
         path = db or os.environ.get("REVERIE_DB") or default_db_path()
-        return cls(db_path=Path(path).expanduser(), agent_id=agent or os.environ.get("REVERIE_AGENT_ID") or "default")
+        agent_id = agent or os.environ.get("REVERIE_AGENT_ID") or "default"
+        if not IDENTIFIER.match(agent_id):
+            raise InvalidInput(f"Agent id {agent_id!r} is not valid (--agent / REVERIE_AGENT_ID): "
+                               "use 1-128 letters, digits and . _ : @ - only.")
+        return cls(db_path=Path(path).expanduser(), agent_id=agent_id)

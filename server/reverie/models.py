@@ -64,6 +64,7 @@ class SessionRecord(Model):
     title: str | None = None
     outcome: Outcome = "unknown"
     outcome_summary: str | None = None
+    content_hash: str = ""
     started_at: datetime
     ended_at: datetime | None = None
     events: list[Event] = Field(default_factory=list)

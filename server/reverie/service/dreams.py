@@ -121,7 +121,7 @@ def with_report(proposal: Proposal) -> Proposal:
 async def load(db: Database, proposal_id: str) -> Proposal:
     proposal = await proposals.get_proposal(db, proposal_id)
     if proposal is None:
-        raise NotFound(f"No dream proposal {proposal_id!r}. read_memory lists the pending ones.")
+        raise NotFound(f"No dream proposal {proposal_id!r}. read_memory (CLI: reverie show) lists the pending ones.")
     return with_report(proposal)
 
 
@@ -132,7 +132,7 @@ def choose(proposal: Proposal, approve: Approval | None, edits: dict[str, str] |
     """The approved operations, with edits applied; validates every id the caller named."""
     if proposal.status != "pending":
         raise AlreadyDecided(f"Proposal {proposal.id} is {proposal.status}; only pending proposals can be applied. "
-                             "Run propose_dream for a fresh one.")
+                             "Run propose_dream (CLI: reverie dream) for a fresh one.")
     ids = [op.op_id for op in proposal.operations]
     if approve is None:
         raise NeedsDecision(f"Show the user the report of {proposal.id} and pass their decisions: approve=\"all\" "
@@ -214,7 +214,7 @@ async def _apply_chosen(db: Database, proposal: Proposal, chosen: list[Operation
         proposal_id=proposal.id, status=status, revision=revision, applied=_ids(chosen), rejected=rejected,
         memories_added=added, memories_archived=archived,
         message=f"Applied {len(chosen)} of {len(proposal.operations)} changes as revision {revision}; "
-                f"revert_dream('{proposal.id}') undoes them.",
+                f"revert_dream('{proposal.id}') (CLI: reverie revert {proposal.id}) undoes them.",
     )
 
 
@@ -233,7 +233,7 @@ async def _check_fresh(db: Database, proposal: Proposal, chosen: list[Operation]
     if stale:
         raise StaleProposal(
             f"Memory changed since proposal {proposal.id} was made (revision {proposal.base_revision}): "
-            f"{', '.join(sorted(set(stale)))} would overwrite or re-add newer entries. Run propose_dream again."
+            f"{', '.join(sorted(set(stale)))} would overwrite or re-add newer entries. Run propose_dream (CLI: reverie dream) again."
         )
 
 
@@ -241,7 +241,7 @@ async def _archive_targets(db: Database, revision: int, op: Operation, now: date
     before = await memories.get_memories(db, op.targets)
     for memory_id in op.targets:
         if not await memories.archive_memory(db, memory_id, ARCHIVE_REASON[op.kind], now):
-            raise StaleProposal(f"{op.op_id}: entry {memory_id} is no longer active. Run propose_dream again.")
+            raise StaleProposal(f"{op.op_id}: entry {memory_id} is no longer active. Run propose_dream (CLI: reverie dream) again.")
         after = (await memories.get_memories(db, [memory_id]))[memory_id]
         await revisions.record_change(db, revision, op.op_id, "archive", before[memory_id], after)
     return list(op.targets)

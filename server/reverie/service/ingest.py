@@ -15,7 +15,7 @@ from datetime import datetime
 from reverie import config
 from reverie.clock import as_utc
 from reverie.errors import Conflict, InvalidInput
-from reverie.models import LogResult, Outcome, Turn
+from reverie.models import LogResult, Outcome, SessionRecord, Turn
 from reverie.safety import redact
 from reverie.store import Database
 from reverie.store import sessions as store
@@ -80,21 +80,21 @@ async def open_or_create(
 ) -> tuple[str, str]:
     """The session to append to (id, content hash so far), created if new."""
     if session_id is not None:
-        row = await store.get_session(db, session_id)
-        if row is not None:
-            return _appendable(row, agent_id), row["content_hash"]
+        found = await store.get_session(db, session_id)
+        if found is not None:
+            return _appendable(found, agent_id), found.content_hash
     new_id = session_id or f"ses_{uuid.uuid4().hex[:12]}"
     started = next((as_utc(t.timestamp) for t in turns if t.timestamp), now)
     await store.create_session(db, new_id, agent_id, started, now)
     return new_id, ""
 
 
-def _appendable(row, agent_id: str) -> str:
-    if row["ended_at"] is not None:
-        raise Conflict(f"Session {row['id']} has ended and is final. Log a new session (omit session_id).")
-    if row["agent_id"] != agent_id:
-        raise Conflict(f"Session {row['id']} belongs to agent {row['agent_id']!r}, not {agent_id!r}.")
-    return row["id"]
+def _appendable(session: SessionRecord, agent_id: str) -> str:
+    if session.ended_at is not None:
+        raise Conflict(f"Session {session.id} has ended and is final. Log a new session (omit session_id).")
+    if session.agent_id != agent_id:
+        raise Conflict(f"Session {session.id} belongs to agent {session.agent_id!r}, not {agent_id!r}.")
+    return session.id
 
 
 async def log(
@@ -109,7 +109,7 @@ async def log(
     sid, previous = await open_or_create(db, session_id, agent_id, turns, now)
     events, note_count = await store.counts(db, sid)
     await store.append_events(db, sid, events, turns)
-    await store.append_notes(db, sid, note_count, notes, now)
+    await store.append_notes(db, sid, note_count, [(note, now) for note in notes])
     digest = chain_hash(previous, turns)
     await store.update_session(db, sid, title=title, outcome=outcome, outcome_summary=summary,
                                content_hash=digest, ended_at=now if ended else None)
@@ -118,11 +118,11 @@ async def log(
 
 async def log_result(db: Database, sid: str, digest: str, added: int, notes: int, redactions: int,
                      ended: bool, dream_after: int) -> LogResult:
-    row = await store.get_session(db, sid)
+    session = await store.get_session(db, sid)
     events, _ = await store.counts(db, sid)
     awaiting = await store.count_unconsolidated(db)
     return LogResult(
-        session_id=sid, agent_id=row["agent_id"], events_added=added, event_count=events, notes_added=notes,
+        session_id=sid, agent_id=session.agent_id, events_added=added, event_count=events, notes_added=notes,
         content_hash=digest, ended=ended, redactions=redactions, sessions_awaiting_dream=awaiting,
         dream_due=awaiting >= dream_after,
     )

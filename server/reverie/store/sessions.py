@@ -21,8 +21,18 @@ _CONSOLIDATED = """EXISTS (
     WHERE ps.session_id = s.id AND p.status IN ('applied', 'partially_applied'))"""
 
 
-async def get_session(db: Database, session_id: str) -> sqlite3.Row | None:
-    return await db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
+async def get_session(db: Database, session_id: str) -> SessionRecord | None:
+    """The session's own fields, without its events and notes."""
+    row = await db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    return None if row is None else _head(row)
+
+
+def _head(row: sqlite3.Row) -> SessionRecord:
+    return SessionRecord(
+        id=row["id"], agent_id=row["agent_id"], title=row["title"], outcome=row["outcome"],
+        outcome_summary=row["outcome_summary"], content_hash=row["content_hash"],
+        started_at=from_iso(row["started_at"]), ended_at=from_iso(row["ended_at"]),
+    )
 
 
 async def create_session(
@@ -59,11 +69,12 @@ async def append_events(db: Database, session_id: str, first_index: int, turns: 
 
 
 async def append_notes(
-    db: Database, session_id: str, first_index: int, notes: Sequence[str], at: datetime
+    db: Database, session_id: str, first_index: int, notes: Sequence[tuple[str, datetime]]
 ) -> None:
+    """Append (text, written at) notes."""
     await db.executemany(
         "INSERT INTO notes (session_id, idx, content, created_at) VALUES (?, ?, ?, ?)",
-        [(session_id, first_index + i, text, to_iso(at)) for i, text in enumerate(notes)],
+        [(session_id, first_index + i, text, to_iso(at)) for i, (text, at) in enumerate(notes)],
     )
 
 
@@ -92,26 +103,14 @@ async def unconsolidated_sessions(db: Database, agent_id: str | None, limit: int
     return [await _record(db, row) for row in reversed(rows)]
 
 
-async def session_record(db: Database, session_id: str) -> SessionRecord | None:
-    row = await get_session(db, session_id)
-    return None if row is None else await _record(db, row)
-
-
 async def _record(db: Database, row: sqlite3.Row) -> SessionRecord:
     events = await db.fetchall("SELECT * FROM events WHERE session_id = ? ORDER BY idx", (row["id"],))
     notes = await db.fetchall("SELECT * FROM notes WHERE session_id = ? ORDER BY idx", (row["id"],))
-    return SessionRecord(
-        id=row["id"],
-        agent_id=row["agent_id"],
-        title=row["title"],
-        outcome=row["outcome"],
-        outcome_summary=row["outcome_summary"],
-        started_at=from_iso(row["started_at"]),
-        ended_at=from_iso(row["ended_at"]),
-        events=[_event(e) for e in events],
-        notes=[Note(session_id=n["session_id"], index=n["idx"], content=n["content"],
-                    created_at=from_iso(n["created_at"])) for n in notes],
-    )
+    return _head(row).model_copy(update={
+        "events": [_event(e) for e in events],
+        "notes": [Note(session_id=n["session_id"], index=n["idx"], content=n["content"],
+                       created_at=from_iso(n["created_at"])) for n in notes],
+    })
 
 
 def _event(row: sqlite3.Row) -> Event:
@@ -156,6 +155,11 @@ async def started_at(db: Database, session_ids: Sequence[str]) -> dict[str, date
     marks = ",".join("?" * len(session_ids))
     rows = await db.fetchall(f"SELECT id, started_at FROM sessions WHERE id IN ({marks})", tuple(session_ids))
     return {r[0]: from_iso(r[1]) for r in rows}
+
+
+async def consolidated_ids(db: Database) -> list[str]:
+    rows = await db.fetchall(f"SELECT id FROM sessions s WHERE {_CONSOLIDATED} ORDER BY started_at, id")
+    return [r[0] for r in rows]
 
 
 async def export_sessions(db: Database) -> list[dict]:

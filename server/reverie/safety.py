@@ -1,0 +1,215 @@
+"""Defences against what an untrusted transcript may carry: secrets and injected orders.
+
+Transcripts hold whatever the user pasted and whatever tools printed, so before anything
+from them becomes memory two questions are asked. `redact` removes credentials, replacing
+each with `[REDACTED:<kind>]`; `instruction_like` says whether a piece of text reads like an
+order aimed at the agent (a prompt injection) rather than a fact or a preference.
+
+Invariants:
+- `SECRET_PATTERNS` is applied in order, specific before generic, so a key with a known
+  prefix is named for its vendor rather than caught by an assignment or hex rule.
+- Where a secret sits in a readable frame (`password: …`, `Bearer …`, `user:pass@host`)
+  only the value is replaced, so the redacted text still says what was there.
+- Redaction is idempotent: no pattern matches a `[REDACTED:…]` marker, so redacting
+  twice changes nothing and counts nothing.
+- Both functions are pure; they use nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+__all__ = ["INJECTION_PATTERNS", "SECRET_PATTERNS", "instruction_like", "redact"]
+
+# A value that is already a marker must never be redacted again (idempotence).
+_NOT_MARKER = r"(?!\[REDACTED:)"
+
+# --- credential-looking values in `key: value` assignments -----------------------------
+#
+# The rule that keeps prose intact ("the password policy requires 12 characters", "reset
+# your password: go to settings"): a value counts as a credential only if it has no
+# spaces, is at least 6 characters, is not a placeholder (`$VAR`, `<password>`, `{x}`,
+# `***`) and is not a common word such as "required" or "reset". After `=` or inside
+# quotes the text is code, so that is enough. After a bare `:`, a space or "is" it may be
+# prose, so the value must also hold a digit or a symbol other than sentence punctuation:
+# "password: hunter2" and "the password is hunter2" are redacted, "password: required"
+# and "the secret is patience." are not. A bare space is only accepted after an
+# identifier-shaped key (`client_secret abc123…`), never after a plain word, because
+# "password policy" and "token limit 128000" are ordinary English.
+_COMMON_WORDS = (
+    "required|requires|reset|changed|change|expired|expires|invalid|incorrect|missing|"
+    "updated|update|unknown|hidden|redacted|protected|provided|removed|rotated|revoked|"
+    "enabled|disabled|optional|example|placeholder|undefined|none|null|empty|"
+    "policy|manager|field|please|should|cannot"
+)
+_VALUE_CHAR = r"[^\s'\"`,;&]"
+# The last character may not be sentence punctuation, so "is hunter2." keeps its full stop.
+_VALUE_BODY = rf"{_VALUE_CHAR}{{5,}}[^\s'\"`,;&.!?)]"
+_CODE_VALUE = rf"{_NOT_MARKER}(?![$<{{%*])(?!(?:{_COMMON_WORDS})\b){_VALUE_BODY}"
+_CREDENTIAL_MARK = r"[0-9@#$%^*_+=\\~|]"
+_PROSE_VALUE = rf"(?={_VALUE_CHAR}*?{_CREDENTIAL_MARK}){_CODE_VALUE}"
+_SECRET_WORD = r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|token)"
+
+_ASSIGNMENT = rf"""
+    (?<![\w-])(?P<prefix>(?:[A-Za-z0-9]+[_-])+)?{_SECRET_WORD}(?![A-Za-z0-9])["']?
+    (?:
+        [ \t]*=[ \t]*["']?(?P<secret_code>{_CODE_VALUE})          # key=value, KEY="value"
+      | [ \t]*:[ \t]*["'](?P<secret_quoted>{_CODE_VALUE})         # "key": "value"
+      | [ \t]*:[ \t]*(?P<secret_prose>{_PROSE_VALUE})             # key: value
+      | [ \t]+is[ \t]+(?P<secret_is>{_PROSE_VALUE})                # the password is hunter2
+      | (?(prefix)[ \t]+(?P<secret_bare>{_PROSE_VALUE})|(?!))    # client_secret value
+    )
+"""
+
+# A 40-character hex string is also a git commit id, so hex alone proves nothing; it is
+# only a secret when a key-ish word stands right before it.
+_HEX_SECRET = r"""
+    \b[\w-]*(?:key|secret|token|passw(?:or)?d|credential|auth|signature)[\w-]*["']?
+    (?:[ \t]*[:=][ \t]*|[ \t]+(?:is[ \t]+)?)["']?
+    (?P<secret>[0-9a-fA-F]{40,})\b
+"""
+
+_PEM_PRIVATE_KEY = r"""
+    -----BEGIN[ ][A-Z0-9 ]*PRIVATE[ ]KEY-----
+    (?:[\s\S]*?-----END[ ][A-Z0-9 ]*PRIVATE[ ]KEY-----
+      | [A-Za-z0-9+/=\s]*)                 # a key cut off before its END line
+"""
+
+SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("private_key", re.compile(_PEM_PRIVATE_KEY, re.X)),
+    ("anthropic_key", re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{20,}")),
+    ("openai_key", re.compile(r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
+    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
+    (
+        "aws_secret_access_key",
+        re.compile(
+            rf"aws_secret_access_key[\"']?\s*[:=]\s*[\"']?(?P<secret>{_NOT_MARKER}[A-Za-z0-9/+=]{{40}})",
+            re.I,
+        ),
+    ),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
+    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("slack_token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
+    ("stripe_key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("google_api_key", re.compile(r"\bAIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])")),
+    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("sendgrid_key", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+    ("twilio_api_key", re.compile(r"\bSK[0-9a-f]{32}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    # Opaque tokens nearly always hold a digit or symbol; demanding one keeps prose like
+    # "bearer authentication" out.
+    (
+        "bearer_token",
+        re.compile(
+            rf"\b(?i:bearer)[ \t]+(?P<secret>{_NOT_MARKER}(?=[A-Za-z0-9._~+/=-]*[^A-Za-z\s])[A-Za-z0-9._~+/=-]{{16,}})"
+        ),
+    ),
+    (
+        "url_password",
+        re.compile(rf"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:(?P<secret>{_NOT_MARKER}[^\s/@]+)@"),
+    ),
+    ("hex_secret", re.compile(_HEX_SECRET, re.X | re.I)),
+    ("secret_assignment", re.compile(_ASSIGNMENT, re.X | re.I)),
+)
+
+
+def redact(text: str) -> tuple[str, int]:
+    """Replace every secret with `[REDACTED:<kind>]`; return the new text and how many."""
+    total = 0
+    for kind, pattern in SECRET_PATTERNS:
+        text, count = pattern.subn(_replacer(kind), text)
+        total += count
+    return text, total
+
+
+def _replacer(kind: str) -> Callable[[re.Match[str]], str]:
+    marker = f"[REDACTED:{kind}]"
+
+    def replace(match: re.Match[str]) -> str:
+        start, end = _secret_span(match)
+        whole, offset = match.group(0), match.start()
+        return whole[: start - offset] + marker + whole[end - offset :]
+
+    return replace
+
+
+def _secret_span(match: re.Match[str]) -> tuple[int, int]:
+    """The part to hide: a `secret*` group when the pattern frames its value, else all."""
+    for name, value in match.groupdict().items():
+        if name.startswith("secret") and value is not None:
+            return match.span(name)
+    return match.span()
+
+
+# --- instructions aimed at the agent ----------------------------------------------------
+#
+# Memory holds facts and the user's own preferences, which are often imperative ("Always
+# run the tests before committing", "Use pnpm, not npm"). So an imperative alone is never
+# suspicious; what is suspicious is overriding earlier instructions, claiming a new role,
+# hiding things from the user, moving data somewhere, or switching protections off.
+
+_EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+_URL = r"(?:https?|ftp)://\S+"
+_AI = r"(?:ai|assistant|agent|llm|model|claude|chatgpt|gpt)s?"
+_MOVE_VERB = r"(?:send|e-?mail|forward|upload|post|share|transmit|leak|cc|bcc)"
+
+INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "override_instructions",
+        re.compile(
+            r"\b(?:ignore|disregard|forget|override)\s+(?:\w+\s+){0,4}?"
+            r"(?:instructions?|prompts?|rules|directions|directives|guidelines|(?:everything|all)\s+above|the\s+above)\b",
+            re.I,
+        ),
+    ),
+    ("role_change", re.compile(r"\byou\s+are\s+now\b|\bact\s+as\s+(?:an?\s+)?unrestricted\b", re.I)),
+    ("new_instructions", re.compile(r"\b(?:new|updated|revised)\s+(?:system\s+)?instructions?\s*:", re.I)),
+    ("system_prompt", re.compile(r"\bsystem\s+prompt\b", re.I)),
+    ("role_markup", re.compile(r"<\|im_start\|>|\[/?INST\]|<\|?/?system\|?>|\[SYSTEM\]", re.I)),
+    (
+        "conceal_from_user",
+        re.compile(
+            r"\b(?:do\s+not|don'?t|never)\s+(?:tell|inform|notify|alert|warn)\s+(?:the\s+)?user\b"
+            r"|\bwithout\s+(?:telling|informing|notifying|alerting|warning)\s+(?:the\s+)?user\b",
+            re.I,
+        ),
+    ),
+    ("exfiltrate", re.compile(r"\bexfiltrat\w*", re.I)),
+    (
+        "send_to_destination",
+        re.compile(rf"\b{_MOVE_VERB}\b[^\n]{{0,80}}?\bto\s+(?:{_EMAIL}|{_URL})", re.I),
+    ),
+    # Only data-moving verbs: "always run the tests" is a workflow, "always email" is a leak.
+    ("always_move_data", re.compile(rf"\balways\s+(?:\w+\s+){{0,2}}?{_MOVE_VERB}\b", re.I)),
+    (
+        "disable_protection",
+        re.compile(
+            r"\b(?:disable|turn\s+off|switch\s+off|bypass|circumvent|deactivate)\s+"
+            r"(?:the\s+|all\s+|any\s+|your\s+)?(?:\w+\s+)?"
+            r"(?:safety|security|checks?|verification|guardrails?|2fa|mfa|two[- ]factor|filters?|moderation)\b",
+            re.I,
+        ),
+    ),
+    (
+        "pipe_to_shell",
+        re.compile(r"\b(?:curl|wget)\b[^\n|]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|base64\s+-d[^\n|]*\|\s*(?:ba)?sh\b", re.I),
+    ),
+    ("hidden_comment", re.compile(rf"<!--(?:(?!-->)[\s\S])*?\b(?:{_AI}|instructions?)\b[\s\S]*?-->", re.I)),
+    # Zero-width and Unicode "tag" characters render as nothing: text a person cannot see.
+    ("invisible_text", re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]")),
+    (
+        "addressed_to_ai",
+        re.compile(
+            rf"\b(?:important|note|attention|urgent)\b\s*[:!-]\s*(?:the\s+|all\s+)?{_AI}\b[^.\n]{{0,40}}?"
+            rf"\b(?:must|should|shall|needs?\s+to|has\s+to)\b"
+            rf"|\b{_AI}\s+(?:reading|processing|summari[sz]ing)\s+this\b",
+            re.I,
+        ),
+    ),
+)
+
+
+def instruction_like(text: str) -> bool:
+    """True when `text` reads like an order aimed at the agent rather than a fact."""
+    return any(pattern.search(text) for _, pattern in INJECTION_PATTERNS)
