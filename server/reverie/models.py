@@ -197,12 +197,31 @@ class DreamInput(Model):
     stale_after_days: int = 90
 
 
+class Usage(Model):
+    """What a model-backed dream cost."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    models: list[str] = Field(default_factory=list)
+    calls: int = 0
+
+
+class EngineResult(Model):
+    """An engine's answer: the drafted operations and, for model engines, what they cost."""
+
+    operations: list[OperationDraft]
+    usage: Usage | None = None
+
+
 class DreamStats(Model):
     sessions_reviewed: int
     memories_before: int
     memories_after: int
     tokens_before: int
     tokens_after: int
+    usage: Usage | None = None
 
 
 class Proposal(Model):

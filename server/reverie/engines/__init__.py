@@ -12,13 +12,13 @@ from typing import Protocol
 
 from reverie.engines.heuristic import HeuristicEngine
 from reverie.errors import InvalidInput
-from reverie.models import DreamInput, OperationDraft
+from reverie.models import DreamInput, EngineResult
 
 
 class Engine(Protocol):
     name: str
 
-    async def propose(self, dream: DreamInput) -> list[OperationDraft]: ...
+    async def propose(self, dream: DreamInput) -> EngineResult: ...
 
 
 ENGINES: dict[str, type] = {"heuristic": HeuristicEngine}

@@ -23,7 +23,7 @@ import anyio
 from reverie.engines import candidates as found
 from reverie.engines.candidates import Candidate
 from reverie.engines.clustering import Features, cluster, jaccard
-from reverie.models import DreamInput, Evidence, OperationDraft
+from reverie.models import DreamInput, EngineResult, Evidence, OperationDraft
 from reverie.text import STOPWORDS, is_number, words
 
 SIMILAR = 0.6          # Jaccard over masked words for "says the same thing"
@@ -40,9 +40,9 @@ _LABEL = re.compile(r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S")
 class HeuristicEngine:
     name = "heuristic"
 
-    async def propose(self, dream: DreamInput) -> list[OperationDraft]:
+    async def propose(self, dream: DreamInput) -> EngineResult:
         # CPU-bound: run it off the event loop so the server keeps answering meanwhile.
-        return await anyio.to_thread.run_sync(propose, dream)
+        return EngineResult(operations=await anyio.to_thread.run_sync(propose, dream))
 
 
 def propose(dream: DreamInput) -> list[OperationDraft]:

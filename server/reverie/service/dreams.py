@@ -49,12 +49,13 @@ async def propose(
         reviewed = await sessions.unconsolidated_sessions(db, _agent_of(scope), max_sessions)
     dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
                        stale_after_days=stale_after_days)
-    drafts = await dreamer.propose(dream)
-    operations = finalize(drafts, {m.id: m for m in current})
+    drafted = await dreamer.propose(dream)
+    operations = finalize(drafted.operations, {m.id: m for m in current})
+    stats = _stats(current, operations, len(reviewed)).model_copy(update={"usage": drafted.usage})
     proposal = Proposal(
         id=f"drm_{uuid.uuid4().hex[:10]}", engine=dreamer.name, scope=scope,
         status="pending" if operations else "applied", base_revision=base, created_at=now,
-        session_ids=[s.id for s in reviewed], operations=operations, stats=_stats(current, operations, len(reviewed)),
+        session_ids=[s.id for s in reviewed], operations=operations, stats=stats,
     )
     async with db.transaction():
         await proposals.supersede_pending(db, scope, now)
