@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 TOOLS = {
     "read_memory": {"query", "scope", "categories", "budget_tokens", "include_notes"},
     "log_session": {"transcript", "session_id", "agent_id", "title", "notes", "outcome", "outcome_summary", "ended"},
-    "propose_dream": {"engine", "max_sessions", "scope", "instructions"},
+    "propose_dream": {"engine", "max_sessions", "scope", "instructions", "operations", "brief_id"},
     "apply_dream": {"proposal_id", "approve", "edits"},
     "revert_dream": {"proposal_id"},
 }

@@ -213,6 +213,7 @@ class EngineResult(Model):
 
     operations: list[OperationDraft]
     usage: Usage | None = None
+    brief: str | None = Field(default=None, description="For the agent engine: what the client's model reflects on.")
 
 
 class DreamStats(Model):
@@ -235,6 +236,7 @@ class Proposal(Model):
     operations: list[Operation]
     stats: DreamStats
     applied_revision: int | None = None
+    brief: str | None = Field(default=None, description="A dream brief for the calling agent's model (engine 'agent').")
     report: str = Field(default="", description="Markdown written for a person to review.")
 
 

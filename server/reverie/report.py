@@ -58,6 +58,8 @@ def memory_markdown(
 
 
 def proposal_markdown(proposal: Proposal) -> str:
+    if proposal.brief is not None:
+        return brief_markdown(proposal)
     stats = proposal.stats
     head = (
         f"# Dream proposal {proposal.id} ({proposal.status})\n"
@@ -70,6 +72,14 @@ def proposal_markdown(proposal: Proposal) -> str:
     if proposal.status == "pending":
         sections.append(_how_to_answer(proposal))
     return "\n\n".join(sections)
+
+
+def brief_markdown(proposal: Proposal) -> str:
+    return (
+        f"Dream brief {proposal.id} ({proposal.status}). Reflect on it, then call propose_dream with "
+        f"brief_id=\"{proposal.id}\" and your operations; the user reviews them before anything changes.\n\n"
+        + proposal.brief.replace("# Dream brief", f"# Dream brief {proposal.id}", 1)
+    )
 
 
 def _by_kind(ops: list[Operation]):

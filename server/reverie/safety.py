@@ -44,11 +44,14 @@ _COMMON_WORDS = (
     "policy|manager|field|please|should|cannot"
 )
 _VALUE_CHAR = r"[^\s'\"`,;&]"
+# Bounds on how far a pattern may scan keep redaction linear on hostile input (a long
+# run of "password:password:…" would otherwise be re-scanned from every occurrence).
+_MAX_VALUE = 512
 # The last character may not be sentence punctuation, so "is hunter2." keeps its full stop.
-_VALUE_BODY = rf"{_VALUE_CHAR}{{5,}}[^\s'\"`,;&.!?)]"
+_VALUE_BODY = rf"{_VALUE_CHAR}{{5,{_MAX_VALUE}}}[^\s'\"`,;&.!?)]"
 _CODE_VALUE = rf"{_NOT_MARKER}(?![$<{{%*])(?!(?:{_COMMON_WORDS})\b){_VALUE_BODY}"
 _CREDENTIAL_MARK = r"[0-9@#$%^*_+=\\~|]"
-_PROSE_VALUE = rf"(?={_VALUE_CHAR}*?{_CREDENTIAL_MARK}){_CODE_VALUE}"
+_PROSE_VALUE = rf"(?={_VALUE_CHAR}{{0,{_MAX_VALUE}}}?{_CREDENTIAL_MARK}){_CODE_VALUE}"
 _SECRET_WORD = r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|token)"
 
 _ASSIGNMENT = rf"""
@@ -65,7 +68,8 @@ _ASSIGNMENT = rf"""
 # A 40-character hex string is also a git commit id, so hex alone proves nothing; it is
 # only a secret when a key-ish word stands right before it.
 _HEX_SECRET = r"""
-    \b[\w-]*(?:key|secret|token|passw(?:or)?d|credential|auth|signature)[\w-]*["']?
+    (?<![A-Za-z0-9])(?:api)?(?:key|secret|token|passw(?:or)?d|credentials?|auth|authorization|signature)
+    (?:[_-][\w-]{0,20})?["']?
     (?:[ \t]*[:=][ \t]*|[ \t]+(?:is[ \t]+)?)["']?
     (?P<secret>[0-9a-fA-F]{40,})\b
 """
@@ -107,7 +111,7 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "url_password",
-        re.compile(rf"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:(?P<secret>{_NOT_MARKER}[^\s/@]+)@"),
+        re.compile(rf"\b[a-zA-Z][a-zA-Z0-9+.-]{{0,30}}://[^\s:/@]{{0,256}}:(?P<secret>{_NOT_MARKER}[^\s/@]{{1,256}})@"),
     ),
     ("hex_secret", re.compile(_HEX_SECRET, re.X | re.I)),
     ("secret_assignment", re.compile(_ASSIGNMENT, re.X | re.I)),
@@ -151,6 +155,7 @@ def _secret_span(match: re.Match[str]) -> tuple[int, int]:
 
 _EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 _URL = r"(?:https?|ftp)://\S+"
+_AI_NAME = r"(?:ai|assistant|agent|llm|claude|chatgpt|gpt)s?"
 _AI = r"(?:ai|assistant|agent|llm|model|claude|chatgpt|gpt)s?"
 _MOVE_VERB = r"(?:send|e-?mail|forward|upload|post|share|transmit|leak|cc|bcc)"
 
@@ -193,11 +198,15 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "pipe_to_shell",
-        re.compile(r"\b(?:curl|wget)\b[^\n|]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|base64\s+-d[^\n|]*\|\s*(?:ba)?sh\b", re.I),
+        re.compile(r"\b(?:curl|wget|base64\s+-d)\b[^\n|]{0,300}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b", re.I),
     ),
-    ("hidden_comment", re.compile(rf"<!--(?:(?!-->)[\s\S])*?\b(?:{_AI}|instructions?)\b[\s\S]*?-->", re.I)),
-    # Zero-width and Unicode "tag" characters render as nothing: text a person cannot see.
-    ("invisible_text", re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]")),
+    # An unclosed comment hides the rest of the page too, so the close is not required.
+    # "model" is left out here: "<!-- data model v2 -->" is an ordinary README comment.
+    ("hidden_comment", re.compile(rf"<!--(?:(?!-->).){{0,1000}}?\b{_AI_NAME}\b", re.I | re.S)),
+    # Zero-width spaces and runs of Unicode "tag" characters render as nothing: text a
+    # person cannot see. Joiners (emoji sequences), direction marks (right-to-left
+    # scripts) and short tag runs (subdivision flags such as England's) are legitimate.
+    ("invisible_text", re.compile("[\u200b\u2060-\u2064]|[\U000e0000-\U000e007f]{8,}")),
     (
         "addressed_to_ai",
         re.compile(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
+from reverie.engines.agent import AgentEngine
 from reverie.engines.heuristic import HeuristicEngine
 from reverie.errors import InvalidInput
 from reverie.models import DreamInput, EngineResult
@@ -21,7 +22,7 @@ class Engine(Protocol):
     async def propose(self, dream: DreamInput) -> EngineResult: ...
 
 
-ENGINES: dict[str, type] = {"heuristic": HeuristicEngine}
+ENGINES: dict[str, type] = {"heuristic": HeuristicEngine, "agent": AgentEngine}
 
 
 def engine_named(name: str) -> Engine:

@@ -12,8 +12,9 @@ from datetime import datetime
 
 from reverie.clock import utcnow
 from reverie.config import Settings
+from reverie.errors import InvalidInput
 from reverie.models import (
-    ApplyResult, Category, LogResult, MemoryView, Outcome, Proposal, RevertResult, Turn,
+    ApplyResult, Category, LogResult, MemoryView, OperationDraft, Outcome, Proposal, RevertResult, Turn,
 )
 from reverie.service import dreams, ingest, recall, transfer
 from reverie.store import Database, open_database
@@ -56,8 +57,13 @@ class Reverie:
 
     async def propose_dream(
         self, engine: str = "auto", *, max_sessions: int = 100, scope: str | None = None,
-        instructions: str | None = None,
+        instructions: str | None = None, operations: list[OperationDraft] | None = None, brief_id: str | None = None,
     ) -> Proposal:
+        """Dream with `engine`; or, given `operations` and `brief_id`, store what an agent wrote from a brief."""
+        if operations is not None or brief_id is not None:
+            if operations is None or brief_id is None:
+                raise InvalidInput("Send operations together with the brief_id of the dream brief they answer.")
+            return await dreams.submit(self.db, brief_id=brief_id, drafts=operations, now=self.clock())
         if scope is not None:
             recall.visible_scopes(scope, self.settings.agent_id)
         return await dreams.propose(

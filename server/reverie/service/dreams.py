@@ -21,9 +21,11 @@ from reverie.engines import engine_named
 from reverie.errors import AlreadyDecided, InvalidInput, NeedsDecision, NotFound, StaleProposal
 from reverie.models import (
     ApplyResult, DreamInput, DreamStats, Evidence, Memory, Operation, OperationDraft, Proposal, RevertResult,
+    SessionRecord,
 )
 from reverie.report import proposal_markdown
 from reverie.safety import instruction_like, redact
+from reverie.service.evidence import only_tool_output, submission_problems, with_quotes
 from reverie.store import Database, memories, proposals, revisions, sessions
 from reverie.text import estimate_tokens
 
@@ -50,17 +52,44 @@ async def propose(
     dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
                        stale_after_days=stale_after_days)
     drafted = await dreamer.propose(dream)
-    operations = finalize(drafted.operations, {m.id: m for m in current})
+    operations = finalize(drafted.operations, {m.id: m for m in current}, {s.id: s for s in reviewed})
     stats = _stats(current, operations, len(reviewed)).model_copy(update={"usage": drafted.usage})
     proposal = Proposal(
         id=f"drm_{uuid.uuid4().hex[:10]}", engine=dreamer.name, scope=scope,
-        status="pending" if operations else "applied", base_revision=base, created_at=now,
-        session_ids=[s.id for s in reviewed], operations=operations, stats=stats,
+        status="pending" if operations or drafted.brief else "applied", base_revision=base, created_at=now,
+        session_ids=[s.id for s in reviewed], operations=operations, stats=stats, brief=drafted.brief,
     )
     async with db.transaction():
         await proposals.supersede_pending(db, scope, now)
         await proposals.insert_proposal(db, proposal, instructions)
     return with_report(proposal)
+
+
+async def submit(db: Database, *, brief_id: str, drafts: list[OperationDraft], now: datetime) -> Proposal:
+    """Store the operations the client's model wrote after reading brief `brief_id`."""
+    async with db.transaction():
+        brief = await _open_brief(db, brief_id)
+        reviewed = {s.id: s for s in await sessions.session_records(db, brief.session_ids)}
+        current = {m.id: m for m in await memories.active_memories(db, [brief.scope] if brief.scope else None)}
+        if problems := submission_problems(drafts, reviewed, current):
+            raise InvalidInput("Nothing was stored. Fix these and submit again:\n- " + "\n- ".join(problems))
+        operations = finalize([with_quotes(d, reviewed) for d in drafts], current, reviewed)
+        proposal = brief.model_copy(update={
+            "id": f"drm_{uuid.uuid4().hex[:10]}", "operations": operations, "created_at": now, "brief": None,
+            "stats": _stats(list(current.values()), operations, len(reviewed)),
+        })
+        await proposals.set_status(db, brief.id, ["pending"], "superseded", now)
+        await proposals.insert_proposal(db, proposal, None)
+    return with_report(proposal)
+
+
+async def _open_brief(db: Database, brief_id: str) -> Proposal:
+    brief = await load(db, brief_id)
+    if brief.brief is None:
+        raise InvalidInput(f"{brief_id} is not a dream brief. Call propose_dream(engine=\"agent\") for one.")
+    if brief.status != "pending":
+        raise AlreadyDecided(f"Brief {brief_id} is {brief.status}. Call propose_dream(engine=\"agent\") again.")
+    return brief
 
 
 def check_dream_arguments(max_sessions: int, instructions: str | None) -> None:
@@ -74,7 +103,9 @@ def _agent_of(scope: str | None) -> str | None:
     return scope.removeprefix("agent:") if scope and scope.startswith("agent:") else None
 
 
-def finalize(drafts: list[OperationDraft], current: dict[str, Memory]) -> list[Operation]:
+def finalize(
+    drafts: list[OperationDraft], current: dict[str, Memory], reviewed: dict[str, SessionRecord]
+) -> list[Operation]:
     """Give drafts ids and the targets' text; drop ones that target nothing known; flag risks."""
     operations = []
     for draft in drafts:
@@ -82,14 +113,18 @@ def finalize(drafts: list[OperationDraft], current: dict[str, Memory]) -> list[O
             continue  # an engine may only touch entries it was shown
         if draft.kind != "prune" and not (draft.content or "").strip():
             continue
-        operations.append(_checked(draft, f"op{len(operations) + 1}", current))
+        operations.append(_checked(draft, f"op{len(operations) + 1}", current, reviewed))
     return operations
 
 
-def _checked(draft: OperationDraft, op_id: str, current: dict[str, Memory]) -> Operation:
+def _checked(
+    draft: OperationDraft, op_id: str, current: dict[str, Memory], reviewed: dict[str, SessionRecord]
+) -> Operation:
     content, secrets = redact(draft.content) if draft.content else (None, 0)
     evidence = [e.model_copy(update={"quote": redact(e.quote)[0]}) for e in draft.evidence]
     risk = set(draft.risk)
+    if only_tool_output(draft, reviewed):
+        risk.add("from_tool_output")
     if secrets or "[REDACTED:" in (content or ""):
         risk.add("secret_redacted")
     if content and instruction_like(content):

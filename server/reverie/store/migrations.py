@@ -177,8 +177,14 @@ m001_initial = [
     _refuse("memory_changes", "DELETE", "memory changes are append-only"),
 ]
 
+m002_dream_briefs = [
+    # What an `agent` dream hands the client's model to reflect on; NULL for other engines.
+    "ALTER TABLE proposals ADD COLUMN brief TEXT",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", m001_initial),
+    ("m002_dream_briefs", m002_dream_briefs),
 ]
 
 

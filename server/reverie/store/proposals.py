@@ -22,10 +22,10 @@ _EVIDENCE = TypeAdapter(list[Evidence])
 
 async def insert_proposal(db: Database, proposal: Proposal, instructions: str | None) -> None:
     await db.execute(
-        """INSERT INTO proposals (id, engine, scope, status, base_revision, instructions, stats_json, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        """INSERT INTO proposals (id, engine, scope, status, base_revision, instructions, stats_json, created_at, brief)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (proposal.id, proposal.engine, proposal.scope, proposal.status, proposal.base_revision, instructions,
-         proposal.stats.model_dump_json(), to_iso(proposal.created_at)),
+         proposal.stats.model_dump_json(), to_iso(proposal.created_at), proposal.brief),
     )
     await db.executemany(
         "INSERT INTO proposal_sessions (proposal_id, session_id) VALUES (?, ?)",
@@ -51,7 +51,11 @@ async def get_proposal(db: Database, proposal_id: str) -> Proposal | None:
     if row is None:
         return None
     ops = await db.fetchall("SELECT * FROM operations WHERE proposal_id = ? ORDER BY position", (proposal_id,))
-    sessions = await db.fetchall("SELECT session_id FROM proposal_sessions WHERE proposal_id = ?", (proposal_id,))
+    sessions = await db.fetchall(
+        """SELECT ps.session_id FROM proposal_sessions ps JOIN sessions s ON s.id = ps.session_id
+           WHERE ps.proposal_id = ? ORDER BY s.started_at, s.id""",
+        (proposal_id,),
+    )
     return Proposal(
         id=row["id"],
         engine=row["engine"],
@@ -63,6 +67,7 @@ async def get_proposal(db: Database, proposal_id: str) -> Proposal | None:
         operations=[_operation(r) for r in ops],
         stats=DreamStats.model_validate_json(row["stats_json"]),
         applied_revision=row["applied_revision"],
+        brief=row["brief"],
     )
 
 
@@ -85,10 +90,11 @@ def _operation(row: sqlite3.Row) -> Operation:
 
 
 async def pending_notices(db: Database) -> list[PendingNotice]:
+    """Proposals waiting for a person (briefs wait for the agent, not the user)."""
     rows = await db.fetchall(
         """SELECT p.id, p.created_at, count(o.op_id), coalesce(sum(o.risk_json != '[]'), 0)
            FROM proposals p LEFT JOIN operations o ON o.proposal_id = p.id
-           WHERE p.status = 'pending' GROUP BY p.id ORDER BY p.created_at DESC"""
+           WHERE p.status = 'pending' AND p.brief IS NULL GROUP BY p.id ORDER BY p.created_at DESC"""
     )
     return [PendingNotice(proposal_id=r[0], created_at=from_iso(r[1]), operations=r[2], flagged=r[3]) for r in rows]
 

@@ -103,6 +103,15 @@ async def unconsolidated_sessions(db: Database, agent_id: str | None, limit: int
     return [await _record(db, row) for row in reversed(rows)]
 
 
+async def session_records(db: Database, session_ids: Sequence[str]) -> list[SessionRecord]:
+    """Sessions with their events and notes, in the order asked for."""
+    rows = {}
+    for session_id in session_ids:
+        if (row := await db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))) is not None:
+            rows[session_id] = row
+    return [await _record(db, rows[i]) for i in session_ids if i in rows]
+
+
 async def _record(db: Database, row: sqlite3.Row) -> SessionRecord:
     events = await db.fetchall("SELECT * FROM events WHERE session_id = ? ORDER BY idx", (row["id"],))
     notes = await db.fetchall("SELECT * FROM notes WHERE session_id = ? ORDER BY idx", (row["id"],))

@@ -1,0 +1,88 @@
+"""Checking what a dream cites against what was actually said.
+
+An operation's evidence names a session and a turn (event) or note, with a quote. For
+operations the client's own model submits, every citation must exist among the sessions
+the brief showed and every quote must be found in the cited text: a model that invents
+evidence is told exactly which citation failed, and nothing is stored. For every engine,
+an operation whose evidence is only tool output is flagged `from_tool_output`.
+"""
+
+from __future__ import annotations
+
+from reverie import config
+from reverie.models import Evidence, Memory, OperationDraft, SessionRecord
+from reverie.text import shorten
+
+MAX_OPERATIONS = 200
+
+
+def cited_text(evidence: Evidence, session: SessionRecord) -> str | None:
+    """The turn or note a citation points at, or None when it does not exist."""
+    if evidence.note_index is not None:
+        found = [n.content for n in session.notes if n.index == evidence.note_index]
+    elif evidence.event_index is not None:
+        found = [e.content for e in session.events if e.index == evidence.event_index]
+    else:
+        return None
+    return found[0] if found else None
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def citation_problem(evidence: Evidence, sessions: dict[str, SessionRecord]) -> str | None:
+    session = sessions.get(evidence.session_id)
+    if session is None:
+        return f"session {evidence.session_id!r} is not one of the brief's sessions"
+    text = cited_text(evidence, session)
+    where = f"note {evidence.note_index}" if evidence.note_index is not None else f"event {evidence.event_index}"
+    if text is None:
+        return f"{evidence.session_id} has no {where} (give event_index or note_index that exists)"
+    if evidence.quote and _flat(evidence.quote.rstrip("…")) not in _flat(text):
+        return f"the quote is not in {evidence.session_id} {where}; copy it exactly"
+    return None
+
+
+def operation_problems(op: OperationDraft, sessions: dict[str, SessionRecord], current: dict[str, Memory]) -> list[str]:
+    problems = [f"target {t!r} is not an active memory entry" for t in op.targets if t not in current]
+    if op.kind != "add" and not op.targets:
+        problems.append(f"a {op.kind} needs targets (the entry ids it replaces)")
+    if op.kind != "prune" and not (op.content or "").strip():
+        problems.append(f"a {op.kind} needs content")
+    if len(op.content or "") > config.MAX_OPERATION_CHARS:
+        problems.append(f"content is longer than {config.MAX_OPERATION_CHARS} characters")
+    if op.kind in ("add", "update") and not op.evidence:
+        problems.append("cite at least one piece of evidence")
+    problems += [p for e in op.evidence if (p := citation_problem(e, sessions))]
+    return problems
+
+
+def submission_problems(
+    drafts: list[OperationDraft], sessions: dict[str, SessionRecord], current: dict[str, Memory]
+) -> list[str]:
+    if not drafts:
+        return ["operations is empty: submit at least one operation, or let the brief expire"]
+    if len(drafts) > MAX_OPERATIONS:
+        return [f"{len(drafts)} operations; at most {MAX_OPERATIONS} per proposal"]
+    return [f"operation {i + 1}: {p}" for i, op in enumerate(drafts) for p in operation_problems(op, sessions, current)]
+
+
+def with_quotes(op: OperationDraft, sessions: dict[str, SessionRecord]) -> OperationDraft:
+    """Fill in quotes the submitter left empty, from the cited text."""
+    filled = [
+        e if e.quote else e.model_copy(update={"quote": shorten(cited_text(e, sessions[e.session_id]) or "")})
+        for e in op.evidence
+    ]
+    return op.model_copy(update={"evidence": filled})
+
+
+def only_tool_output(op: OperationDraft, sessions: dict[str, SessionRecord]) -> bool:
+    """True when every cited turn is a tool's output (notes and unknown sessions aside)."""
+    roles = [
+        event.role
+        for e in op.evidence if e.event_index is not None and e.session_id in sessions
+        for event in sessions[e.session_id].events if event.index == e.event_index
+    ]
+    cites_notes = any(e.note_index is not None for e in op.evidence)
+    return bool(roles) and not cites_notes and all(role == "tool" for role in roles)
