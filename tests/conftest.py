@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from mcp import Client
-
 from reverie.config import Settings
 from reverie.mcp_server import build_server
 from reverie.models import Turn

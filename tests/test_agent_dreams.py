@@ -4,7 +4,6 @@ like any other proposal. Driven through a real MCP client, as a chat model would
 from __future__ import annotations
 
 import pytest
-
 from test_mcp import call, error_of, turns
 
 pytestmark = pytest.mark.anyio

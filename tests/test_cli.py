@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from reverie.cli import main, parser
 from reverie.demo import demo_sessions
 

@@ -2,11 +2,10 @@
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 
 import pytest
-
 from reverie.models import Turn
 
 SESSION_KEYS = {"id", "agent_id", "title", "outcome", "outcome_summary", "notes", "turns"}
@@ -74,8 +73,8 @@ def test_sessions_run_in_order_through_october_2026(sessions):
     stamps = [turn.timestamp for session in sessions for turn in turns(session)]
 
     assert stamps == sorted(stamps)
-    assert stamps[0] >= datetime(2026, 10, 1, tzinfo=timezone.utc)
-    assert stamps[-1] < datetime(2026, 10, 21, tzinfo=timezone.utc)
+    assert stamps[0] >= datetime(2026, 10, 1, tzinfo=UTC)
+    assert stamps[-1] < datetime(2026, 10, 21, tzinfo=UTC)
 
 
 def test_every_tool_call_is_answered_by_the_same_tool(sessions):

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import chat, tool_call
-from reverie.errors import AlreadyDecided, InvalidInput, NeedsDecision, NotFound, StaleProposal
+from reverie.errors import (
+    AlreadyDecided,
+    InvalidInput,
+    NeedsDecision,
+    NotFound,
+    StaleProposal,
+)
 from reverie.store import memories as memory_store
 
 pytestmark = pytest.mark.anyio

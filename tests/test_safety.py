@@ -4,7 +4,6 @@ Every fake secret is assembled by concatenation so this file never looks like a 
 """
 
 import pytest
-
 from reverie.safety import INJECTION_PATTERNS, SECRET_PATTERNS, instruction_like, redact
 
 PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" + "bKcwggSjAgEAAoIBAQ" * 3

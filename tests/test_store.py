@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from conftest import chat
 from reverie.store import open_database
 from reverie.store.migrations import MIGRATIONS

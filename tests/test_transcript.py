@@ -1,9 +1,8 @@
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from reverie.models import Turn
 from reverie.transcript import TranscriptError, parse_transcript
 
@@ -41,7 +40,7 @@ def test_json_turns_keep_every_field(text):
 
     assert shape(turns) == [("user", None, False), ("assistant", "deploy", False), ("tool", "deploy", True)]
     assert turns[0].content == "Deploy the billing service"
-    assert turns[0].timestamp == datetime(2026, 10, 1, 9, tzinfo=timezone.utc)
+    assert turns[0].timestamp == datetime(2026, 10, 1, 9, tzinfo=UTC)
 
 
 def test_a_tool_turn_may_have_empty_output():
@@ -91,7 +90,7 @@ def test_claude_code_tool_results_keep_their_text_and_errors():
 def test_claude_code_turns_take_the_timestamp_of_their_line():
     turns = parse_transcript(CLAUDE_CODE_SESSION.read_text())
 
-    assert turns[0].timestamp == datetime(2026, 10, 14, 9, 12, 3, 418000, tzinfo=timezone.utc)
+    assert turns[0].timestamp == datetime(2026, 10, 14, 9, 12, 3, 418000, tzinfo=UTC)
     assert all(turn.timestamp is not None for turn in turns)
 
 

@@ -56,7 +56,9 @@ def emit(args: argparse.Namespace, model: BaseModel | dict, text: str) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from reverie.mcp_server import build_server  # only `serve` needs the MCP stack loaded
+    from reverie.mcp_server import (
+        build_server,  # only `serve` needs the MCP stack loaded
+    )
 
     build_server(Settings.resolve(args.db, args.agent)).run()
     return 0

@@ -23,7 +23,15 @@ from reverie import __version__
 from reverie.config import Settings
 from reverie.errors import NotFound, ReverieError
 from reverie.models import (
-    ApplyResult, Category, LogResult, MemoryView, OperationDraft, Outcome, Proposal, RevertResult, Turn,
+    ApplyResult,
+    Category,
+    LogResult,
+    MemoryView,
+    OperationDraft,
+    Outcome,
+    Proposal,
+    RevertResult,
+    Turn,
 )
 from reverie.service import Reverie, open_reverie
 

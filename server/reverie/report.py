@@ -6,7 +6,14 @@ by op id, quotes its evidence, shows risk flags plainly, and ends with how to an
 
 from __future__ import annotations
 
-from reverie.models import Episode, MemoryEntry, NoteEntry, Operation, PendingNotice, Proposal
+from reverie.models import (
+    Episode,
+    MemoryEntry,
+    NoteEntry,
+    Operation,
+    PendingNotice,
+    Proposal,
+)
 from reverie.text import shorten
 
 KIND_TITLES = {

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, get_args
+from typing import Any, get_args
 
 from reverie.models import Role, Turn
 

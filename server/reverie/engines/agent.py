@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import json
 
-from reverie.models import DreamInput, EngineResult, Event, Memory, OperationDraft, SessionRecord
+from reverie.models import (
+    DreamInput,
+    EngineResult,
+    Event,
+    Memory,
+    OperationDraft,
+    SessionRecord,
+)
 from reverie.text import estimate_tokens, shorten
 
 BRIEF_TOKENS = 16_000   # what the brief may take of the agent's context

@@ -14,7 +14,15 @@ from reverie.clock import utcnow
 from reverie.config import Settings
 from reverie.errors import InvalidInput
 from reverie.models import (
-    ApplyResult, Category, LogResult, MemoryView, OperationDraft, Outcome, Proposal, RevertResult, Turn,
+    ApplyResult,
+    Category,
+    LogResult,
+    MemoryView,
+    OperationDraft,
+    Outcome,
+    Proposal,
+    RevertResult,
+    Turn,
 )
 from reverie.service import dreams, ingest, recall, transfer
 from reverie.store import Database, open_database

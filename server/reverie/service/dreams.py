@@ -18,9 +18,23 @@ from typing import Literal
 
 from reverie import config
 from reverie.engines import engine_named
-from reverie.errors import AlreadyDecided, InvalidInput, NeedsDecision, NotFound, StaleProposal
+from reverie.errors import (
+    AlreadyDecided,
+    InvalidInput,
+    NeedsDecision,
+    NotFound,
+    StaleProposal,
+)
 from reverie.models import (
-    ApplyResult, DreamInput, DreamStats, Evidence, Memory, Operation, OperationDraft, Proposal, RevertResult,
+    ApplyResult,
+    DreamInput,
+    DreamStats,
+    Evidence,
+    Memory,
+    Operation,
+    OperationDraft,
+    Proposal,
+    RevertResult,
     SessionRecord,
 )
 from reverie.report import proposal_markdown

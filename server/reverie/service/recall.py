@@ -16,9 +16,14 @@ from typing import TypeVar
 from reverie import config
 from reverie.errors import InvalidInput
 from reverie.models import Category, MemoryEntry, MemoryView
-from reverie.report import entry_line, episode_line, memory_markdown, note_line, pending_line
-from reverie.store import Database
-from reverie.store import memories, proposals, sessions
+from reverie.report import (
+    entry_line,
+    episode_line,
+    memory_markdown,
+    note_line,
+    pending_line,
+)
+from reverie.store import Database, memories, proposals, sessions
 from reverie.text import estimate_tokens
 
 T = TypeVar("T")
