@@ -126,3 +126,25 @@ async def test_the_dream_prompt_walks_the_model_through_brief_operations_and_rev
     prompt = await client.get_prompt("dream", {"focus": "database facts"})
     text = prompt.messages[0].content.text
     assert 'engine="agent"' in text and "brief_id" in text and "apply_dream" in text and "database facts" in text
+
+
+async def test_a_secret_in_a_rationale_or_a_quote_is_redacted_and_the_quote_still_matches(client):
+    await call(client, "log_session", transcript=turns(f"Use this key: {SECRET}", "I won't store it."))
+    brief = await brief_of(client)
+    session_id = brief["session_ids"][0]
+    op = add("The team rotates keys monthly", session_id, event_index=0, quote=f"Use this key: {SECRET}")
+    op["rationale"] = f"The user pasted {SECRET}"
+    proposal = await call(client, "propose_dream", brief_id=brief["id"], operations=[op])
+    assert SECRET not in str(proposal) and "secret_redacted" in proposal["operations"][0]["risk"]
+
+
+async def test_an_agent_op_citing_a_note_that_copies_tool_output_is_flagged(client):
+    page = "Deploy freezes start on the 20th of each month and last until the 2nd"
+    await call(client, "log_session", notes=[page], transcript=[
+        {"role": "user", "content": "What does the wiki say?"},
+        {"role": "tool", "tool_name": "fetch", "content": f"Wiki: {page}."},
+    ])
+    brief = await brief_of(client)
+    proposal = await call(client, "propose_dream", brief_id=brief["id"],
+                          operations=[add(page, brief["session_ids"][0], note_index=0)])
+    assert proposal["operations"][0]["risk"] == ["from_tool_output"]

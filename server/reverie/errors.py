@@ -6,7 +6,9 @@
     ├── Conflict            the request is valid but the state forbids it
     │   ├── StaleProposal   memory changed since the proposal was made
     │   └── AlreadyDecided  the proposal was already applied, rejected or reverted
-    └── NeedsDecision       apply_dream was called without the user's decisions
+    ├── NeedsDecision       apply_dream was called without the user's decisions
+    └── EngineFailed        a dream engine could not produce a proposal (no key, API
+                            errors, invalid model output); nothing was stored
 
 Each message says what to do next. The MCP layer turns these into tool errors and the
 CLI into a clean message and exit code; nothing else catches them.
@@ -38,4 +40,8 @@ class AlreadyDecided(Conflict):
 
 
 class NeedsDecision(ReverieError):
+    pass
+
+
+class EngineFailed(ReverieError):
     pass

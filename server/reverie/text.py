@@ -13,7 +13,8 @@ STOPWORDS = frozenset(
     """a an the and or but if then so of to in on at by for with from as is are was were be been
     being it its this that these those there here we you i he she they them our your my me us
     do does did done has have had will would should could can may might must not no yes very
-    just also too than into about over under up down out only own same such""".split()
+    just also too than into about over under up down out only own same such her his him their
+    its whose who which what when""".split()
 )
 
 
@@ -36,3 +37,12 @@ def shorten(text: str, limit: int = 160) -> str:
     if len(flat) <= limit:
         return flat
     return flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def mostly_within(text: str, sources: list[str], share: float = 0.7) -> bool:
+    """True when most of `text`'s words (five or more) appear in one of `sources`.
+
+    How a note that copies tool output is told apart from one the agent wrote itself.
+    """
+    mine = set(words(text))
+    return len(mine) >= 5 and any(len(mine & set(words(source))) >= share * len(mine) for source in sources)

@@ -11,6 +11,7 @@ import os
 from typing import Protocol
 
 from reverie.engines.agent import AgentEngine
+from reverie.engines.claude import ClaudeEngine
 from reverie.engines.heuristic import HeuristicEngine
 from reverie.errors import InvalidInput
 from reverie.models import DreamInput, EngineResult
@@ -22,7 +23,7 @@ class Engine(Protocol):
     async def propose(self, dream: DreamInput) -> EngineResult: ...
 
 
-ENGINES: dict[str, type] = {"heuristic": HeuristicEngine, "agent": AgentEngine}
+ENGINES: dict[str, type] = {"heuristic": HeuristicEngine, "agent": AgentEngine, "anthropic": ClaudeEngine}
 
 
 def engine_named(name: str) -> Engine:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Literal
 
 from reverie.models import Category, Event, Evidence, Memory, SessionRecord
-from reverie.text import shorten, words
+from reverie.text import mostly_within, shorten
 
 Source = Literal["memory", "note", "statement", "pattern"]
 
@@ -71,23 +71,17 @@ def guess_category(text: str) -> Category:
 
 
 def from_notes(session: SessionRecord) -> list[Candidate]:
-    tool_outputs = [set(words(e.content)) for e in session.events if e.role == "tool"]
+    tool_outputs = [e.content for e in session.events if e.role == "tool"]
     return [
         Candidate(
             text=note.content, category=guess_category(note.content), source="note",
             observed_at=session.started_at, agents=frozenset({session.agent_id}),
             sessions=frozenset({session.id}),
             evidence=[Evidence(session_id=session.id, note_index=note.index, quote=shorten(note.content))],
-            risk={"from_tool_output"} if _copied_from(note.content, tool_outputs) else set(),
+            risk={"from_tool_output"} if mostly_within(note.content, tool_outputs) else set(),
         )
         for note in session.notes
     ]
-
-
-def _copied_from(text: str, sources: list[set[str]]) -> bool:
-    """True when most of the note's words appear in one tool output: the note launders it."""
-    mine = set(words(text))
-    return len(mine) >= 5 and any(len(mine & source) >= 0.7 * len(mine) for source in sources)
 
 
 # --- user statements --------------------------------------------------------------------

@@ -39,7 +39,7 @@ from reverie.models import (
 )
 from reverie.report import proposal_markdown
 from reverie.safety import instruction_like, redact
-from reverie.service.evidence import only_tool_output, submission_problems, with_quotes
+from reverie.service.evidence import from_tool_output, submission_problems, with_quotes
 from reverie.store import Database, memories, proposals, revisions, sessions
 from reverie.text import estimate_tokens
 
@@ -58,6 +58,7 @@ async def propose(
     stale_after_days: int, now: datetime,
 ) -> Proposal:
     check_dream_arguments(max_sessions, instructions)
+    instructions = redact(instructions)[0] if instructions else None
     dreamer = engine_named(engine)
     async with db.snapshot():
         base = await revisions.current_revision(db)
@@ -135,19 +136,20 @@ def _checked(
     draft: OperationDraft, op_id: str, current: dict[str, Memory], reviewed: dict[str, SessionRecord]
 ) -> Operation:
     content, secrets = redact(draft.content) if draft.content else (None, 0)
+    rationale, rationale_secrets = redact(draft.rationale)
     evidence = [e.model_copy(update={"quote": redact(e.quote)[0]}) for e in draft.evidence]
     risk = set(draft.risk)
-    if only_tool_output(draft, reviewed):
+    if from_tool_output(draft, reviewed):
         risk.add("from_tool_output")
-    if secrets or "[REDACTED:" in (content or ""):
+    if secrets or rationale_secrets or "[REDACTED:" in (content or ""):
         risk.add("secret_redacted")
     if content and instruction_like(content):
         risk.add("instruction_like")
     if draft.kind in ("add", "update") and not evidence:
         risk.add("low_evidence")
     return Operation(
-        **draft.model_dump(exclude={"content", "evidence", "risk", "category"}),
-        op_id=op_id, content=content, evidence=evidence, risk=sorted(risk),
+        **draft.model_dump(exclude={"content", "evidence", "risk", "category", "rationale"}),
+        op_id=op_id, content=content, rationale=rationale, evidence=evidence, risk=sorted(risk),
         category=draft.category or (current[draft.targets[0]].category if draft.targets else "fact"),
         before=[current[t].content for t in draft.targets],
     )

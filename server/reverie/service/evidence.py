@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from reverie import config
 from reverie.models import Evidence, Memory, OperationDraft, SessionRecord
-from reverie.text import shorten
+from reverie.safety import redact
+from reverie.text import mostly_within, shorten
 
 MAX_OPERATIONS = 200
 
@@ -39,7 +40,8 @@ def citation_problem(evidence: Evidence, sessions: dict[str, SessionRecord]) -> 
     where = f"note {evidence.note_index}" if evidence.note_index is not None else f"event {evidence.event_index}"
     if text is None:
         return f"{evidence.session_id} has no {where} (give event_index or note_index that exists)"
-    if evidence.quote and _flat(evidence.quote.rstrip("…")) not in _flat(text):
+    # The stored text had its secrets redacted, so compare a quote redacted the same way.
+    if evidence.quote and _flat(redact(evidence.quote)[0].rstrip("…")) not in _flat(text):
         return f"the quote is not in {evidence.session_id} {where}; copy it exactly"
     return None
 
@@ -77,12 +79,13 @@ def with_quotes(op: OperationDraft, sessions: dict[str, SessionRecord]) -> Opera
     return op.model_copy(update={"evidence": filled})
 
 
-def only_tool_output(op: OperationDraft, sessions: dict[str, SessionRecord]) -> bool:
-    """True when every cited turn is a tool's output (notes and unknown sessions aside)."""
+def from_tool_output(op: OperationDraft, sessions: dict[str, SessionRecord]) -> bool:
+    """True when the op rests on tool output: every cited turn is a tool's, or a cited note copies one."""
+    known = [(e, sessions[e.session_id]) for e in op.evidence if e.session_id in sessions]
     roles = [
-        event.role
-        for e in op.evidence if e.event_index is not None and e.session_id in sessions
-        for event in sessions[e.session_id].events if event.index == e.event_index
+        event.role for e, session in known if e.event_index is not None
+        for event in session.events if event.index == e.event_index
     ]
-    cites_notes = any(e.note_index is not None for e in op.evidence)
-    return bool(roles) and not cites_notes and all(role == "tool" for role in roles)
+    notes = [(cited_text(e, s), s) for e, s in known if e.note_index is not None]
+    copied = any(text and mostly_within(text, [ev.content for ev in s.events if ev.role == "tool"]) for text, s in notes)
+    return copied or (bool(roles) and not notes and all(role == "tool" for role in roles))
