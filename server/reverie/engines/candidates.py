@@ -162,28 +162,51 @@ def _pitfall(hits: list[tuple[SessionRecord, Event]]) -> Candidate:
 
 
 def _fix_after(session: SessionRecord, error: Event) -> str | None:
-    """The agent's tool calls between the error and the same tool's next success."""
+    """The agent's calls between the error and the same tool's next success.
+
+    A retry of the failing tool counts when its arguments changed (that change is the fix);
+    repeating the very call that failed does not.
+    """
     later = session.events[error.index + 1 :]
     success = next((e for e in later if e.tool_name == error.tool_name and e.role == "tool" and not e.is_error), None)
     if success is None:
         return None
+    failed = _call_before(session, error)
     calls = [e for e in later if e.index < success.index and e.role == "assistant" and e.tool_name
-             and e.tool_name != error.tool_name]
+             and (e.tool_name, e.content) != (error.tool_name, failed)]
     return ", then ".join(f"`{e.tool_name}` ({shorten(e.content, 60)})" for e in calls) or None
+
+
+def _call_before(session: SessionRecord, result: Event) -> str | None:
+    """The arguments of the call a tool result answers."""
+    calls = [e for e in session.events[: result.index] if e.role == "assistant" and e.tool_name == result.tool_name]
+    return calls[-1].content if calls else None
 
 
 # --- converged workflows ----------------------------------------------------------------------
 
 
 def tool_sequence(session: SessionRecord) -> list[tuple[str, int]]:
-    """The tools the agent called, in order, repeats collapsed, with the event index."""
-    calls = [e for e in session.events if e.role == "assistant" and e.tool_name]
-    calls = calls or [e for e in session.events if e.role == "tool" and e.tool_name]
+    """The tools that succeeded, in order, repeats collapsed, with the event index.
+
+    Failed calls are left out: a routine is what worked, not the detour around an error.
+    """
+    results = [e for e in session.events if e.role == "tool" and e.tool_name]
+    steps = [e for e in results if not e.is_error] if results else [
+        e for e in session.events if e.role == "assistant" and e.tool_name]
     sequence: list[tuple[str, int]] = []
-    for event in calls:
+    for event in steps:
         if not sequence or sequence[-1][0] != event.tool_name:
-            sequence.append((event.tool_name, event.index))
+            sequence.append((event.tool_name, _cited_index(session, event)))
     return sequence
+
+
+def _cited_index(session: SessionRecord, step: Event) -> int:
+    """Cite the agent's call rather than the tool's output: the routine is the agent's doing."""
+    before = session.events[step.index - 1] if step.index else None
+    if step.role == "tool" and before and before.role == "assistant" and before.tool_name == step.tool_name:
+        return before.index
+    return step.index
 
 
 def shared_workflows(sessions: list[SessionRecord]) -> list[Candidate]:

@@ -273,11 +273,7 @@ class Ask:
 
 
 class InvalidAnswer(Exception):
-    """A reply that is not a valid call of the expected tool; `tool_use_id` when it made a call."""
-
-    def __init__(self, problem: str, tool_use_id: str | None = None):
-        super().__init__(problem)
-        self.tool_use_id = tool_use_id
+    """A reply that is not a valid call of the expected tool; the message says what is wrong."""
 
 
 @dataclass
@@ -340,7 +336,7 @@ def parsed(response: Message, tool: Tool) -> Any:
     try:
         return tool.schema.model_validate(call.input)
     except ValidationError as error:
-        raise InvalidAnswer(f"{shorten(str(error), 2_000)}{cut_off}", call.id) from error
+        raise InvalidAnswer(f"{shorten(str(error), 2_000)}{cut_off}") from error
 
 
 def feedback(response: Message, problem: InvalidAnswer, tool: Tool) -> list[dict[str, Any]]:
