@@ -12,6 +12,12 @@ from reverie.models import Turn
 from reverie.service import open_reverie
 
 
+@pytest.fixture(autouse=True)
+def no_api_key(monkeypatch):
+    """A key in the developer's shell must not switch "auto" dreams to the network."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"  # aiosqlite runs on asyncio only
