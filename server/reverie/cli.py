@@ -207,7 +207,7 @@ def _log_parser(sub) -> None:
 
 def _dream_parser(sub) -> None:
     dream_cmd = _command(sub, "dream", "propose a consolidation of memory and recent sessions")
-    dream_cmd.add_argument("--engine", default="auto", help="auto (default) or heuristic")
+    dream_cmd.add_argument("--engine", default="auto", help="auto (default), heuristic, anthropic or agent")
     dream_cmd.add_argument("--max-sessions", type=int, default=100)
     dream_cmd.add_argument("--scope", help="only this scope, e.g. agent:coding-agent")
     dream_cmd.add_argument("--instructions", help="what to focus on")
