@@ -336,7 +336,7 @@ async def test_a_long_session_is_condensed_to_numbered_events_and_notes_keeping_
     assert condensed_text.endswith("note 39: remark 39 " + "n" * 1_000)
 
 
-async def test_checked_evidence_keeps_found_quotes_replaces_invented_ones_and_flags_tool_output():
+async def test_checked_evidence_keeps_found_quotes_and_replaces_invented_ones():
     session = session_of(event(0, "Deploys need the VPN"), event(1, "ssh: connect timed out", "tool"))
     drafts = [
         OperationDraft(kind="add", content="Deploys need the VPN", rationale="said",
@@ -347,8 +347,18 @@ async def test_checked_evidence_keeps_found_quotes_replaces_invented_ones_and_fl
 
     said, seen = checked(drafts, Sources.of([session]))
 
-    assert (said.evidence[0].quote, said.risk) == ("THE vpn", [])
-    assert (seen.evidence[0].quote, seen.risk) == ("ssh: connect timed out", ["from_tool_output"])
+    assert said.evidence[0].quote == "THE vpn"
+    assert seen.evidence[0].quote == "ssh: connect timed out"
+
+
+async def test_an_op_resting_only_on_tool_output_is_flagged_by_the_service(reverie, api):
+    sid = await log_test_run(reverie)
+    api.reply(candidates(FROM_ROOT))
+    api.reply(operations(add("Imports fail unless run from the root", cite(sid, event=3, quote="ImportError"))))
+
+    proposal = await reverie.propose_dream("anthropic")
+
+    assert proposal.operations[0].risk == ["from_tool_output"]
 
 
 # --- through a real MCP client ------------------------------------------------------------------

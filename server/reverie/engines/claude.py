@@ -495,12 +495,6 @@ class Sources:
             return evidence
         return evidence.model_copy(update={"quote": shorten(text, QUOTE_CHARS)})
 
-    def only_tool_output(self, evidence: list[Evidence]) -> bool:
-        """True when every piece of (verified) evidence is a tool's output."""
-        return bool(evidence) and all(
-            e.note_index is None and self.events[(e.session_id, e.event_index)].role == "tool" for e in evidence
-        )
-
 
 def _flat(text: str) -> str:
     return " ".join(text.lower().split())
@@ -524,6 +518,6 @@ def checked(drafts: list[OperationDraft], sources: Sources) -> list[OperationDra
         evidence = [e for e in map(sources.verified, draft.evidence) if e is not None]
         if draft.kind in ("add", "update") and not evidence:
             continue  # a new statement must rest on something a session actually says
-        risk = {*draft.risk, "from_tool_output"} if sources.only_tool_output(evidence) else set(draft.risk)
-        kept.append(draft.model_copy(update={"evidence": evidence, "risk": sorted(risk)}))
+        # Flags (tool output, instructions, secrets) are the service's, the same for every engine.
+        kept.append(draft.model_copy(update={"evidence": evidence}))
     return kept
