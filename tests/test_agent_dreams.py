@@ -105,8 +105,10 @@ async def test_submitted_secrets_are_redacted_and_copied_tool_instructions_are_f
         ({"brief_id": "BRIEF", "operations": [{"kind": "prune", "targets": ["mem_x"], "rationale": "old"}]},
          "not an active memory entry"),
         ({"brief_id": "BRIEF", "operations": [{"kind": "teleport", "rationale": "?"}]}, "kind"),
+        ({"brief_id": "BRIEF", "operations": [{"kind": "prune", "targets": [], "scope": "everyone",
+                                                "rationale": "?"}]}, "scope 'everyone'"),
     ],
-    ids=["unknown-brief", "operations-without-brief", "empty", "unknown-target", "unknown-kind"],
+    ids=["unknown-brief", "operations-without-brief", "empty", "unknown-target", "unknown-kind", "bad-scope"],
 )
 async def test_malformed_submissions_get_tool_errors(client, arguments, message):
     await log_two_sessions(client)
