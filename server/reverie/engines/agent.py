@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import json
 
-from reverie.models import (
-    DreamInput,
-    EngineResult,
-    Event,
-    Memory,
-    OperationDraft,
-    SessionRecord,
-)
-from reverie.text import estimate_tokens, shorten
+from reverie.engines.condensing import Cut, condensed, memory_snapshot
+from reverie.models import DreamInput, EngineResult, OperationDraft, SessionRecord
+from reverie.text import estimate_tokens
 
 BRIEF_TOKENS = 16_000   # what the brief may take of the agent's context
-EVENT_CHARS = 400       # each turn is cut to this many characters
+# A brief shows many sessions at once, so each turn and session gets less than a map call's.
+BRIEF_CUT = Cut(event_chars=400, session_chars=12_000, notes_chars=4_000)
 
 GUIDANCE = """## What to look for
 - Duplicates: entries or notes that say the same thing → one `merge` (targets: the entries) or one `add`.
@@ -52,7 +47,7 @@ class AgentEngine:
 
 
 def brief(dream: DreamInput, budget_tokens: int = BRIEF_TOKENS) -> str:
-    head = ["# Dream brief", _memory_section(dream.memories)]
+    head = ["# Dream brief", memory_snapshot(dream.memories)]
     if dream.instructions:
         head.append(f"## The user's focus\n{dream.instructions}")
     head.append(GUIDANCE + f"\n\nOne operation, as JSON Schema:\n```json\n{operation_schema()}\n```")
@@ -61,16 +56,11 @@ def brief(dream: DreamInput, budget_tokens: int = BRIEF_TOKENS) -> str:
     return "\n\n".join([*head[:2], *sessions, *head[2:]])
 
 
-def _memory_section(memories: list[Memory]) -> str:
-    lines = [f"- {m.id} [{m.category}, {m.scope}] {m.content}" for m in memories]
-    return "## Current memory\n" + ("\n".join(lines) or "(empty)")
-
-
 def _sessions_within(sessions: list[SessionRecord], budget: int) -> list[str]:
     """Newest sessions first until the budget is spent, then shown oldest first."""
     chosen, used = [], 0
     for session in reversed(sessions):
-        text = condensed(session)
+        text = condensed(session, BRIEF_CUT)
         if used + estimate_tokens(text) > budget:
             break
         chosen.append(text)
@@ -78,18 +68,6 @@ def _sessions_within(sessions: list[SessionRecord], budget: int) -> list[str]:
     skipped = len(sessions) - len(chosen)
     note = [f"({skipped} older session(s) left out to fit the brief.)"] if skipped else []
     return note + list(reversed(chosen))
-
-
-def condensed(session: SessionRecord) -> str:
-    header = f"## Session {session.id} ({session.agent_id}, {session.outcome}): {session.title or 'untitled'}"
-    notes = [f"note {n.index}: {n.content}" for n in session.notes]
-    return "\n".join([header, *notes, *map(_event_line, session.events)])
-
-
-def _event_line(event: Event) -> str:
-    tool = f"[{event.tool_name}]" if event.tool_name else ""
-    error = " (error)" if event.is_error else ""
-    return f"#{event.index} {event.role}{tool}{error}: {shorten(event.content, EVENT_CHARS)}"
 
 
 def operation_schema() -> str:

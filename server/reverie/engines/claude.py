@@ -1,8 +1,7 @@
 """The Claude dream: a small model maps each session, a larger one reduces against memory.
 
-1. Condense. A session becomes numbered lines (`#12 tool[run_tests] (error): …`): each event
-   cut to EVENT_CHARS, the session to SESSION_CHARS (head and tail kept, the middle left
-   out), notes listed apart (`note 0: …`, NOTES_CHARS). So 100 long sessions fit, a call each.
+1. Condense. A session becomes numbered lines (`#12 tool[run_tests] (error): …`), cut to fit
+   (see `condensing`). So 100 long sessions fit, a call each.
 2. Map. The map model (REVERIE_MAP_MODEL), at most REVERIE_MAP_CONCURRENCY calls at a time,
    turns each session into `SessionCandidates`: facts, preferences, pitfalls, workflows and
    insights, each citing the events or notes it rests on.
@@ -35,6 +34,7 @@ import anyio
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from reverie import config
+from reverie.engines.condensing import condensed, memory_snapshot, session_header
 from reverie.errors import EngineFailed
 from reverie.models import (
     Category,
@@ -42,7 +42,6 @@ from reverie.models import (
     EngineResult,
     Event,
     Evidence,
-    Memory,
     Model,
     Note,
     OperationDraft,
@@ -62,9 +61,6 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAP_MODEL = "claude-haiku-5-5"
 DEFAULT_MAP_CONCURRENCY = 4
 MAX_RETRIES = 4             # the SDK's own retries of 408/409/429/5xx/529, honouring retry-after
-EVENT_CHARS = 2_000         # one event, or one note
-SESSION_CHARS = 60_000      # one session's events
-NOTES_CHARS = 20_000        # one session's notes
 QUOTE_CHARS = 200
 # Models that think by default count thinking against max_tokens. The SDK refuses a
 # non-streaming call above about 21k, so the reduce stays below that.
@@ -369,67 +365,6 @@ def api_failure(error: APIError, model: str) -> str:
 def map_prompt(session: SessionRecord) -> str:
     return (f"<transcript>\n{condensed(session)}\n</transcript>\n\n"
             f"Record what this session offers long-term memory by calling {MAP_TOOL.name}.")
-
-
-def condensed(session: SessionRecord) -> str:
-    """The session as the map model reads it: a header, numbered events and notes, cut to fit."""
-    events = fit([event_line(e) for e in session.events], SESSION_CHARS, "events") or ["(none)"]
-    notes = fit([f"note {n.index}: {clipped(n.content)}" for n in session.notes], NOTES_CHARS, "notes")
-    return "\n".join([session_header(session), "Events:", *events, *(["Notes:", *notes] if notes else [])])
-
-
-def session_header(session: SessionRecord) -> str:
-    title = f' "{session.title}"' if session.title else ""
-    summary = f": {session.outcome_summary}" if session.outcome_summary else ""
-    return (f"## Session {session.id}{title}, agent {session.agent_id}, {session.started_at.date()}, "
-            f"outcome {session.outcome}{summary}")
-
-
-def event_line(event: Event) -> str:
-    label = f"{event.role}[{event.tool_name}]" if event.tool_name else event.role
-    error = " (error)" if event.is_error else ""
-    return f"#{event.index} {label}{error}: {clipped(event.content)}"
-
-
-def clipped(text: str) -> str:
-    """`text` cut to EVENT_CHARS, continuation lines indented so they cannot pose as a new event."""
-    kept = text if len(text) <= EVENT_CHARS else f"{text[:EVENT_CHARS]} …[{len(text) - EVENT_CHARS} more characters]"
-    return indented(kept)
-
-
-def indented(text: str) -> str:
-    return text.replace("\n", "\n    ")
-
-
-def fit(lines: list[str], budget: int, noun: str) -> list[str]:
-    """All lines if they fit in `budget` characters; else the head and the tail, the middle left out."""
-    if sum(len(line) + 1 for line in lines) <= budget:
-        return lines
-    head = _within(lines, budget // 2)
-    tail = _within(lines[len(head):][::-1], budget // 2)[::-1]
-    return [*head, f"… {len(lines) - len(head) - len(tail)} {noun} left out to fit …", *tail]
-
-
-def _within(lines: list[str], budget: int) -> list[str]:
-    taken, used = [], 0
-    for line in lines:
-        used += len(line) + 1
-        if used > budget:
-            break
-        taken.append(line)
-    return taken
-
-
-def memory_snapshot(memories: list[Memory]) -> str:
-    lines = [memory_line(m) for m in sorted(memories, key=lambda m: m.id)]
-    return "# Current memory\n" + ("\n".join(lines) or "(empty)")
-
-
-def memory_line(memory: Memory) -> str:
-    read = memory.last_read_at.date() if memory.last_read_at else "never"
-    return (f"- {memory.id} [{memory.category}, {memory.scope}, confidence {memory.confidence:.2f}, "
-            f"observed {memory.observed_at.date()}, last read {read}, {len(memory.sources)} source(s)]: "
-            f"{indented(memory.content)}")
 
 
 def reduce_prompt(dream: DreamInput, found: dict[str, list[SessionCandidate]]) -> str:

@@ -89,10 +89,6 @@ async def count_unconsolidated(db: Database) -> int:
     return await db.scalar(f"SELECT count(*) FROM sessions s WHERE ended_at IS NOT NULL AND NOT {_CONSOLIDATED}")
 
 
-async def last_consolidated_at(db: Database) -> datetime | None:
-    return from_iso(await db.scalar("SELECT max(decided_at) FROM proposals WHERE status IN ('applied', 'partially_applied')"))
-
-
 async def unconsolidated_sessions(db: Database, agent_id: str | None, limit: int) -> list[SessionRecord]:
     """The `limit` most recent ended, unconsolidated sessions, oldest first, with events and notes."""
     rows = await db.fetchall(
