@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, TypeVar
 
 from mcp.server import MCPServer
-from mcp.server.mcpserver import Context
+from mcp.server.elicitation import CancelledElicitation, DeclinedElicitation
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from reverie import __version__
 from reverie.config import Settings
+from reverie.decisions import decision_form, from_answers, prompt
 from reverie.errors import NotFound, ReverieError
 from reverie.models import (
     ApplyResult,
@@ -166,14 +168,19 @@ def _add_dream_tools(mcp: MCPServer) -> None:
     async def apply_dream(
         ctx: Context,
         proposal_id: str,
+        asked: Annotated[ElicitationResult[BaseModel], Resolve(_ask_the_user)],
         approve: Annotated[Literal["all"] | list[str] | None, Field(description="'all' or the op ids the user approved; the rest are rejected.")] = None,
         edits: Annotated[dict[str, str] | None, Field(description="New text per approved op id, as the user worded it.")] = None,
     ) -> Annotated[CallToolResult, ApplyResult]:
         """Apply the changes the user approved, as one revision. Only call with the user's decisions.
 
-        Refuses a proposal made stale by later changes (propose again). Any applied dream can be
-        undone with revert_dream.
+        Without `approve`, clients that can ask their user directly show a form instead. Refuses a
+        proposal made stale by later changes (propose again). revert_dream undoes an applied dream.
         """
+        if isinstance(asked, DeclinedElicitation | CancelledElicitation):
+            raise ToolError(f"The user did not approve dream {proposal_id}; nothing changed.")
+        if approve is None and not isinstance(asked.data, NotAsked):
+            approve, edits = from_answers(asked.data)
         result = await _call(_service(ctx).apply_dream(proposal_id, approve, edits))
         return _result(result, result.message)
 
@@ -182,6 +189,28 @@ def _add_dream_tools(mcp: MCPServer) -> None:
         """Undo an applied dream exactly, as a new revision. Use when the user asks to roll back."""
         result = await _call(_service(ctx).revert_dream(proposal_id))
         return _result(result, result.message)
+
+
+class NotAsked(BaseModel):
+    """The resolver's answer when there was nothing to ask, or no way to ask it."""
+
+
+async def _ask_the_user(proposal_id: str, ctx: Context, approve: object = None) -> NotAsked | Elicit:
+    """Ask for decisions by form when the model sent none and the client can show one.
+
+    A client that never declared elicitation gets no form (asking would be a protocol
+    error); the service then answers with a tool error that asks for explicit decisions.
+    """
+    capabilities = ctx.client_capabilities
+    if approve is not None or not (capabilities and capabilities.elicitation):
+        return NotAsked()
+    try:
+        proposal = await _service(ctx).proposal(proposal_id)
+    except ReverieError as error:
+        raise ToolError(str(error)) from None
+    if proposal.status != "pending" or not proposal.operations:
+        return NotAsked()  # the service explains why it cannot be applied
+    return Elicit(prompt(proposal), decision_form(proposal))
 
 
 def _add_resources(mcp: MCPServer, opened: _Opened) -> None:
