@@ -1,7 +1,13 @@
-"""Where the database lives, who is calling, and the documented limits on input.
+"""Where the database lives, who is calling, when to dream, and the documented limits on input.
 
-Precedence: command-line flag, then environment (`REVERIE_DB`, `REVERIE_AGENT_ID`), then
-the default (the user data dir from platformdirs, agent "default").
+Precedence: command-line flag, then environment (`REVERIE_DB`, `REVERIE_AGENT_ID`,
+`REVERIE_DREAM_EVERY`, `REVERIE_DREAM_AFTER`, `REVERIE_DREAM_MODE`, `REVERIE_DREAM_IDLE`),
+then the default (the user data dir from platformdirs, agent "default", no background
+dreams).
+
+Background dreams are off unless asked for: a dream may call a paid model (engine "auto"
+with an API key), so a server does not start one on its own accord. Setting how often
+(`dream_every`) or after how many sessions (`dream_after`) turns them on in `review` mode.
 """
 
 from __future__ import annotations
@@ -9,7 +15,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Literal, get_args
 
 import platformdirs
 
@@ -26,6 +34,11 @@ MAX_SESSIONS = 100                 # sessions one dream reviews
 MAX_INSTRUCTIONS_CHARS = 4_096
 MAX_OPERATION_CHARS = 2_000        # an operation's (or an edit's) content
 
+# The dream lock: how long a dream may hold it before another process may take it over.
+# Longer than any dream should take (a 100-session Claude dream takes a few minutes), short
+# enough that a crashed server blocks dreaming only briefly.
+DREAM_LOCK_TTL = timedelta(minutes=10)
+
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 SCOPE = re.compile(r"^(shared|user|agent:[A-Za-z0-9._:@-]{1,128}|project:[A-Za-z0-9._:@/-]{1,128})$")
 
@@ -34,18 +47,84 @@ def default_db_path() -> Path:
     return platformdirs.user_data_path("reverie", appauthor=False) / "memory.db"
 
 
+DreamMode = Literal["off", "review", "auto"]
+DREAM_MODES: tuple[str, ...] = get_args(DreamMode)
+DEFAULT_DREAM_AFTER = 5
+DEFAULT_DREAM_IDLE = timedelta(seconds=60)
+
+_DURATION = re.compile(r"(\d{1,6})([dhms])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
 @dataclass(frozen=True)
 class Settings:
     db_path: Path
     agent_id: str = "default"
-    dream_after: int = 5          # unconsolidated sessions that make a dream due
+    dream_after: int = DEFAULT_DREAM_AFTER  # sessions no dream has reviewed that make one due
     stale_after_days: int = 90    # unread and unrestated this long → proposed for pruning
+    dream_every: timedelta | None = None  # a dream is also due this long after the last one
+    dream_mode: DreamMode = "off"  # background dreams: off, review (proposal waits), auto
+    dream_idle: timedelta = DEFAULT_DREAM_IDLE  # no background dream until tools are quiet this long
 
     @classmethod
-    def resolve(cls, db: str | os.PathLike | None = None, agent: str | None = None) -> Settings:
+    def resolve(
+        cls, db: str | os.PathLike | None = None, agent: str | None = None, *, dream_every: str | None = None,
+        dream_after: str | int | None = None, dream_mode: str | None = None, dream_idle: str | None = None,
+    ) -> Settings:
+        """Settings from flags (these arguments, as typed on the command line), else the environment."""
         path = db or os.environ.get("REVERIE_DB") or default_db_path()
         agent_id = agent or os.environ.get("REVERIE_AGENT_ID") or "default"
         if not IDENTIFIER.match(agent_id):
             raise InvalidInput(f"Agent id {agent_id!r} is not valid (--agent / REVERIE_AGENT_ID): "
                                "use 1-128 letters, digits and . _ : @ - only.")
-        return cls(db_path=Path(path).expanduser(), agent_id=agent_id)
+        every = _flag_or_env(dream_every, "REVERIE_DREAM_EVERY")
+        after = _flag_or_env(dream_after, "REVERIE_DREAM_AFTER")
+        mode = _flag_or_env(dream_mode, "REVERIE_DREAM_MODE") or ("review" if every or after else "off")
+        idle = _flag_or_env(dream_idle, "REVERIE_DREAM_IDLE")
+        return cls(
+            db_path=Path(path).expanduser(), agent_id=agent_id,
+            dream_after=_count(after, "--dream-after / REVERIE_DREAM_AFTER") if after else DEFAULT_DREAM_AFTER,
+            dream_every=parse_duration(every, "--dream-every / REVERIE_DREAM_EVERY") if every else None,
+            dream_mode=_mode(mode),
+            dream_idle=parse_duration(idle, "--dream-idle / REVERIE_DREAM_IDLE") if idle else DEFAULT_DREAM_IDLE,
+        )
+
+
+def _flag_or_env(flag: str | int | None, variable: str) -> str | None:
+    value = flag if flag is not None else os.environ.get(variable)
+    return str(value).strip() if value is not None and str(value).strip() else None
+
+
+def _count(text: str, source: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidInput(f"{source} must be a whole number of sessions, 1 or more; got {text!r}.")
+    return int(text)
+
+
+def _mode(text: str) -> DreamMode:
+    if text not in DREAM_MODES:
+        raise InvalidInput(f"--dream-mode / REVERIE_DREAM_MODE must be one of {', '.join(DREAM_MODES)}; got {text!r}.")
+    return text
+
+
+def parse_duration(text: str, source: str = "duration") -> timedelta:
+    """'90s', '30m', '6h', '1d', or parts together ('1h30m') → a positive timedelta."""
+    spelled = text.strip().lower()
+    parts = _DURATION.findall(spelled)
+    if not parts or "".join(n + u for n, u in parts) != spelled:
+        raise InvalidInput(f"{source}: {text!r} is not a duration. Write a whole number and a unit, "
+                           "s, m, h or d: 90s, 30m, 6h, 1d (or 1h30m).")
+    total = sum((timedelta(**{_UNITS[unit]: int(number)}) for number, unit in parts), timedelta())
+    if total <= timedelta(0):
+        raise InvalidInput(f"{source}: {text!r} is no time at all; use at least 1s.")
+    return total
+
+
+def format_duration(span: timedelta) -> str:
+    """The inverse of `parse_duration`, largest units first: 6h, 1d, 1h30m, 90s → 1m30s."""
+    seconds, parts = int(span.total_seconds()), []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"

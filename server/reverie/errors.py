@@ -5,13 +5,15 @@
     ├── NotFound            an id that does not exist (session, proposal, op)
     ├── Conflict            the request is valid but the state forbids it
     │   ├── StaleProposal   memory changed since the proposal was made
-    │   └── AlreadyDecided  the proposal was already applied, rejected or reverted
+    │   ├── AlreadyDecided  the proposal was already applied, rejected or reverted
+    │   └── DreamRunning    another dream (this process or another) holds the dream lock
     ├── NeedsDecision       apply_dream was called without the user's decisions
     └── EngineFailed        a dream engine could not produce a proposal (no key, API
                             errors, invalid model output); nothing was stored
 
-Each message says what to do next. The MCP layer turns these into tool errors and the
-CLI into a clean message and exit code; nothing else catches them.
+Each message says what to do next. The MCP layer turns these into tool errors, the CLI
+into a clean message and exit code, and the background dream schedule into a log line;
+nothing else catches them.
 """
 
 
@@ -36,6 +38,10 @@ class StaleProposal(Conflict):
 
 
 class AlreadyDecided(Conflict):
+    pass
+
+
+class DreamRunning(Conflict):
     pass
 
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Literal, TypeVar
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.elicitation import CancelledElicitation, DeclinedElicitation
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
@@ -36,6 +37,7 @@ from reverie.models import (
     Turn,
 )
 from reverie.service import Reverie, open_reverie
+from reverie.service.schedule import Activity, run_schedule
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -50,6 +52,7 @@ INSTRUCTIONS = """Reverie is your long-term memory across sessions.
 @dataclass
 class AppContext:
     reverie: Reverie
+    activity: Activity  # when a tool was last called: background dreams wait for quiet
 
 
 class _Opened:
@@ -71,7 +74,10 @@ async def _call(work: Awaitable[M]) -> M:
 
 
 def _service(ctx: Context) -> Reverie:
-    return ctx.request_context.lifespan_context.reverie
+    """The service for this request; every tool call also counts as activity."""
+    app: AppContext = ctx.request_context.lifespan_context
+    app.activity.touch(app.reverie.clock())
+    return app.reverie
 
 
 def build_server(settings: Settings | None = None) -> MCPServer:
@@ -80,9 +86,15 @@ def build_server(settings: Settings | None = None) -> MCPServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
-        async with open_reverie(settings) as reverie:
+        activity = Activity()
+        # The task group closes before the database does: a background dream never outlives it.
+        async with open_reverie(settings) as reverie, anyio.create_task_group() as background:
+            background.start_soon(run_schedule, reverie, reverie.schedule, activity)
             opened.reverie = reverie
-            yield AppContext(reverie)
+            try:
+                yield AppContext(reverie, activity)
+            finally:
+                background.cancel_scope.cancel()
 
     mcp = MCPServer("reverie", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
     _add_memory_tools(mcp)

@@ -25,6 +25,7 @@ from reverie.models import (
     Turn,
 )
 from reverie.service import dreams, ingest, recall, transfer
+from reverie.service.schedule import Schedule, dream_due
 from reverie.store import Database, open_database
 
 
@@ -33,6 +34,11 @@ class Reverie:
         self.db = db
         self.settings = settings
         self.clock = clock
+
+    @property
+    def schedule(self) -> Schedule:
+        """When a dream is due (and, for `reverie serve`, whether to dream in the background)."""
+        return Schedule.from_settings(self.settings)
 
     def agent(self, agent_id: str | None) -> str:
         return ingest.check_identifier(agent_id, "agent_id") if agent_id else self.settings.agent_id
@@ -51,8 +57,8 @@ class Reverie:
                 self.db, turns, notes, session_id=session_id, agent_id=agent, title=title, outcome=outcome,
                 summary=outcome_summary, ended=ended, now=self.clock(),
             )
-        return await ingest.log_result(self.db, sid, digest, len(turns), noted, redactions, ended,
-                                       self.settings.dream_after)
+        due = await dream_due(self, self.schedule, self.clock()) is not None
+        return await ingest.log_result(self.db, sid, digest, len(turns), noted, redactions, ended, due)
 
     async def read_memory(
         self, query: str | None = None, *, scope: str | None = None, categories: list[Category] | None = None,

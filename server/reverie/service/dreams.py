@@ -2,7 +2,11 @@
 
 - propose: snapshot memory + unconsolidated sessions, let an engine draft operations,
   then validate, redact and risk-flag every one before it is stored as a pending proposal.
-  Whatever an engine returns, this is the one gate to review.
+  Whatever an engine returns, this is the one gate to review. The whole of it holds the
+  "dream" lock (a lease row, `store.locks`), so two dreams — in this process or in two
+  servers sharing the file — never review the same memory at once; the second is
+  refused with `DreamRunning`. A holder that dies leaves a lease that lapses after
+  `config.DREAM_LOCK_TTL`.
 - apply: one transaction. It refuses a proposal whose targets changed after its base
   revision, or that would re-add an entry a newer dream already added, and flips the
   status pending → applied by compare-and-set, so a proposal is applied at most once.
@@ -12,14 +16,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Literal
+
+import anyio
 
 from reverie import config
 from reverie.engines import engine_named
 from reverie.errors import (
     AlreadyDecided,
+    DreamRunning,
     InvalidInput,
     NeedsDecision,
     NotFound,
@@ -40,10 +51,11 @@ from reverie.models import (
 from reverie.report import proposal_markdown
 from reverie.safety import instruction_like, redact
 from reverie.service.evidence import from_tool_output, submission_problems, with_quotes
-from reverie.store import Database, memories, proposals, revisions, sessions
+from reverie.store import Database, locks, memories, proposals, revisions, sessions
 from reverie.text import estimate_tokens
 
 APPLIED = ("applied", "partially_applied")
+DREAM_LOCK = "dream"
 ARCHIVE_REASON = {"update": "superseded", "merge": "merged", "prune": "pruned", "promote": "promoted"}
 MAX_PROVENANCE = 20
 
@@ -60,24 +72,63 @@ async def propose(
     check_dream_arguments(max_sessions, instructions)
     instructions = redact(instructions)[0] if instructions else None
     dreamer = engine_named(engine)
-    async with db.snapshot():
-        base = await revisions.current_revision(db)
-        current = await memories.active_memories(db, [scope] if scope else None)
-        reviewed = await sessions.unconsolidated_sessions(db, _agent_of(scope), max_sessions)
-    dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
-                       stale_after_days=stale_after_days)
-    drafted = await dreamer.propose(dream)
-    operations = finalize(drafted.operations, {m.id: m for m in current}, {s.id: s for s in reviewed})
-    stats = _stats(current, operations, len(reviewed)).model_copy(update={"usage": drafted.usage})
-    proposal = Proposal(
-        id=f"drm_{uuid.uuid4().hex[:10]}", engine=dreamer.name, scope=scope,
-        status="pending" if operations or drafted.brief else "applied", base_revision=base, created_at=now,
-        session_ids=[s.id for s in reviewed], operations=operations, stats=stats, brief=drafted.brief,
-    )
-    async with db.transaction():
-        await proposals.supersede_pending(db, scope, now)
-        await proposals.insert_proposal(db, proposal, instructions)
+    async with dream_lock(db, now) as holder:
+        async with db.snapshot():
+            base = await revisions.current_revision(db)
+            current = await memories.active_memories(db, [scope] if scope else None)
+            reviewed = await sessions.unconsolidated_sessions(db, _agent_of(scope), max_sessions)
+        dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
+                           stale_after_days=stale_after_days)
+        drafted = await dreamer.propose(dream)
+        operations = finalize(drafted.operations, {m.id: m for m in current}, {s.id: s for s in reviewed})
+        stats = _stats(current, operations, len(reviewed)).model_copy(update={"usage": drafted.usage})
+        proposal = Proposal(
+            id=f"drm_{uuid.uuid4().hex[:10]}", engine=dreamer.name, scope=scope,
+            status="pending" if operations or drafted.brief else "applied", base_revision=base, created_at=now,
+            session_ids=[s.id for s in reviewed], operations=operations, stats=stats, brief=drafted.brief,
+        )
+        async with db.transaction():
+            await _check_still_held(db, holder)
+            await proposals.insert_proposal(db, proposal, instructions)
+            await proposals.supersede_pending(db, proposal.id, scope, now)
     return with_report(proposal)
+
+
+@asynccontextmanager
+async def dream_lock(db: Database, now: datetime) -> AsyncIterator[str]:
+    """Hold the dream lock for the body (yielding the holder's name); `DreamRunning` if taken.
+
+    Released however the body ends — error, cancellation — except a crash, which the
+    lease's expiry covers.
+    """
+    holder = f"{socket.gethostname()} pid {os.getpid()} #{uuid.uuid4().hex[:6]}"
+    async with db.transaction():
+        if not await locks.acquire(db, DREAM_LOCK, holder, now, config.DREAM_LOCK_TTL):
+            raise _running(await locks.lease(db, DREAM_LOCK))
+    try:
+        yield holder
+    finally:
+        with anyio.CancelScope(shield=True):
+            async with db.transaction():
+                await locks.release(db, DREAM_LOCK, holder)
+
+
+def _running(lease: locks.Lease) -> DreamRunning:
+    return DreamRunning(
+        f"A dream is already running (started {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC by {lease.holder}); "
+        f"try again in a minute. If that process died, its lock lapses at {lease.expires_at:%H:%M:%S} UTC."
+    )
+
+
+async def _check_still_held(db: Database, holder: str) -> None:
+    """Refuse to store a dream that outlived its lease and was overtaken by another one."""
+    lease = await locks.lease(db, DREAM_LOCK)
+    if lease is not None and lease.holder != holder:
+        raise DreamRunning(
+            f"This dream ran past its {config.format_duration(config.DREAM_LOCK_TTL)} lock and another dream "
+            f"took over (started {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC by {lease.holder}); nothing was "
+            "stored. Review that dream's proposal when it is ready."
+        )
 
 
 async def submit(db: Database, *, brief_id: str, drafts: list[OperationDraft], now: datetime) -> Proposal:

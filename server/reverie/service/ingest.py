@@ -117,12 +117,12 @@ async def log(
 
 
 async def log_result(db: Database, sid: str, digest: str, added: int, notes: int, redactions: int,
-                     ended: bool, dream_after: int) -> LogResult:
+                     ended: bool, dream_due: bool) -> LogResult:
     session = await store.get_session(db, sid)
     events, _ = await store.counts(db, sid)
     awaiting = await store.count_unconsolidated(db)
     return LogResult(
         session_id=sid, agent_id=session.agent_id, events_added=added, event_count=events, notes_added=notes,
         content_hash=digest, ended=ended, redactions=redactions, sessions_awaiting_dream=awaiting,
-        dream_due=awaiting >= dream_after,
+        dream_due=dream_due,
     )

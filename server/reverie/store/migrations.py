@@ -182,9 +182,22 @@ m002_dream_briefs = [
     "ALTER TABLE proposals ADD COLUMN brief TEXT",
 ]
 
+m003_locks = [
+    # Leases that keep processes sharing this file from doing the same work at once; one
+    # row per lock name ("dream"). Taken and handed over by compare-and-set, never held
+    # by SQLite itself, so a process that dies holding one blocks nobody past expires_at.
+    """CREATE TABLE locks (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,          -- host, pid and a random tag of whoever holds it
+        acquired_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL       -- from then on anyone may take it over
+    )""",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", m001_initial),
     ("m002_dream_briefs", m002_dream_briefs),
+    ("m003_locks", m003_locks),
 ]
 
 

@@ -120,9 +120,31 @@ async def set_operation_result(
     )
 
 
-async def supersede_pending(db: Database, scope: str | None, at: datetime) -> list[str]:
-    """Mark older pending proposals over the same scope as superseded; returns their ids."""
-    rows = await db.fetchall("SELECT id FROM proposals WHERE status = 'pending' AND scope IS ?", (scope,))
+async def supersede_pending(db: Database, proposal_id: str, scope: str | None, at: datetime) -> list[str]:
+    """Mark as superseded the pending proposals that the newer `proposal_id` redid; returns their ids.
+
+    Redid: same scope, and every session they reviewed was reviewed again. The flagged
+    changes auto mode holds back from an applied dream come from sessions that dream
+    consolidated, which no later dream reviews, so superseding those would lose them.
+    """
+    rows = await db.fetchall(
+        """SELECT id FROM proposals p WHERE status = 'pending' AND scope IS ? AND id != ? AND NOT EXISTS (
+               SELECT 1 FROM proposal_sessions ps WHERE ps.proposal_id = p.id AND ps.session_id NOT IN (
+                   SELECT session_id FROM proposal_sessions WHERE proposal_id = ?))""",
+        (scope, proposal_id, proposal_id),
+    )
     for row in rows:
         await set_status(db, row[0], ["pending"], "superseded", at)
     return [r[0] for r in rows]
+
+
+async def last_dream_at(db: Database) -> datetime | None:
+    """When the latest dream (any engine, any outcome) was proposed; imports and briefs aside."""
+    return from_iso(await db.scalar(
+        "SELECT max(created_at) FROM proposals WHERE engine != 'import' AND brief IS NULL"))
+
+
+async def newest_open_brief_at(db: Database) -> datetime | None:
+    """When the newest dream brief still waiting for an agent's operations was handed out."""
+    return from_iso(await db.scalar(
+        "SELECT max(created_at) FROM proposals WHERE status = 'pending' AND brief IS NOT NULL"))

@@ -89,6 +89,21 @@ async def count_unconsolidated(db: Database) -> int:
     return await db.scalar(f"SELECT count(*) FROM sessions s WHERE ended_at IS NOT NULL AND NOT {_CONSOLIDATED}")
 
 
+async def undreamed(db: Database) -> tuple[int, datetime | None]:
+    """Ended sessions no dream has reviewed yet: how many, and when the oldest was logged.
+
+    "Reviewed" means named by any proposal, whatever became of it, so sessions a person
+    rejected do not make the next dream due by themselves (they still join it). A dream
+    brief does not count until the agent's answer to it is stored.
+    """
+    row = await db.fetchone(
+        """SELECT count(*), min(logged_at) FROM sessions s WHERE ended_at IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM proposal_sessions ps JOIN proposals p ON p.id = ps.proposal_id
+               WHERE ps.session_id = s.id AND p.brief IS NULL)"""
+    )
+    return row[0], from_iso(row[1])
+
+
 async def unconsolidated_sessions(db: Database, agent_id: str | None, limit: int) -> list[SessionRecord]:
     """The `limit` most recent ended, unconsolidated sessions, oldest first, with events and notes."""
     rows = await db.fetchall(
