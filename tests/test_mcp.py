@@ -155,3 +155,14 @@ async def test_the_review_dream_prompt_asks_for_the_users_decisions(client):
     prompt = await client.get_prompt("review-dream", {"proposal_id": "drm_123"})
     text = prompt.messages[0].content.text
     assert "drm_123" in text and "apply_dream" in text and "my decisions" in text
+
+
+async def test_propose_dream_links_the_review_app_and_still_returns_the_full_text_report(client):
+    listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+    uri = listed["propose_dream"].meta["ui"]["resourceUri"]
+    page = (await client.read_resource(uri)).contents[0]
+    assert uri == "ui://reverie/review.html" and page.mime_type == "text/html;profile=mcp-app"
+    assert "apply_dream" in page.text
+    await call(client, "log_session", transcript=turns("hi", "hello"), notes=["Lunch is at noon"])
+    result = await client.call_tool("propose_dream", {"engine": "heuristic"})
+    assert "Lunch is at noon" in result.content[0].text and "How to answer" in result.content[0].text

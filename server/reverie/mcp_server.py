@@ -15,6 +15,7 @@ from typing import Annotated, Literal, TypeVar
 
 import anyio
 from mcp.server import MCPServer
+from mcp.server.apps import Apps
 from mcp.server.elicitation import CancelledElicitation, DeclinedElicitation
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
@@ -36,6 +37,7 @@ from reverie.models import (
     RevertResult,
     Turn,
 )
+from reverie.review_app import REVIEW_URI, review_html
 from reverie.service import Reverie, open_reverie
 from reverie.service.schedule import Activity, run_schedule
 
@@ -96,7 +98,9 @@ def build_server(settings: Settings | None = None) -> MCPServer:
             finally:
                 background.cancel_scope.cancel()
 
-    mcp = MCPServer("reverie", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    # The review app's tool must be registered before the server is built, or it goes missing.
+    mcp = MCPServer("reverie", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
+                    extensions=[_review_app()])
     _add_memory_tools(mcp)
     _add_dream_tools(mcp)
     _add_resources(mcp, opened)
@@ -154,8 +158,13 @@ def _log_text(result: LogResult) -> str:
             f"({result.event_count} turns in all). {result.sessions_awaiting_dream} session(s) await a dream.{due}{redacted}")
 
 
-def _add_dream_tools(mcp: MCPServer) -> None:
-    @mcp.tool(annotations=ToolAnnotations(title="Propose a dream", destructive_hint=False, idempotent_hint=False))
+def _review_app() -> Apps:
+    """propose_dream, bound to the review screen hosts with MCP Apps show beside its report."""
+    apps = Apps()
+    apps.add_html_resource(REVIEW_URI, review_html(), title="Dream review", prefers_border=True)
+
+    @apps.tool(resource_uri=REVIEW_URI, annotations=ToolAnnotations(
+        title="Propose a dream", destructive_hint=False, idempotent_hint=False))
     async def propose_dream(
         ctx: Context,
         engine: Annotated[str, Field(description="'auto' (default), 'heuristic' (offline rules), 'anthropic' (Claude, needs ANTHROPIC_API_KEY) or 'agent' (you reflect on a brief).")] = "auto",
@@ -176,6 +185,10 @@ def _add_dream_tools(mcp: MCPServer) -> None:
             brief_id=brief_id))
         return _result(proposal, proposal.report)
 
+    return apps
+
+
+def _add_dream_tools(mcp: MCPServer) -> None:
     @mcp.tool(annotations=ToolAnnotations(title="Apply a dream", destructive_hint=True, idempotent_hint=False))
     async def apply_dream(
         ctx: Context,
