@@ -2,7 +2,9 @@
 
 Every command opens the database named by --db (or REVERIE_DB, or the user data dir),
 does one thing, and prints markdown for people or, with --json, the same models the
-MCP tools return. Anticipated failures print one line to stderr and exit 1.
+MCP tools return. Anticipated failures print one line to stderr and exit 1 — except
+under `--claude-code-hook`, where `reverie.hooks` always exits 0 so that a hook can
+never break Claude Code.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import json
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import anyio
 from pydantic import BaseModel
 
-from reverie import __version__
+from reverie import __version__, hooks
 from reverie.config import Settings
 from reverie.errors import InvalidInput, ReverieError
 from reverie.service import Reverie, open_reverie
@@ -30,12 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if getattr(args, "claude_code_hook", False):
+            return hook(args)
+        if getattr(args, "drain_spool", False):
+            return drain_spool(args)
         anyio.run(_run, args)
     except ReverieError as error:
         print(f"reverie: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `reverie show --json | head` closed the pipe: not an error
         sys.stderr.close()
+    except KeyboardInterrupt:
+        print("reverie: interrupted; nothing was half-written.", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -56,15 +66,51 @@ def emit(args: argparse.Namespace, model: BaseModel | dict, text: str) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from reverie.mcp_server import (
-        build_server,  # only `serve` needs the MCP stack loaded
-    )
+    from reverie.mcp_server import build_server  # only `serve` needs the MCP stack loaded
 
-    build_server(Settings.resolve(args.db, args.agent)).run()
+    settings = Settings.resolve(args.db, args.agent, dream_every=args.dream_every, dream_after=args.dream_after,
+                                dream_mode=args.dream_mode, dream_idle=args.dream_idle)
+    build_server(settings).run()
     return 0
 
 
+def hook(args: argparse.Namespace) -> int:
+    """A Claude Code hook: stdin is the hook input; always 0 (see reverie.hooks)."""
+    if args.command == "log":
+        _no_file_with(args, "--claude-code-hook")
+        return hooks.log_hook(args.db, args.agent, sys.stdin, args.timeout)
+    return hooks.recall_hook(args.db, args.agent, sys.stdin, query=args.query, budget=args.budget,
+                             timeout=args.timeout)
+
+
+def drain_spool(args: argparse.Namespace) -> int:
+    """Log the sessions the SessionEnd hook could not log yet; 1 if any needs a person."""
+    _no_file_with(args, "--drain-spool")
+    settings = Settings.resolve(args.db, hooks.DEFAULT_AGENT)  # each item names its own agent
+    waiting = len(hooks.spooled(settings.db_path))
+    try:
+        drained = anyio.run(hooks.drain, settings)
+    except Exception as error:  # the top-level handler: a locked or unreadable database leaves every item spooled
+        print(f"reverie: the spooled sessions stay in {hooks.spool_dir(settings.db_path)} "
+              f"({type(error).__name__}: {error}); run this again later.", file=sys.stderr)
+        return 1
+    idle = (f"Reverie: nothing new to log; the {waiting} spooled session(s) were stored already." if waiting
+            else "Reverie: the spool is empty.")
+    for line in drained.logged_lines() or ([] if drained.failed else [idle]):
+        print(line)
+    for line in drained.failed_lines():
+        print(f"reverie: {line}", file=sys.stderr)
+    return 1 if drained.failed else 0
+
+
+def _no_file_with(args: argparse.Namespace, flag: str) -> None:
+    if getattr(args, "file", None):
+        raise InvalidInput(f"{flag} reads its input from the hook or the spool; drop the FILE argument.")
+
+
 async def log(reverie: Reverie, args: argparse.Namespace) -> None:
+    if args.file is None:
+        raise InvalidInput("Name a transcript FILE (or - for stdin), or use --claude-code-hook or --drain-spool.")
     text = _read_input(args.file)
     result = await reverie.log_session(
         text, session_id=args.session_id, title=args.title or Path(args.file).stem, notes=args.note,
@@ -84,14 +130,24 @@ def _read_input(name: str) -> str:
 
 
 async def dream(reverie: Reverie, args: argparse.Namespace) -> None:
-    proposal = await reverie.propose_dream(args.engine, max_sessions=args.max_sessions, scope=args.scope,
-                                           instructions=args.instructions)
+    with progress(args, f"Dreaming ({args.engine} engine)…"):
+        proposal = await reverie.propose_dream(args.engine, max_sessions=args.max_sessions, scope=args.scope,
+                                               instructions=args.instructions)
     if not (args.auto and proposal.status == "pending"):
         emit(args, proposal, proposal.report)
         return
     result = await reverie.apply_unflagged(proposal.id)
     both = {"proposal": proposal.model_dump(mode="json"), "applied": result.model_dump(mode="json")}
     emit(args, both, f"{proposal.report}\n\n{result.message}")
+
+
+def progress(args: argparse.Namespace, message: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while a person watches a terminal; nothing for pipes, files and --json."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return nullcontext()
+    from rich.console import Console  # loaded only when a person is watching
+
+    return Console(stderr=True).status(message)
 
 
 async def show(reverie: Reverie, args: argparse.Namespace) -> None:
@@ -101,6 +157,20 @@ async def show(reverie: Reverie, args: argparse.Namespace) -> None:
     else:
         view = await reverie.read_memory(args.query, budget_tokens=args.budget, scope=args.scope)
         emit(args, view, view.markdown)
+
+
+async def recall(reverie: Reverie, args: argparse.Namespace) -> None:
+    text = await hooks.recall_text(reverie, hooks.project_name(str(Path.cwd())), args.query, args.budget)
+    print(text or "Nothing remembered yet, and no dream proposal awaits review.")
+
+
+async def review(reverie: Reverie, args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from reverie.terminal_review import review as review_proposals  # rich's prompts: loaded only here
+
+    answers = None if sys.stdin.isatty() else sys.stdin  # not a terminal: one answer per line
+    await review_proposals(reverie, args.proposal_id, Console(), answers)
 
 
 async def apply(reverie: Reverie, args: argparse.Namespace) -> None:
@@ -163,7 +233,8 @@ async def demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS: dict[str, Command] = {
-    "log": log, "dream": dream, "show": show, "apply": apply, "revert": revert, "export": export, "import": import_,
+    "log": log, "dream": dream, "show": show, "recall": recall, "review": review, "apply": apply, "revert": revert,
+    "export": export, "import": import_,
 }
 
 
@@ -173,10 +244,13 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--db", help="database file (default: $REVERIE_DB, else the user data dir)")
     top.add_argument("--agent", help="agent id (default: $REVERIE_AGENT_ID, else 'default')")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _command(sub, "serve", "run the MCP server on stdio (what Claude Desktop and Claude Code start)")
+    _serve_parser(sub)
     _log_parser(sub)
     _dream_parser(sub)
     _show_parser(sub)
+    _recall_parser(sub)
+    look = _command(sub, "review", "decide a pending dream proposal change by change in the terminal")
+    look.add_argument("proposal_id", nargs="?", help="the proposal to review (default: every pending one)")
     _apply_parser(sub)
     one = _command(sub, "revert", "undo an applied dream exactly")
     one.add_argument("proposal_id")
@@ -189,6 +263,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _serve_parser(sub) -> None:
+    serve_cmd = _command(sub, "serve", "run the MCP server on stdio (what Claude Desktop and Claude Code start)")
+    # Defaults stay None so the REVERIE_DREAM_* environment variables apply when a flag is absent.
+    serve_cmd.add_argument("--dream-every", metavar="DURATION", help="also dream this long after the last dream, e.g. 6h")
+    serve_cmd.add_argument("--dream-after", metavar="N", help="dream once N sessions await one (default 5)")
+    serve_cmd.add_argument("--dream-mode", choices=["off", "review", "auto"],
+                           help="background dreams: off (default unless a flag above is given), review, auto")
+    serve_cmd.add_argument("--dream-idle", metavar="DURATION", help="wait for this much quiet first (default 60s)")
+
+
 def _command(sub, name: str, purpose: str) -> argparse.ArgumentParser:
     """A subcommand whose purpose shows both in `reverie --help` and in its own --help."""
     return sub.add_parser(name, help=purpose, description=purpose)
@@ -196,7 +280,14 @@ def _command(sub, name: str, purpose: str) -> argparse.ArgumentParser:
 
 def _log_parser(sub) -> None:
     log_cmd = _command(sub, "log", "log a transcript: JSON turns, plain text, or a Claude Code JSONL file")
-    log_cmd.add_argument("file", help="transcript file, or - for stdin")
+    log_cmd.add_argument("file", nargs="?", help="transcript file, or - for stdin")
+    source = log_cmd.add_mutually_exclusive_group()
+    source.add_argument("--claude-code-hook", action="store_true",
+                        help="run as Claude Code's SessionEnd hook: log the session named by the hook input on stdin")
+    source.add_argument("--drain-spool", action="store_true",
+                        help="log the sessions the SessionEnd hook spooled because the database was busy")
+    log_cmd.add_argument("--timeout", type=float, default=hooks.LOG_TIMEOUT, metavar="SECONDS",
+                         help="with --claude-code-hook: how long to wait for a busy database (default %(default)g)")
     log_cmd.add_argument("--session-id", help="append to (or create) this session")
     log_cmd.add_argument("--title", help="session title (default: the file name)")
     log_cmd.add_argument("--note", action="append", help="a note to remember (repeatable)")
@@ -222,6 +313,16 @@ def _show_parser(sub) -> None:
     show_cmd.add_argument("--scope", help="only this scope")
     show_cmd.add_argument("--budget", type=int, default=4000, help="token budget (default 4000)")
     show_cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _recall_parser(sub) -> None:
+    recall_cmd = _command(sub, "recall", "print the memory an agent loads when a session starts here")
+    recall_cmd.add_argument("--claude-code-hook", action="store_true",
+                            help="run as Claude Code's SessionStart hook (hook input on stdin; always exits 0)")
+    recall_cmd.add_argument("--query", help="only entries matching this (default: everything, best first)")
+    recall_cmd.add_argument("--budget", type=int, default=hooks.RECALL_BUDGET, help="token budget (default %(default)s)")
+    recall_cmd.add_argument("--timeout", type=float, default=hooks.RECALL_TIMEOUT, metavar="SECONDS",
+                            help="with --claude-code-hook: how long to wait for a busy database (default %(default)g)")
 
 
 def _apply_parser(sub) -> None:

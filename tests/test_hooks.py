@@ -1,0 +1,400 @@
+"""Claude Code's SessionEnd and SessionStart hooks: `reverie log|recall --claude-code-hook`.
+
+Each test feeds the JSON Claude Code sends on stdin, with a real JSONL transcript copied
+into tmp_path, to the real command: in-process through `reverie.cli.main`, or — where the
+database is locked by another connection and the hook must give up and exit — as the
+installed `reverie` console script in a subprocess, as Claude Code runs it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from reverie.cli import main
+from reverie.config import IDENTIFIER
+from reverie.hooks import session_key, spool_dir
+from reverie.transcript import parse_transcript
+
+SAMPLE = Path(__file__).parent / "data" / "claude_code_session.jsonl"
+SESSION = "6f1c2a9e-3b7d-4e25-9a4f-0c8d51e7b2a4"  # the sample's own sessionId
+NOTE = "Run pip install -e . before the billing tests"
+SUBPROCESS_LIMIT = 8  # seconds; below the database's 10 s busy timeout, so only a hook that gives up passes
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Project:
+    """A Claude Code project in tmp_path: its directory, transcript file and Reverie database."""
+
+    cwd: Path
+    transcript: Path
+    db: Path
+
+    def end(self, session_id: str = SESSION, reason: str = "prompt_input_exit") -> dict:
+        return {"session_id": session_id, "transcript_path": str(self.transcript), "cwd": str(self.cwd),
+                "hook_event_name": "SessionEnd", "reason": reason, "permission_mode": "default"}
+
+    def start(self, source: str = "startup") -> dict:
+        return {"session_id": "0d7a5b1e-9c4f-4a1b-8e2d-5f3c6a7b8c9d", "transcript_path": str(self.transcript),
+                "cwd": str(self.cwd), "hook_event_name": "SessionStart", "source": source}
+
+    def write(self, lines: list[str]) -> None:
+        self.transcript.write_text("".join(lines), encoding="utf-8")
+
+    def spooled(self) -> list[Path]:
+        folder = spool_dir(self.db)
+        return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    cwd = tmp_path / "billing"
+    cwd.mkdir()
+    transcript = tmp_path / "claude" / f"{SESSION}.jsonl"
+    transcript.parent.mkdir()
+    shutil.copy(SAMPLE, transcript)
+    return Project(cwd, transcript, tmp_path / "data" / "memory.db")
+
+
+Run = Callable[..., Ran]
+
+
+@pytest.fixture
+def reverie(project, capsys, monkeypatch) -> Run:
+    """`reverie --db <project db> ARGS…` in-process, with `stdin` as its standard input."""
+    for name in ("REVERIE_DB", "REVERIE_AGENT_ID", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*argv: str, stdin: str = "") -> Ran:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(["--db", str(project.db), *argv])
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def end_hook(reverie: Run, payload: dict, *options: str) -> Ran:
+    return reverie("log", "--claude-code-hook", *options, stdin=json.dumps(payload))
+
+
+def start_hook(reverie: Run, payload: dict, *options: str) -> Ran:
+    return reverie("recall", "--claude-code-hook", *options, stdin=json.dumps(payload))
+
+
+def sessions(reverie: Run) -> dict[str, dict]:
+    exported = reverie("export")
+    assert exported.code == 0, exported.err
+    return {session["id"]: session for session in json.loads(exported.out)["sessions"]}
+
+
+def said(session: dict) -> list[tuple[str, str]]:
+    return [(event["role"], event["content"]) for event in session["events"]]
+
+
+def turns_of(text: str) -> list[tuple[str, str]]:
+    return [(turn.role, turn.content) for turn in parse_transcript(text)]
+
+
+def installed_reverie() -> str:
+    found = shutil.which("reverie", path=os.path.dirname(sys.executable)) or shutil.which("reverie")
+    assert found, "the reverie console script is not installed; run pip install -e '.[test]'"
+    return found
+
+
+def hook_process(project: Project, command: str, payload: dict, *options: str) -> Ran:
+    """The hook as Claude Code runs it: the console script, hook input on stdin, a clean environment."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("REVERIE_", "ANTHROPIC_"))}
+    done = subprocess.run(
+        [installed_reverie(), "--db", str(project.db), command, "--claude-code-hook", *options],
+        input=json.dumps(payload), capture_output=True, text=True, env=env, timeout=SUBPROCESS_LIMIT, check=False,
+    )
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+@contextmanager
+def write_locked(db: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection holding the database's write lock, as a long transaction would."""
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield other
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+# --- SessionEnd -------------------------------------------------------------------------
+
+
+def test_session_end_logs_the_transcript_under_claude_codes_session_id_with_a_title_from_the_project(
+        reverie, project):
+    ran = end_hook(reverie, project.end())
+
+    assert (ran.code, ran.err) == (0, "")
+    assert ran.out == f"Reverie: logged 12 turns to {SESSION}.\n"
+    stored = sessions(reverie)[SESSION]
+    assert said(stored) == turns_of(SAMPLE.read_text(encoding="utf-8"))
+    assert stored["agent_id"] == "claude-code"
+    assert stored["ended_at"] is not None
+    assert stored["title"].startswith("billing: tests/test_invoices.py is failing on main since this morning.")
+    assert project.spooled() == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "environment", "expected"),
+    [([], None, "claude-code"), ([], "laptop-claude", "laptop-claude"),
+     (["--agent", "ci-bot"], "laptop-claude", "ci-bot")],
+    ids=["default-claude-code", "REVERIE_AGENT_ID", "--agent-over-environment"],
+)
+def test_the_hook_logs_as_the_agent_named_by_flag_then_environment_then_claude_code(
+        flag, environment, expected, reverie, project, monkeypatch):
+    if environment:
+        monkeypatch.setenv("REVERIE_AGENT_ID", environment)
+
+    ran = reverie(*flag, "log", "--claude-code-hook", stdin=json.dumps(project.end()))
+
+    assert ran.code == 0
+    assert sessions(reverie)[SESSION]["agent_id"] == expected
+
+
+def test_a_resumed_session_logs_only_the_turns_added_since_it_last_ended(reverie, project):
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
+    project.write(lines[:9])
+    end_hook(reverie, project.end())
+    project.write(lines)
+
+    resumed = end_hook(reverie, project.end())
+    again = end_hook(reverie, project.end())
+
+    first, second = turns_of("".join(lines[:9])), turns_of("".join(lines))[len(turns_of("".join(lines[:9]))):]
+    stored = sessions(reverie)
+    assert sorted(stored) == [SESSION, f"{SESSION}.2"]
+    assert said(stored[SESSION]) == first
+    assert said(stored[f"{SESSION}.2"]) == second and second
+    assert stored[f"{SESSION}.2"]["title"].endswith("(part 2)")
+    assert resumed.out == f"Reverie: logged {len(second)} turns to {SESSION}.2.\n"
+    assert (again.code, again.out) == (0, "")
+
+
+def test_a_conversation_resumed_under_a_new_session_id_continues_the_original_one(reverie, project):
+    end_hook(reverie, project.end())
+    added = {"type": "user", "sessionId": "0b9e7c1d-1111-4a2b-9c3d-4e5f6a7b8c9d", "timestamp": "2026-10-15T08:00:00Z",
+             "message": {"role": "user", "content": "Also add the setup step to the README."}}
+    project.write([SAMPLE.read_text(encoding="utf-8"), json.dumps(added) + "\n"])
+
+    end_hook(reverie, project.end(session_id="0b9e7c1d-1111-4a2b-9c3d-4e5f6a7b8c9d"))
+
+    stored = sessions(reverie)
+    assert sorted(stored) == [SESSION, f"{SESSION}.2"]
+    assert said(stored[f"{SESSION}.2"]) == [("user", "Also add the setup step to the README.")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["6f1c2a9e-3b7d-4e25-9a4f-0c8d51e7b2a4", "session id with spaces/and slashes", "-leading-dash", "x" * 300, ""],
+    ids=["uuid-kept", "spaces-and-slashes", "leading-dash", "too-long", "empty"],
+)
+def test_every_claude_code_session_id_becomes_a_valid_reverie_id_with_room_for_part_numbers(raw):
+    key = session_key(raw)
+
+    assert IDENTIFIER.match(f"{key}.99")
+    assert key == raw if IDENTIFIER.match(raw) and len(raw) <= 100 else key.startswith("cc-")
+
+
+def test_session_ids_that_differ_only_in_unsafe_characters_stay_distinct():
+    assert session_key("a/b") != session_key("a b")
+
+
+def test_a_locked_database_leaves_the_session_spooled_and_the_hook_exits_0_in_time(reverie, project):
+    assert reverie("show").code == 0  # creates the database
+    with write_locked(project.db) as other:
+        ran = hook_process(project, "log", project.end(), "--timeout", "1")
+        (stored,) = other.execute("SELECT count(*) FROM sessions").fetchone()
+
+    assert ran.code == 0
+    assert "spooled" in ran.err and ran.err.count("\n") == 1
+    assert stored == 0
+    (item,) = project.spooled()
+    assert json.loads(item.read_text())["transcript"] == SAMPLE.read_text(encoding="utf-8")
+
+    drained = reverie("log", "--drain-spool")
+
+    assert (drained.code, drained.out) == (0, f"Reverie: logged 12 turns to {SESSION}.\n")
+    assert said(sessions(reverie)[SESSION]) == turns_of(SAMPLE.read_text(encoding="utf-8"))
+    assert project.spooled() == []
+
+
+def test_the_next_session_end_also_logs_what_an_earlier_one_spooled(reverie, project, tmp_path):
+    assert reverie("show").code == 0
+    with write_locked(project.db):
+        hook_process(project, "log", project.end(), "--timeout", "1")
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"type":"user","message":{"role":"user","content":"What does make lint run?"}}\n'
+                     '{"type":"assistant","message":{"role":"assistant","content":"ruff and mypy."}}\n')
+
+    ran = end_hook(reverie, {**project.end(session_id="second-session"), "transcript_path": str(other)})
+
+    assert ran.out.splitlines() == [f"Reverie: logged 12 turns to {SESSION}.",
+                                    "Reverie: logged 2 turns to second-session."]
+    assert sorted(sessions(reverie)) == sorted([SESSION, "second-session"])
+    assert project.spooled() == []
+
+
+def test_the_transcript_is_spooled_before_anything_else_so_a_later_change_to_the_file_loses_nothing(
+        reverie, project):
+    assert reverie("show").code == 0
+    original = SAMPLE.read_text(encoding="utf-8")
+    with write_locked(project.db):
+        hook_process(project, "log", project.end(), "--timeout", "1")
+    project.transcript.unlink()  # e.g. Claude Code cleaned up old transcripts
+
+    reverie("log", "--drain-spool")
+
+    assert said(sessions(reverie)[SESSION]) == turns_of(original)
+
+
+def test_a_transcript_that_cannot_be_parsed_is_set_aside_with_its_reason_and_not_retried(reverie, project):
+    project.write([SAMPLE.read_text(encoding="utf-8"), '{"type": "user", "message": \n'])
+
+    ran = end_hook(reverie, project.end())
+    later = end_hook(reverie, {**project.end(), "transcript_path": str(project.cwd / "missing.jsonl")})
+
+    assert (ran.code, ran.out) == (0, "")
+    assert "could not log a session" in ran.err and "Line 16 is not valid JSON" in ran.err
+    failed = spool_dir(project.db) / "failed"
+    (item,) = failed.glob("*.json")
+    assert "Line 16" in (failed / f"{item.stem}.reason.txt").read_text()
+    assert (later.code, later.err) == (0, "")
+    assert project.spooled() == [] and sessions(reverie) == {}
+
+
+def test_a_session_closed_before_anything_was_said_logs_nothing_and_says_nothing(reverie, project):
+    ran = end_hook(reverie, {**project.end(), "transcript_path": str(project.cwd / "never-written.jsonl")})
+
+    assert (ran.code, ran.out, ran.err) == (0, "", "")
+    assert project.spooled() == []
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    ["", "not json", "[1, 2]", '{"transcript_path": "/tmp/x.jsonl"}', '{"session_id": "abc"}'],
+    ids=["empty", "not-json", "array", "no-session-id", "no-transcript-path"],
+)
+def test_unusable_hook_input_exits_0_with_one_line_on_stderr_and_stores_nothing(stdin, reverie, project):
+    ran = reverie("log", "--claude-code-hook", stdin=stdin)
+
+    assert (ran.code, ran.out) == (0, "")
+    assert ran.err.startswith("reverie: nothing was logged: ") and ran.err.count("\n") == 1
+    assert project.spooled() == []
+
+
+def test_drain_spool_with_nothing_spooled_says_so(reverie):
+    ran = reverie("log", "--drain-spool")
+
+    assert (ran.code, ran.out) == (0, "Reverie: the spool is empty.\n")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["log"], ["log", "x.jsonl", "--claude-code-hook"], ["log", "x.jsonl", "--drain-spool"]],
+    ids=["no-file", "file-with-hook", "file-with-drain"],
+)
+def test_log_needs_exactly_one_source_of_transcripts(argv, reverie):
+    ran = reverie(*argv)
+
+    assert ran.code == 1
+    assert ran.err.startswith("reverie: ") and ran.err.count("\n") == 1
+
+
+# --- SessionStart -----------------------------------------------------------------------
+
+
+def remember_and_propose(reverie: Run, tmp_path: Path) -> str:
+    """One applied memory entry and one pending proposal for agent claude-code; returns the proposal id."""
+    chat = tmp_path / "chat.txt"
+    chat.write_text("User: can you check the build?\nAssistant: The build is green.\n")
+    for _ in range(2):
+        reverie("--agent", "claude-code", "log", str(chat), "--note", NOTE)
+    applied = reverie("--agent", "claude-code", "dream", "--engine", "heuristic", "--auto")
+    assert applied.code == 0, applied.err
+    reverie("--agent", "claude-code", "log", str(chat), "--note", "Deploys need the VPN")
+    proposal = reverie("--agent", "claude-code", "dream", "--engine", "heuristic", "--json")
+    return json.loads(proposal.out)["id"]
+
+
+@pytest.mark.parametrize("source", ["startup", "resume", "clear", "compact"],
+                         ids=["startup", "resume", "clear", "compact"])
+def test_session_start_prints_the_memory_and_a_line_for_the_proposal_awaiting_review(
+        source, reverie, project, tmp_path):
+    proposal_id = remember_and_propose(reverie, tmp_path)
+
+    ran = start_hook(reverie, project.start(source))
+
+    assert (ran.code, ran.err) == (0, "")
+    lines = ran.out.splitlines()
+    assert lines[:2] == ["# Reverie memory (working in billing)",
+                         f"Reverie: dream proposal {proposal_id} awaits your review — ask me to show it."]
+    assert f"## Memory\n- [fact] {NOTE} (from " in ran.out
+    assert "Deploys need the VPN" in ran.out  # a note since the last dream
+
+
+def test_session_start_with_nothing_remembered_prints_nothing(reverie, project):
+    ran = start_hook(reverie, project.start())
+
+    assert (ran.code, ran.out, ran.err) == (0, "", "")
+
+
+def test_session_start_as_another_agent_does_not_see_claude_codes_private_memory(reverie, project, tmp_path):
+    remember_and_propose(reverie, tmp_path)
+
+    elsewhere = reverie("--agent", "someone-else", "recall", "--claude-code-hook", stdin=json.dumps(project.start()))
+
+    assert NOTE not in elsewhere.out  # claude-code's private entry is not someone-else's memory
+
+
+def test_session_start_on_a_locked_database_prints_nothing_and_exits_0_in_time(reverie, project, tmp_path):
+    remember_and_propose(reverie, tmp_path)
+
+    with write_locked(project.db):
+        ran = hook_process(project, "recall", project.start(), "--timeout", "1")
+
+    assert (ran.code, ran.out) == (0, "")
+    assert ran.err.startswith("reverie: ") and ran.err.count("\n") == 1
+
+
+def test_session_start_with_unusable_input_exits_0_and_prints_nothing(reverie):
+    ran = reverie("recall", "--claude-code-hook", stdin="{not json")
+
+    assert (ran.code, ran.out) == (0, "")
+    assert ran.err.startswith("reverie: ")
+
+
+def test_recall_without_the_hook_prints_what_the_hook_would_print_in_this_directory(
+        reverie, project, tmp_path, monkeypatch):
+    remember_and_propose(reverie, tmp_path)
+    monkeypatch.chdir(project.cwd)
+
+    by_hand = reverie("--agent", "claude-code", "recall")
+    by_hook = start_hook(reverie, project.start())
+
+    assert by_hand.code == 0
+    assert by_hand.out == by_hook.out
