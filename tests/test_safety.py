@@ -31,6 +31,7 @@ SECRET_CASES = [
     ("stripe_key", "test mode {} only", "sk_test_" + "51HxYzAbCdEfGhIj"),
     ("google_api_key", "maps key {} in config", "AIza" + "Sy" + "a1B2c3D4e5" * 3 + "Z9_"),
     ("npm_token", "publish with {} from ci", "npm_" + "a1B2c3D4e5F6" * 3),
+    ("reverie_token", "Authorization: Bearer {} (pasted)", "rvt_" + "Qw3rTy-u1Op_" * 3),
     ("sendgrid_key", "mailer uses {} daily", "SG." + "a1B2c3D4e5F6g7H8i9J0kL" + "." + "M1n2O3p4Q5" * 4 + "r6S"),
     ("twilio_api_key", "sms via {} works", "SK" + "0123456789abcdef" * 2),
     (
@@ -236,3 +237,11 @@ def test_ordinary_memory_content_is_not_flagged(text):
 def test_injection_pattern_names_are_unique():
     names = [name for name, _ in INJECTION_PATTERNS]
     assert len(names) == len(set(names))
+
+
+def test_a_reverie_bearer_token_pasted_into_a_transcript_is_redacted():
+    import secrets
+
+    token = "rvt_" + secrets.token_urlsafe(32)
+    text, count = redact(f"curl -H 'Authorization: Bearer {token}' and again {token}")
+    assert token not in text and count >= 2

@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "token":
+            return token(args)
+        if args.command in CHECKUPS:
+            return CHECKUPS[args.command](args)
         if getattr(args, "claude_code_hook", False):
             return hook(args)
         if getattr(args, "drain_spool", False):
@@ -70,8 +74,55 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = Settings.resolve(args.db, args.agent, dream_every=args.dream_every, dream_after=args.dream_after,
                                 dream_mode=args.dream_mode, dream_idle=args.dream_idle)
+    if args.http:
+        return serve_http(args, settings)
+    if args.host or args.port is not None or args.tokens or args.allow_host:
+        raise InvalidInput("--host, --port, --tokens and --allow-host serve over HTTP: add --http.")
     build_server(settings).run()
     return 0
+
+
+def serve_http(args: argparse.Namespace, settings: Settings) -> int:
+    """`reverie serve --http`: streamable HTTP at /mcp (see reverie.http_server for who may connect)."""
+    from reverie import http_server, tokens
+
+    port = http_server.DEFAULT_PORT if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise InvalidInput(f"--port must be 0-65535 (0: any free port); got {port}.")
+    http_server.serve_http(settings, host=args.host or http_server.DEFAULT_HOST, port=port,
+                           tokens_path=tokens.tokens_path(args.tokens, settings.db_path),
+                           allowed_hosts=args.allow_host or [])
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    """`reverie token add | list | revoke`: the bearer tokens HTTP clients present."""
+    from reverie import tokens
+    from reverie.clock import utcnow
+
+    path = tokens.tokens_path(args.tokens, Settings.resolve(args.db).db_path)
+    if args.token_command == "add":
+        secret, made = tokens.add_token(path, args.token_agent, args.scope, args.label, utcnow())
+        print(secret)
+        print(f"reverie: token {made.id} for agent {made.agent_id!r} ({', '.join(made.scopes)}) is in {path}; "
+              "it is shown only this once. Clients send it as 'Authorization: Bearer <token>'.", file=sys.stderr)
+    elif args.token_command == "list":
+        listed = tokens.listing(tokens.read_tokens(path))
+        emit(args, {"tokens": [t.model_dump(mode="json") for t in listed]}, _token_table(listed, path))
+    else:
+        gone = tokens.revoke_token(path, args.key)
+        print(f"Revoked token {gone.id} (agent {gone.agent_id!r}{f', {gone.label!r}' if gone.label else ''}); "
+              "a running server refuses it from its next request.")
+    return 0
+
+
+def _token_table(listed: list, path: Path) -> str:
+    if not listed:
+        return f"No tokens in {path}. Add one with: reverie token add --agent ID [--scope S]..."
+    rows = [("id", "agent", "scopes", "label", "created (UTC)")] + [
+        (t.id, t.agent_id, " ".join(t.scopes), t.label or "-", f"{t.created_at:%Y-%m-%d %H:%M}") for t in listed]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[4]]) for row in rows)
 
 
 def hook(args: argparse.Namespace) -> int:
@@ -232,6 +283,31 @@ async def demo(args: argparse.Namespace) -> None:
                 print(f"# What {agent} reads at its next session start\n{view.markdown}\n")
 
 
+def doctor(args: argparse.Namespace) -> int:
+    """Check the database file as it is (never created, never migrated); 1 when anything is wrong."""
+    from reverie.service import maintenance  # SQLite checks: loaded only for doctor and backup
+
+    path = Settings.resolve(args.db, args.agent).db_path
+    report = anyio.run(maintenance.diagnose, path)
+    emit(args, report, report.markdown())
+    if not report.healthy:
+        print(f"reverie: {path} has {report.problem_count} problem(s); see the report.", file=sys.stderr)
+    return 0 if report.healthy else 1
+
+
+def backup(args: argparse.Namespace) -> int:
+    """VACUUM INTO a new file while the database is in use, then check the copy; 1 if the copy fails."""
+    from reverie.service import maintenance
+
+    result = anyio.run(maintenance.back_up, Settings.resolve(args.db, args.agent).db_path, args.path)
+    emit(args, result, result.markdown())
+    if not result.check.healthy:
+        print(f"reverie: the backup {result.path} failed its check; run reverie doctor on the source.", file=sys.stderr)
+    return 0 if result.check.healthy else 1
+
+
+CHECKUPS: dict[str, Callable[[argparse.Namespace], int]] = {"doctor": doctor, "backup": backup}
+
 COMMANDS: dict[str, Command] = {
     "log": log, "dream": dream, "show": show, "recall": recall, "review": review, "apply": apply, "revert": revert,
     "export": export, "import": import_,
@@ -245,6 +321,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--agent", help="agent id (default: $REVERIE_AGENT_ID, else 'default')")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
+    _token_parser(sub)
     _log_parser(sub)
     _dream_parser(sub)
     _show_parser(sub)
@@ -260,17 +337,43 @@ def parser() -> argparse.ArgumentParser:
     into = _command(sub, "import", "add memory and sessions from an export (never overwrites)")
     into.add_argument("file", help="an export file, or - for stdin")
     _command(sub, "demo", "log example sessions into a temporary database, dream, apply, show the result")
+    _checkup_parsers(sub)
     return top
 
 
 def _serve_parser(sub) -> None:
-    serve_cmd = _command(sub, "serve", "run the MCP server on stdio (what Claude Desktop and Claude Code start)")
+    serve_cmd = _command(sub, "serve", "run the MCP server on stdio (what Claude Desktop and Claude Code start), "
+                                      "or over HTTP with --http")
     # Defaults stay None so the REVERIE_DREAM_* environment variables apply when a flag is absent.
     serve_cmd.add_argument("--dream-every", metavar="DURATION", help="also dream this long after the last dream, e.g. 6h")
     serve_cmd.add_argument("--dream-after", metavar="N", help="dream once N sessions await one (default 5)")
     serve_cmd.add_argument("--dream-mode", choices=["off", "review", "auto"],
                            help="background dreams: off (default unless a flag above is given), review, auto")
     serve_cmd.add_argument("--dream-idle", metavar="DURATION", help="wait for this much quiet first (default 60s)")
+    serve_cmd.add_argument("--http", action="store_true", help="serve streamable HTTP at /mcp instead of stdio")
+    serve_cmd.add_argument("--host", help="with --http: address to bind (default 127.0.0.1; any other needs tokens)")
+    serve_cmd.add_argument("--port", type=int, help="with --http: port (default 8765; 0 picks a free one)")
+    serve_cmd.add_argument("--tokens", metavar="PATH", help="with --http: tokens file "
+                                                            "(default: $REVERIE_TOKENS, else tokens.json beside the database)")
+    serve_cmd.add_argument("--allow-host", action="append", metavar="NAME",
+                           help="with --http: another name clients reach this server by (Host header); repeatable")
+
+
+def _token_parser(sub) -> None:
+    token_cmd = _command(sub, "token", "add, list or revoke the bearer tokens HTTP clients present")
+    token_cmd.add_argument("--tokens", metavar="PATH",
+                           help="tokens file (default: $REVERIE_TOKENS, else tokens.json beside the database)")
+    actions = token_cmd.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="make a token for an agent and print it (only this once)")
+    add.add_argument("--agent", dest="token_agent", required=True, metavar="ID", help="the agent the token speaks for")
+    add.add_argument("--scope", action="append", metavar="SCOPE",
+                     help="a grant, repeatable: read:shared, write:shared, read:user, write:user, project:<key>, "
+                          "read:project:<key>, project:* (default: read:shared read:user)")
+    add.add_argument("--label", help="a name to list and revoke it by")
+    listed = actions.add_parser("list", help="list tokens: id, agent, scopes, label (never the token)")
+    listed.add_argument("--json", action="store_true", help="print JSON")
+    revoke = actions.add_parser("revoke", help="revoke a token by its id or label")
+    revoke.add_argument("key", metavar="ID-OR-LABEL")
 
 
 def _command(sub, name: str, purpose: str) -> argparse.ArgumentParser:
@@ -331,6 +434,14 @@ def _apply_parser(sub) -> None:
     apply_cmd.add_argument("--approve", nargs="+", metavar="OP", help="op ids to approve (default: all)")
     apply_cmd.add_argument("--edit", action="append", metavar="OP=TEXT", help="new text for an approved op")
     apply_cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _checkup_parsers(sub) -> None:
+    check = _command(sub, "doctor", "check the database: SQLite integrity, search index, revision log, transcript hashes")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    copy = _command(sub, "backup", "copy the database to a new file while it is in use, then check the copy")
+    copy.add_argument("path", help="the new file to write (an existing file is never overwritten)")
+    copy.add_argument("--json", action="store_true", help="print JSON")
 
 
 if __name__ == "__main__":

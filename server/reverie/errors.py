@@ -3,11 +3,16 @@
     ReverieError
     ├── InvalidInput        the caller sent something malformed or too large
     ├── NotFound            an id that does not exist (session, proposal, op)
+    ├── Forbidden           the caller's identity may not read or change that (another
+    │                       agent's private memory, sessions or proposals; a scope its
+    │                       token was not granted)
     ├── Conflict            the request is valid but the state forbids it
     │   ├── StaleProposal   memory changed since the proposal was made
     │   ├── AlreadyDecided  the proposal was already applied, rejected or reverted
     │   └── DreamRunning    another dream (this process or another) holds the dream lock
     ├── NeedsDecision       apply_dream was called without the user's decisions
+    ├── Damaged             the database file cannot be read or checked (missing, not
+    │                       SQLite, damaged pages); `reverie doctor` reports it
     └── EngineFailed        a dream engine could not produce a proposal (no key, API
                             errors, invalid model output); nothing was stored
 
@@ -29,6 +34,10 @@ class NotFound(ReverieError):
     pass
 
 
+class Forbidden(ReverieError):
+    pass
+
+
 class Conflict(ReverieError):
     pass
 
@@ -46,6 +55,10 @@ class DreamRunning(Conflict):
 
 
 class NeedsDecision(ReverieError):
+    pass
+
+
+class Damaged(ReverieError):
     pass
 
 

@@ -4,31 +4,43 @@ Tools stay thin (parse → service → result). Each returns its pydantic model 
 `structuredContent` (so clients get an `outputSchema`) and, as text, the markdown a
 model or a person should read rather than a JSON dump. The tool descriptions are the
 agent's manual: when to call each, and to ask the user before `apply_dream`.
+
+Every request is made on behalf of an `Identity`, resolved once per request by the
+`_Identify` middleware: the agent of the bearer token the HTTP layer verified
+(`reverie.auth`), or — on stdio and on loopback HTTP without tokens — the configured
+agent. Handlers pass it to the service, which enforces the scope rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
+from mcp import MCPError
 from mcp.server import MCPServer
 from mcp.server.apps import Apps
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.elicitation import CancelledElicitation, DeclinedElicitation
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import INVALID_REQUEST, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from reverie import __version__
+from reverie.auth import identity_of, verified_token
 from reverie.config import Settings
 from reverie.decisions import decision_form, from_answers, prompt
-from reverie.errors import NotFound, ReverieError
+from reverie.errors import ReverieError
 from reverie.models import (
     ApplyResult,
     Category,
+    Identity,
     LogResult,
     MemoryView,
     OperationDraft,
@@ -63,6 +75,34 @@ class _Opened:
     reverie: Reverie | None = None
 
 
+_CALLER: ContextVar[Identity | None] = ContextVar("reverie_caller", default=None)
+
+
+class _Identify:
+    """Server middleware: who this request is from, for every handler below it (static resources too)."""
+
+    def __init__(self, local: Identity, tokens_required: bool):
+        self.local = local
+        self.tokens_required = tokens_required
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        token = verified_token(ctx.request)
+        if token is None and self.tokens_required:  # the HTTP layer answers 401 first; never act as local then
+            raise MCPError(code=INVALID_REQUEST, message="Authentication required: send Authorization: Bearer <token>.")
+        reset = _CALLER.set(identity_of(token) if token else self.local)
+        try:
+            return await call_next(ctx)
+        finally:
+            _CALLER.reset(reset)
+
+
+def _caller() -> Identity:
+    identity = _CALLER.get()
+    if identity is None:
+        raise RuntimeError("no caller: _Identify runs around every request")
+    return identity
+
+
 def _result(model: M, text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json"))
 
@@ -82,7 +122,10 @@ def _service(ctx: Context) -> Reverie:
     return app.reverie
 
 
-def build_server(settings: Settings | None = None) -> MCPServer:
+def build_server(
+    settings: Settings | None = None, *, token_verifier: TokenVerifier | None = None, auth: AuthSettings | None = None
+) -> MCPServer:
+    """The MCP server; with `token_verifier` and `auth` (HTTP with tokens), every request must carry a token."""
     settings = settings or Settings.resolve()
     opened = _Opened()
 
@@ -100,7 +143,8 @@ def build_server(settings: Settings | None = None) -> MCPServer:
 
     # The review app's tool must be registered before the server is built, or it goes missing.
     mcp = MCPServer("reverie", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
-                    extensions=[_review_app()])
+                    extensions=[_review_app()], token_verifier=token_verifier, auth=auth,
+                    middleware=[_Identify(Identity.local(settings.agent_id), tokens_required=token_verifier is not None)])
     _add_memory_tools(mcp)
     _add_dream_tools(mcp)
     _add_resources(mcp, opened)
@@ -125,7 +169,8 @@ def _add_memory_tools(mcp: MCPServer) -> None:
         matching raw excerpts of past sessions; and any dream proposal waiting for the user.
         """
         view = await _call(_service(ctx).read_memory(
-            query, scope=scope, categories=categories, budget_tokens=budget_tokens, include_notes=include_notes))
+            query, scope=scope, categories=categories, budget_tokens=budget_tokens, include_notes=include_notes,
+            identity=_caller()))
         return _result(view, view.markdown)
 
     @mcp.tool(annotations=ToolAnnotations(title="Log session", destructive_hint=False, idempotent_hint=False))
@@ -133,7 +178,7 @@ def _add_memory_tools(mcp: MCPServer) -> None:
         ctx: Context,
         transcript: Annotated[list[Turn] | str, Field(description="The turns (role user|assistant|tool|system, content, tool_name, is_error), or plain text / Claude Code JSONL.")],
         session_id: Annotated[str | None, Field(description="Append to this open session (or create it with this id).")] = None,
-        agent_id: Annotated[str | None, Field(description="Who is logging; defaults to the server's agent.")] = None,
+        agent_id: Annotated[str | None, Field(description="Who is logging; defaults to you (the server's agent, or your token's).")] = None,
         title: str | None = None,
         notes: Annotated[list[str] | None, Field(description="Facts, preferences or lessons worth remembering, one per item.")] = None,
         outcome: Outcome | None = None,
@@ -147,7 +192,7 @@ def _add_memory_tools(mcp: MCPServer) -> None:
         """
         result = await _call(_service(ctx).log_session(
             transcript, session_id=session_id, agent_id=agent_id, title=title, notes=notes, outcome=outcome,
-            outcome_summary=outcome_summary, ended=ended))
+            outcome_summary=outcome_summary, ended=ended, identity=_caller()))
         return _result(result, _log_text(result))
 
 
@@ -169,7 +214,7 @@ def _review_app() -> Apps:
         ctx: Context,
         engine: Annotated[str, Field(description="'auto' (default), 'heuristic' (offline rules), 'anthropic' (Claude, needs ANTHROPIC_API_KEY) or 'agent' (you reflect on a brief).")] = "auto",
         max_sessions: Annotated[int, Field(description="Most recent unconsolidated sessions to review (1-100).")] = 100,
-        scope: Annotated[str | None, Field(description="Only this scope, e.g. 'agent:<id>'. Default: everything.")] = None,
+        scope: Annotated[str | None, Field(description="Only this scope, e.g. 'agent:<id>'. Default: everything you may dream over (without write:shared, your own agent scope).")] = None,
         instructions: Annotated[str | None, Field(description="What to focus on (up to 4096 characters).")] = None,
         operations: Annotated[list[OperationDraft] | None, Field(description="Your operations, answering a dream brief (with brief_id).")] = None,
         brief_id: Annotated[str | None, Field(description="The dream brief your operations answer.")] = None,
@@ -182,7 +227,7 @@ def _review_app() -> Apps:
         """
         proposal = await _call(_service(ctx).propose_dream(
             engine, max_sessions=max_sessions, scope=scope, instructions=instructions, operations=operations,
-            brief_id=brief_id))
+            brief_id=brief_id, identity=_caller()))
         return _result(proposal, proposal.report)
 
     return apps
@@ -206,13 +251,13 @@ def _add_dream_tools(mcp: MCPServer) -> None:
             raise ToolError(f"The user did not approve dream {proposal_id}; nothing changed.")
         if approve is None and not isinstance(asked.data, NotAsked):
             approve, edits = from_answers(asked.data)
-        result = await _call(_service(ctx).apply_dream(proposal_id, approve, edits))
+        result = await _call(_service(ctx).apply_dream(proposal_id, approve, edits, identity=_caller()))
         return _result(result, result.message)
 
     @mcp.tool(annotations=ToolAnnotations(title="Revert a dream", destructive_hint=True, idempotent_hint=False))
     async def revert_dream(ctx: Context, proposal_id: str) -> Annotated[CallToolResult, RevertResult]:
         """Undo an applied dream exactly, as a new revision. Use when the user asks to roll back."""
-        result = await _call(_service(ctx).revert_dream(proposal_id))
+        result = await _call(_service(ctx).revert_dream(proposal_id, identity=_caller()))
         return _result(result, result.message)
 
 
@@ -230,7 +275,7 @@ async def _ask_the_user(proposal_id: str, ctx: Context, approve: object = None) 
     if approve is not None or not (capabilities and capabilities.elicitation):
         return NotAsked()
     try:
-        proposal = await _service(ctx).proposal(proposal_id)
+        proposal = await _service(ctx).proposal(proposal_id, identity=_caller())
     except ReverieError as error:
         raise ToolError(str(error)) from None
     if proposal.status != "pending" or not proposal.operations:
@@ -241,16 +286,16 @@ async def _ask_the_user(proposal_id: str, ctx: Context, approve: object = None) 
 def _add_resources(mcp: MCPServer, opened: _Opened) -> None:
     @mcp.resource("memory://current", name="current-memory", mime_type="text/markdown")
     async def current_memory() -> str:
-        """Everything the server's agent currently remembers, as markdown."""
-        view = await opened.reverie.read_memory(budget_tokens=100_000)
+        """Everything the calling agent currently remembers, as markdown."""
+        view = await opened.reverie.read_memory(budget_tokens=100_000, identity=_caller())
         return view.markdown
 
     @mcp.resource("memory://proposals/{proposal_id}", name="dream-proposal", mime_type="text/markdown")
     async def dream_proposal(proposal_id: str, ctx: Context) -> str:
         """A dream proposal's review report."""
         try:
-            return (await _service(ctx).proposal(proposal_id)).report
-        except NotFound as error:
+            return (await _service(ctx).proposal(proposal_id, identity=_caller())).report
+        except ReverieError as error:  # unknown, or not this caller's to see: the same answer
             raise ResourceNotFoundError(str(error)) from None
 
 

@@ -257,3 +257,64 @@ class RevertResult(Model):
     memories_restored: list[str]
     memories_archived: list[str]
     message: str
+
+
+# --- callers --------------------------------------------------------------------------
+
+SHARED_SCOPES = ("shared", "user")
+ALL_AGENTS = "agent:*"       # every agent's private scope and sessions: never a token's grant
+ALL_PROJECTS = "project:*"
+LOCAL_GRANTS = frozenset({"write:shared", "write:user", ALL_PROJECTS, ALL_AGENTS})
+TOKEN_DEFAULT_GRANTS = ("read:shared", "read:user")
+
+
+class Identity(Model):
+    """Who is calling: an agent id and the grants it holds.
+
+    Every agent reads and writes its own `agent:<id>` scope. Grants add the rest:
+    `read:shared`, `write:shared`, `read:user`, `write:user` (write implies read),
+    `project:<key>` (read and write that project; `project:*` every project),
+    `read:project:<key>`, and `agent:*` (every agent's private scope, sessions and
+    proposals). The local caller — stdio, HTTP on loopback without a tokens file, the
+    CLI — holds `LOCAL_GRANTS`, since whoever can reach it can open the database file
+    anyway; a bearer token holds what `reverie token add --scope` gave it, never
+    `agent:*`. How the service uses these: `reverie.service.access`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent_id: str
+    grants: frozenset[str] = frozenset()
+
+    @classmethod
+    def local(cls, agent_id: str) -> Identity:
+        return cls(agent_id=agent_id, grants=LOCAL_GRANTS)
+
+    @property
+    def own_scope(self) -> str:
+        return f"agent:{self.agent_id}"
+
+    @property
+    def all_agents(self) -> bool:
+        return ALL_AGENTS in self.grants
+
+    def reads(self, scope: str) -> bool:
+        return self.writes(scope) or self._granted("read", scope)
+
+    def writes(self, scope: str) -> bool:
+        if scope == self.own_scope or (scope.startswith("agent:") and self.all_agents):
+            return True
+        return self._granted("write", scope)
+
+    def _granted(self, right: str, scope: str) -> bool:
+        if scope.startswith("agent:"):
+            return False
+        if f"{right}:{scope}" in self.grants:
+            return True
+        return scope.startswith("project:") and (scope in self.grants or ALL_PROJECTS in self.grants)
+
+    def view(self) -> list[str]:
+        """The scopes `read_memory` shows by default: own, shared and user if readable, granted projects."""
+        projects = sorted({g.removeprefix("read:") for g in self.grants
+                           if g.removeprefix("read:").startswith("project:") and g != ALL_PROJECTS})
+        return [self.own_scope, *(s for s in SHARED_SCOPES if self.reads(s)), *projects]

@@ -2,6 +2,11 @@
 
 `Reverie` holds the open database, the settings and a clock; the MCP tools and the CLI
 are thin callers of these methods and translate `ReverieError`s at their edge.
+
+Every use case that reads or changes memory, sessions or proposals takes the caller's
+`identity` and checks it (`service.access`), whatever the transport. Omitted, it is the
+local caller: the configured agent with `LOCAL_GRANTS` — what stdio, loopback HTTP
+without tokens, the CLI and the background schedule act as.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from reverie.errors import InvalidInput
 from reverie.models import (
     ApplyResult,
     Category,
+    Identity,
     LogResult,
     MemoryView,
     OperationDraft,
@@ -24,7 +30,7 @@ from reverie.models import (
     RevertResult,
     Turn,
 )
-from reverie.service import dreams, ingest, recall, transfer
+from reverie.service import access, dreams, ingest, recall, transfer
 from reverie.service.schedule import Schedule, dream_due
 from reverie.store import Database, open_database
 
@@ -40,15 +46,22 @@ class Reverie:
         """When a dream is due (and, for `reverie serve`, whether to dream in the background)."""
         return Schedule.from_settings(self.settings)
 
-    def agent(self, agent_id: str | None) -> str:
-        return ingest.check_identifier(agent_id, "agent_id") if agent_id else self.settings.agent_id
+    def caller(self, identity: Identity | None = None) -> Identity:
+        """`identity`, or the local caller: the configured agent with every local grant."""
+        return identity or Identity.local(self.settings.agent_id)
+
+    def agent(self, agent_id: str | None, identity: Identity | None = None) -> str:
+        """The agent a call acts as: `agent_id` if the caller may act for it, else the caller's own."""
+        if agent_id:
+            ingest.check_identifier(agent_id, "agent_id")
+        return access.acting_for(self.caller(identity), agent_id or None).agent_id
 
     async def log_session(
         self, transcript: list[Turn] | str, *, session_id: str | None = None, agent_id: str | None = None,
         title: str | None = None, notes: list[str] | None = None, outcome: Outcome | None = None,
-        outcome_summary: str | None = None, ended: bool = True,
+        outcome_summary: str | None = None, ended: bool = True, identity: Identity | None = None,
     ) -> LogResult:
-        turns, notes, agent = ingest.turns_from(transcript), notes or [], self.agent(agent_id)
+        turns, notes, agent = ingest.turns_from(transcript), notes or [], self.agent(agent_id, identity)
         ingest.check_sizes(turns, notes, title)
         if session_id is not None:
             ingest.check_identifier(session_id, "session_id")
@@ -57,49 +70,58 @@ class Reverie:
                 self.db, turns, notes, session_id=session_id, agent_id=agent, title=title, outcome=outcome,
                 summary=outcome_summary, ended=ended, now=self.clock(),
             )
-        due = await dream_due(self, self.schedule, self.clock()) is not None
-        return await ingest.log_result(self.db, sid, digest, len(turns), noted, redactions, ended, due)
+        counted = None if access.curator(self.caller(identity)) else agent  # what this caller's dreams review
+        due = await dream_due(self, self.schedule, self.clock(), counted) is not None
+        return await ingest.log_result(self.db, sid, digest, len(turns), noted, redactions, ended, due, counted)
 
     async def read_memory(
         self, query: str | None = None, *, scope: str | None = None, categories: list[Category] | None = None,
         budget_tokens: int = 2000, include_notes: bool = True, agent_id: str | None = None,
+        identity: Identity | None = None,
     ) -> MemoryView:
+        if agent_id:
+            ingest.check_identifier(agent_id, "agent_id")
         return await recall.read(
-            self.db, agent_id=self.agent(agent_id), query=query, scope=scope, categories=categories,
-            budget_tokens=budget_tokens, include_notes=include_notes, now=self.clock(),
+            self.db, identity=access.acting_for(self.caller(identity), agent_id or None), query=query, scope=scope,
+            categories=categories, budget_tokens=budget_tokens, include_notes=include_notes, now=self.clock(),
         )
 
     async def propose_dream(
         self, engine: str = "auto", *, max_sessions: int = 100, scope: str | None = None,
         instructions: str | None = None, operations: list[OperationDraft] | None = None, brief_id: str | None = None,
+        identity: Identity | None = None,
     ) -> Proposal:
         """Dream with `engine`; or, given `operations` and `brief_id`, store what an agent wrote from a brief."""
+        caller = self.caller(identity)
         if operations is not None or brief_id is not None:
             if operations is None or brief_id is None:
                 raise InvalidInput("Send operations together with the brief_id of the dream brief they answer.")
-            return await dreams.submit(self.db, brief_id=brief_id, drafts=operations, now=self.clock())
-        if scope is not None:
-            recall.visible_scopes(scope, self.settings.agent_id)
+            return await dreams.submit(self.db, brief_id=brief_id, drafts=operations, identity=caller, now=self.clock())
         return await dreams.propose(
-            self.db, engine=engine, max_sessions=max_sessions, scope=scope, instructions=instructions,
-            stale_after_days=self.settings.stale_after_days, now=self.clock(),
+            self.db, engine=engine, max_sessions=max_sessions, reach=access.dream_reach(caller, scope),
+            identity=caller, instructions=instructions, stale_after_days=self.settings.stale_after_days,
+            now=self.clock(),
         )
 
-    async def proposal(self, proposal_id: str) -> Proposal:
-        return await dreams.load(self.db, proposal_id)
+    async def proposal(self, proposal_id: str, identity: Identity | None = None) -> Proposal:
+        async with self.db.snapshot():
+            found = await dreams.load(self.db, proposal_id)
+            await access.check_visible(self.db, self.caller(identity), found)
+        return found
 
     async def apply_dream(
-        self, proposal_id: str, approve: dreams.Approval | None = None, edits: dict[str, str] | None = None
+        self, proposal_id: str, approve: dreams.Approval | None = None, edits: dict[str, str] | None = None,
+        identity: Identity | None = None,
     ) -> ApplyResult:
-        return await dreams.apply(self.db, proposal_id, approve, edits, self.clock())
+        return await dreams.apply(self.db, proposal_id, approve, edits, self.clock(), self.caller(identity))
 
     async def apply_unflagged(self, proposal_id: str) -> ApplyResult:
         """Auto mode: apply only operations without risk flags; the rest wait in a new proposal."""
         proposal = await self.proposal(proposal_id)
         return await dreams.apply_unflagged(self.db, proposal, self.clock())
 
-    async def revert_dream(self, proposal_id: str) -> RevertResult:
-        return await dreams.revert(self.db, proposal_id, self.clock())
+    async def revert_dream(self, proposal_id: str, identity: Identity | None = None) -> RevertResult:
+        return await dreams.revert(self.db, proposal_id, self.clock(), self.caller(identity))
 
     async def export(self) -> dict:
         return await transfer.export(self.db, self.clock())

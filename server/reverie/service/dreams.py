@@ -1,13 +1,16 @@
 """Proposing, applying and reverting dreams.
 
-- propose: snapshot memory + unconsolidated sessions, let an engine draft operations,
+- propose: snapshot memory + unconsolidated sessions within the caller's reach
+  (`access.Reach`: a curator's dream may span agents, anyone else's covers its own
+  sessions), let an engine draft operations,
   then validate, redact and risk-flag every one before it is stored as a pending proposal.
   Whatever an engine returns, this is the one gate to review. The whole of it holds the
   "dream" lock (a lease row, `store.locks`), so two dreams — in this process or in two
   servers sharing the file — never review the same memory at once; the second is
   refused with `DreamRunning`. A holder that dies leaves a lease that lapses after
   `config.DREAM_LOCK_TTL`.
-- apply: one transaction. It refuses a proposal whose targets changed after its base
+- apply: one transaction. It refuses a proposal the caller may not see, operations
+  touching scopes it may not write (`access`), a proposal whose targets changed after its base
   revision, or that would re-add an entry a newer dream already added, and flips the
   status pending → applied by compare-and-set, so a proposal is applied at most once.
 - revert: replays the revision's changes backwards as a new revision; refused when a
@@ -41,6 +44,7 @@ from reverie.models import (
     DreamInput,
     DreamStats,
     Evidence,
+    Identity,
     Memory,
     Operation,
     OperationDraft,
@@ -50,6 +54,7 @@ from reverie.models import (
 )
 from reverie.report import proposal_markdown
 from reverie.safety import instruction_like, redact
+from reverie.service import access
 from reverie.service.evidence import from_tool_output, submission_problems, with_quotes
 from reverie.store import Database, locks, memories, proposals, revisions, sessions
 from reverie.text import estimate_tokens
@@ -66,17 +71,18 @@ Approval = Literal["all"] | list[str]
 
 
 async def propose(
-    db: Database, *, engine: str, max_sessions: int, scope: str | None, instructions: str | None,
-    stale_after_days: int, now: datetime,
+    db: Database, *, engine: str, max_sessions: int, reach: access.Reach, identity: Identity,
+    instructions: str | None, stale_after_days: int, now: datetime,
 ) -> Proposal:
     check_dream_arguments(max_sessions, instructions)
     instructions = redact(instructions)[0] if instructions else None
     dreamer = engine_named(engine)
+    scope = reach.scope
     async with dream_lock(db, now) as holder:
         async with db.snapshot():
             base = await revisions.current_revision(db)
-            current = await memories.active_memories(db, [scope] if scope else None)
-            reviewed = await sessions.unconsolidated_sessions(db, _agent_of(scope), max_sessions)
+            current = await access.reach_memories(db, identity, scope)
+            reviewed = await sessions.unconsolidated_sessions(db, reach.agent_id, max_sessions)
         dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
                            stale_after_days=stale_after_days)
         drafted = await dreamer.propose(dream)
@@ -131,12 +137,15 @@ async def _check_still_held(db: Database, holder: str) -> None:
         )
 
 
-async def submit(db: Database, *, brief_id: str, drafts: list[OperationDraft], now: datetime) -> Proposal:
+async def submit(
+    db: Database, *, brief_id: str, drafts: list[OperationDraft], identity: Identity, now: datetime
+) -> Proposal:
     """Store the operations the client's model wrote after reading brief `brief_id`."""
     async with db.transaction():
         brief = await _open_brief(db, brief_id)
+        await access.check_visible(db, identity, brief)
         reviewed = {s.id: s for s in await sessions.session_records(db, brief.session_ids)}
-        current = {m.id: m for m in await memories.active_memories(db, [brief.scope] if brief.scope else None)}
+        current = {m.id: m for m in await access.reach_memories(db, identity, brief.scope)}
         if problems := submission_problems(drafts, reviewed, current):
             raise InvalidInput("Nothing was stored. Fix these and submit again:\n- " + "\n- ".join(problems))
         operations = finalize([with_quotes(d, reviewed) for d in drafts], current, reviewed)
@@ -163,10 +172,6 @@ def check_dream_arguments(max_sessions: int, instructions: str | None) -> None:
         raise InvalidInput(f"max_sessions must be between 1 and {config.MAX_SESSIONS}; got {max_sessions}.")
     if instructions and len(instructions) > config.MAX_INSTRUCTIONS_CHARS:
         raise InvalidInput(f"instructions are limited to {config.MAX_INSTRUCTIONS_CHARS} characters.")
-
-
-def _agent_of(scope: str | None) -> str | None:
-    return scope.removeprefix("agent:") if scope and scope.startswith("agent:") else None
 
 
 def finalize(
@@ -262,11 +267,15 @@ def _edited(op: Operation, text: str | None) -> Operation:
 
 
 async def apply(
-    db: Database, proposal_id: str, approve: Approval | None, edits: dict[str, str] | None, now: datetime
+    db: Database, proposal_id: str, approve: Approval | None, edits: dict[str, str] | None, now: datetime,
+    identity: Identity,
 ) -> ApplyResult:
     async with db.transaction():
         proposal = await load(db, proposal_id)
-        return await _apply_chosen(db, proposal, choose(proposal, approve, edits), now)
+        await access.check_visible(db, identity, proposal)
+        chosen = choose(proposal, approve, edits)
+        await access.check_may_apply(db, identity, proposal, chosen)
+        return await _apply_chosen(db, proposal, chosen, now, identity)
 
 
 async def apply_unflagged(db: Database, proposal: Proposal, now: datetime) -> ApplyResult:
@@ -296,9 +305,11 @@ async def _hold_for_review(db: Database, proposal: Proposal, held: list[Operatio
     return waiting.id
 
 
-async def _apply_chosen(db: Database, proposal: Proposal, chosen: list[Operation], now: datetime) -> ApplyResult:
+async def _apply_chosen(
+    db: Database, proposal: Proposal, chosen: list[Operation], now: datetime, identity: Identity | None = None
+) -> ApplyResult:
     """Apply `chosen` inside the caller's transaction; every other op is rejected."""
-    await _check_fresh(db, proposal, chosen)
+    await _check_fresh(db, proposal, chosen, identity)
     revision = await revisions.create_revision(db, proposal.id, "apply", now)
     added, archived = [], []
     for op in chosen:
@@ -325,13 +336,16 @@ def _ids(ops: list[Operation]) -> list[str]:
     return [op.op_id for op in ops]
 
 
-async def _check_fresh(db: Database, proposal: Proposal, chosen: list[Operation]) -> None:
+async def _check_fresh(db: Database, proposal: Proposal, chosen: list[Operation], identity: Identity | None) -> None:
     targets = [t for op in chosen for t in op.targets]
     changed = await revisions.changed_since(db, targets, proposal.base_revision)
     stale = [op.op_id for op in chosen if changed & set(op.targets)]
     for op in chosen:
         existing = await memories.find_active_by_content(db, op.content) if op.content else None
-        if existing and existing not in op.targets:
+        # An identical entry in a scope the caller cannot see (another agent's) is no conflict:
+        # refusing would tell the caller it exists, and keep it from remembering the same thing.
+        if existing and existing not in op.targets and (
+                identity is None or await access.may_see_memory(db, identity, existing)):
             stale.append(op.op_id)
     if stale:
         raise StaleProposal(
@@ -380,12 +394,14 @@ def unflagged(proposal: Proposal) -> list[str]:
 # --- revert ----------------------------------------------------------------------------------
 
 
-async def revert(db: Database, proposal_id: str, now: datetime) -> RevertResult:
+async def revert(db: Database, proposal_id: str, now: datetime, identity: Identity) -> RevertResult:
     async with db.transaction():
         proposal = await load(db, proposal_id)
+        await access.check_visible(db, identity, proposal)
         if proposal.status not in APPLIED:
             raise AlreadyDecided(f"Proposal {proposal_id} is {proposal.status}; only applied dreams can be reverted.")
         changes = await revisions.changes(db, proposal.applied_revision) if proposal.applied_revision else []
+        await access.check_may_revert(identity, proposal, [Memory.model_validate_json(c["after_json"]) for c in changes])
         await _check_nothing_built_on(db, proposal, changes)
         revision = await revisions.create_revision(db, proposal.id, "revert", now)
         restored, archived = [], []

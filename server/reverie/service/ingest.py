@@ -117,10 +117,11 @@ async def log(
 
 
 async def log_result(db: Database, sid: str, digest: str, added: int, notes: int, redactions: int,
-                     ended: bool, dream_due: bool) -> LogResult:
+                     ended: bool, dream_due: bool, counted_agent: str | None = None) -> LogResult:
+    """The result of a log call; sessions awaiting a dream are every agent's, or `counted_agent`'s."""
     session = await store.get_session(db, sid)
     events, _ = await store.counts(db, sid)
-    awaiting = await store.count_unconsolidated(db)
+    awaiting = await store.count_unconsolidated(db, counted_agent)
     return LogResult(
         session_id=sid, agent_id=session.agent_id, events_added=added, event_count=events, notes_added=notes,
         content_hash=digest, ended=ended, redactions=redactions, sessions_awaiting_dream=awaiting,

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from reverie import config
 from reverie.errors import InvalidInput
-from reverie.models import Category, MemoryEntry, MemoryView
+from reverie.models import Category, Identity, MemoryEntry, MemoryView
 from reverie.report import (
     entry_line,
     episode_line,
@@ -23,6 +23,7 @@ from reverie.report import (
     note_line,
     pending_line,
 )
+from reverie.service import access
 from reverie.store import Database, memories, proposals, sessions
 from reverie.text import estimate_tokens
 
@@ -31,14 +32,6 @@ CANDIDATES = 200  # ranked entries fetched before cutting to the budget
 MEMORY_SHARE = 0.6
 MIN_BUDGET = 100  # below this not even the headings fit
 HEADINGS = 60     # tokens kept back for section headings and the pending-review hint
-
-
-def visible_scopes(scope: str | None, agent_id: str) -> list[str]:
-    if scope is None:
-        return ["shared", "user", f"agent:{agent_id}"]
-    if not config.SCOPE.match(scope):
-        raise InvalidInput(f"scope {scope!r} is not valid: use 'shared', 'user', 'agent:<id>' or 'project:<key>'.")
-    return [scope]
 
 
 def check_budget(budget_tokens: int) -> None:
@@ -59,16 +52,18 @@ def fit(items: Sequence[T], render: Callable[[T], str], budget: int) -> tuple[li
 
 
 async def read(
-    db: Database, *, agent_id: str, query: str | None, scope: str | None, categories: list[Category] | None,
+    db: Database, *, identity: Identity, query: str | None, scope: str | None, categories: list[Category] | None,
     budget_tokens: int, include_notes: bool, now: datetime,
 ) -> MemoryView:
+    """The memory `identity` loads: only scopes it reads, notes and excerpts of its own sessions,
+    and the pending proposals it may see."""
     check_budget(budget_tokens)
-    scopes = visible_scopes(scope, agent_id)
+    scopes, agent_id = access.readable_scopes(identity, scope), identity.agent_id
     async with db.snapshot():
         ranked = await memories.ranked_memories(db, now, query, scopes, categories, CANDIDATES)
         notes = await sessions.pending_notes(db, agent_id) if include_notes else []
         episodes = await sessions.search_events(db, query, agent_id) if query else []
-        pending = await proposals.pending_notices(db)
+        pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
     budget = budget_tokens - sum(estimate_tokens(pending_line(p)) for p in pending) - HEADINGS
     entries = [_entry(m) for m, _ in ranked]
     share = int(budget * MEMORY_SHARE) if (notes or episodes) else budget

@@ -92,10 +92,14 @@ class Activity:
             self.last = now
 
 
-async def dream_due(reverie: Reverie, schedule: Schedule, now: datetime) -> str | None:
-    """Why a dream is due ("5 sessions await a dream", "6h since the last dream"), or None."""
+async def dream_due(reverie: Reverie, schedule: Schedule, now: datetime, agent_id: str | None = None) -> str | None:
+    """Why a dream is due ("5 sessions await a dream", "6h since the last dream"), or None.
+
+    With `agent_id`, only that agent's sessions count: an agent that cannot dream across
+    agents is told a dream is due when its own sessions make one due.
+    """
     async with reverie.db.snapshot():
-        waiting, oldest = await sessions.undreamed(reverie.db)
+        waiting, oldest = await sessions.undreamed(reverie.db, agent_id)
         last = await proposals.last_dream_at(reverie.db)
     if not waiting:
         return None

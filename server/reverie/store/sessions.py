@@ -85,21 +85,38 @@ async def counts(db: Database, session_id: str) -> tuple[int, int]:
     return events, notes
 
 
-async def count_unconsolidated(db: Database) -> int:
-    return await db.scalar(f"SELECT count(*) FROM sessions s WHERE ended_at IS NOT NULL AND NOT {_CONSOLIDATED}")
+async def count_unconsolidated(db: Database, agent_id: str | None = None) -> int:
+    """Ended sessions no applied dream has consolidated: every agent's, or only `agent_id`'s."""
+    return await db.scalar(
+        f"""SELECT count(*) FROM sessions s WHERE ended_at IS NOT NULL AND NOT {_CONSOLIDATED}
+            AND (? IS NULL OR agent_id = ?)""",
+        (agent_id, agent_id),
+    )
 
 
-async def undreamed(db: Database) -> tuple[int, datetime | None]:
-    """Ended sessions no dream has reviewed yet: how many, and when the oldest was logged.
+async def session_agents(db: Database, session_ids: Sequence[str]) -> dict[str, str]:
+    """The agent each of these sessions belongs to (unknown ids are left out)."""
+    if not session_ids:
+        return {}
+    marks = ",".join("?" * len(session_ids))
+    rows = await db.fetchall(f"SELECT id, agent_id FROM sessions WHERE id IN ({marks})", tuple(session_ids))
+    return {r[0]: r[1] for r in rows}
+
+
+async def undreamed(db: Database, agent_id: str | None = None) -> tuple[int, datetime | None]:
+    """Ended sessions no dream has reviewed yet (every agent's, or `agent_id`'s): how many,
+    and when the oldest was logged.
 
     "Reviewed" means named by any proposal, whatever became of it, so sessions a person
     rejected do not make the next dream due by themselves (they still join it). A dream
     brief does not count until the agent's answer to it is stored.
     """
     row = await db.fetchone(
-        """SELECT count(*), min(logged_at) FROM sessions s WHERE ended_at IS NOT NULL AND NOT EXISTS (
+        """SELECT count(*), min(logged_at) FROM sessions s WHERE ended_at IS NOT NULL
+           AND (? IS NULL OR agent_id = ?) AND NOT EXISTS (
                SELECT 1 FROM proposal_sessions ps JOIN proposals p ON p.id = ps.proposal_id
-               WHERE ps.session_id = s.id AND p.brief IS NULL)"""
+               WHERE ps.session_id = s.id AND p.brief IS NULL)""",
+        (agent_id, agent_id),
     )
     return row[0], from_iso(row[1])
 

@@ -1,0 +1,131 @@
+"""`reverie serve --http`: the MCP server over streamable HTTP at `/mcp`, under uvicorn.
+
+Who may connect:
+
+- Bound to loopback (127.0.0.1, localhost, ::1) with no tokens file, requests act as the
+  configured agent, as over stdio: whatever can reach a loopback port here could open the
+  database file too.
+- With a tokens file (`reverie.tokens`) — and always when bound to any other address —
+  every request needs `Authorization: Bearer <token>` and acts as that token's agent with
+  its grants. Without a valid token the SDK's auth middleware answers 401 before the MCP
+  server sees the request, so it reads and writes nothing. Binding to another address
+  with no tokens is refused before anything listens.
+
+DNS-rebinding protection is always on (the SDK's transport security): the Host header
+must be a loopback name, the bound address, this machine's name when bound to every
+address, or a name given with `--allow-host`, and a browser's Origin must be one of those.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+
+from reverie import tokens
+from reverie.auth import TokenFileVerifier
+from reverie.config import Settings
+from reverie.errors import InvalidInput
+from reverie.mcp_server import build_server
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+PATH = "/mcp"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+EVERY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def http_app(
+    settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, tokens_path: Path,
+    allowed_hosts: Sequence[str] = (),
+) -> Starlette:
+    """The ASGI app: the SDK's streamable HTTP app, with bearer auth when tokens are in play."""
+    verifier = _verifier(host, tokens_path)
+    # Reverie issues its own tokens (`reverie token add`), so the issuer is this server.
+    # No resource_server_url: there is no OAuth flow to advertise.
+    auth = AuthSettings(issuer_url=f"http://{_netloc(host, port)}", resource_server_url=None) if verifier else None
+    mcp = build_server(settings, token_verifier=verifier, auth=auth)
+    return mcp.streamable_http_app(streamable_http_path=PATH, host=host,
+                                   transport_security=transport_security(host, allowed_hosts))
+
+
+def _verifier(host: str, tokens_path: Path) -> TokenFileVerifier | None:
+    loopback = is_loopback(host)
+    if loopback and not tokens_path.exists():
+        return None
+    found = tokens.read_tokens(tokens_path)  # a damaged file stops the server now, not at the first request
+    if not loopback and not found:
+        raise InvalidInput(
+            f"Serving on {host} lets other machines connect, so it needs bearer tokens, and {tokens_path} has "
+            "none. Add one per agent with `reverie token add --agent ID` (or name a file with --tokens), or "
+            f"bind to {DEFAULT_HOST}.")
+    return TokenFileVerifier(tokens_path)
+
+
+def transport_security(host: str, allowed_hosts: Sequence[str] = ()) -> TransportSecuritySettings:
+    names = {*LOOPBACK_NAMES, *allowed_hosts}
+    if host in EVERY_ADDRESS:
+        names |= {socket.gethostname(), socket.getfqdn(), *_own_addresses()}
+    else:
+        names.add(f"[{host}]" if ":" in host else host)
+    hosts = sorted(n for name in names for n in (name, f"{name}:*"))
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts,
+        allowed_origins=[f"{scheme}://{h}" for scheme in ("http", "https") for h in hosts],
+    )
+
+
+def _own_addresses() -> set[str]:
+    """This machine's addresses as its host name resolves (best effort: DNS may know none)."""
+    try:
+        found = socket.getaddrinfo(socket.gethostname(), None)
+    except OSError:
+        return set()
+    return {f"[{a[4][0]}]" if a[0] == socket.AF_INET6 else a[4][0] for a in found}
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bound and listening before uvicorn starts, so the port is known (port 0: a free one) and
+    a client connecting at once waits in the backlog instead of being refused."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as error:
+        raise InvalidInput(f"Cannot listen on {host}:{port}: {error.strerror}. Pick another --port "
+                           "(0 picks a free one).") from None
+
+
+def url(sock: socket.socket, host: str) -> str:
+    return f"http://{_netloc(host, sock.getsockname()[1])}{PATH}"
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def serve_http(
+    settings: Settings, *, host: str, port: int, tokens_path: Path, allowed_hosts: Sequence[str] = ()
+) -> None:
+    """Serve until interrupted; says where, and whether tokens are required, on stderr first."""
+    import uvicorn
+
+    app = http_app(settings, host=host, port=port, tokens_path=tokens_path, allowed_hosts=allowed_hosts)
+    sock = listening_socket(host, port)
+    guarded = f"bearer tokens from {tokens_path}" if tokens_path.exists() else f"no tokens: acting as agent {settings.agent_id!r}"
+    print(f"reverie: serving MCP at {url(sock, host)} ({guarded})", file=sys.stderr, flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

@@ -1,0 +1,210 @@
+"""Who may read and change what: the scope rules every use case checks, whatever the transport.
+
+An `Identity` (see `reverie.models`) is an agent id and its grants; the MCP layer resolves
+it from the bearer token (or, on stdio and loopback, the configured agent) and passes it
+into every call. The rules:
+
+- **Memory.** `read_memory` shows the scopes the caller reads (`Identity.view`); naming a
+  scope it cannot read is refused. Another agent's `agent:<id>` is never readable, except
+  to the local caller (`agent:*`).
+- **Sessions.** A caller logs, appends to, and reads notes and excerpts of its own sessions;
+  logging as another agent needs `agent:*`.
+- **Dreams.** A caller that may write `shared` is a *curator*: its dreams may span agents —
+  they review every agent's sessions and private entries, because finding what agents
+  share is the point — and it may apply what they propose, promotions to `shared`
+  included. Anyone else dreams over its own sessions only, and with no scope named, over
+  its own `agent:<id>` scope.
+- **Proposals.** Seeing one (its report, `memory://proposals/{id}`, `apply_dream`'s form,
+  the pending notice in `read_memory`) needs its reviewed sessions to be the caller's own,
+  or the caller to be a curator, and every entry it would archive to be in a scope the
+  caller may read in a dream. Applying or reverting needs every scope the chosen
+  operations archive from or write to to be one the caller may write in a dream.
+
+A refusal is `Forbidden`, naming the scope and the grant that would allow it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reverie import config
+from reverie.errors import Forbidden, InvalidInput
+from reverie.models import (
+    ALL_PROJECTS,
+    Identity,
+    Memory,
+    Operation,
+    PendingNotice,
+    Proposal,
+)
+from reverie.store import Database, memories, proposals, sessions
+
+FIXED_GRANTS = ("read:shared", "write:shared", "read:user", "write:user", ALL_PROJECTS)
+GRANT_FORMS = ", ".join([*FIXED_GRANTS[:4], "project:<key>", "read:project:<key>", ALL_PROJECTS])
+
+
+def check_scope(scope: str) -> str:
+    if not config.SCOPE.match(scope):
+        raise InvalidInput(f"scope {scope!r} is not valid: use 'shared', 'user', 'agent:<id>' or 'project:<key>'.")
+    return scope
+
+
+def check_grants(grants: Iterable[str]) -> frozenset[str]:
+    """The grants a bearer token may hold; anything else is refused with the valid forms."""
+    checked = frozenset(grants)
+    for grant in sorted(checked):
+        if not _valid_grant(grant):
+            hint = (" Another agent's private scope is never a token's to read."
+                    if grant.removeprefix("read:").removeprefix("write:").startswith("agent:") else "")
+            raise InvalidInput(f"{grant!r} is not a scope a token can be granted; use {GRANT_FORMS}.{hint}")
+    return checked
+
+
+def _valid_grant(grant: str) -> bool:
+    if grant in FIXED_GRANTS:
+        return True
+    project = grant.removeprefix("read:")
+    return project.startswith("project:") and project != ALL_PROJECTS and bool(config.SCOPE.match(project))
+
+
+def acting_for(identity: Identity, agent_id: str | None) -> Identity:
+    """The identity to act as when a call names `agent_id` (the caller's own unless it holds `agent:*`)."""
+    if agent_id is None or agent_id == identity.agent_id:
+        return identity
+    if not identity.all_agents:
+        raise Forbidden(f"You are agent {identity.agent_id!r}; you cannot act as agent {agent_id!r}. "
+                        "Omit agent_id to log and read as yourself.")
+    return identity.model_copy(update={"agent_id": agent_id})
+
+
+def readable_scopes(identity: Identity, scope: str | None) -> list[str]:
+    """What `read_memory` searches: the caller's view, or the one scope it named if it may read it."""
+    if scope is None:
+        return identity.view()
+    if not identity.reads(check_scope(scope)):
+        raise Forbidden(f"Agent {identity.agent_id!r} cannot read scope {scope!r}{_grant_hint(scope, 'read')}.")
+    return [scope]
+
+
+def _grant_hint(scope: str, right: str) -> str:
+    if scope.startswith("agent:"):
+        return " (another agent's private memory)"
+    if scope.startswith("project:"):
+        return f" (a token needs {scope if right == 'write' else f'{scope} or read:{scope}'})"
+    return f" (a token needs {right}:{scope})"
+
+
+# --- dreams ------------------------------------------------------------------------------
+
+
+def curator(identity: Identity) -> bool:
+    return identity.writes("shared")
+
+
+def dream_reads(identity: Identity, scope: str) -> bool:
+    return identity.reads(scope) or (curator(identity) and scope.startswith("agent:"))
+
+
+def dream_writes(identity: Identity, scope: str) -> bool:
+    return identity.writes(scope) or (curator(identity) and scope.startswith("agent:"))
+
+
+def sees_sessions_of(identity: Identity, agent_id: str) -> bool:
+    return agent_id == identity.agent_id or identity.all_agents or curator(identity)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What one dream reviews: memory in `scope` (None: every scope the caller may read in a
+    dream) and the sessions of `agent_id` (None: every agent's)."""
+
+    scope: str | None
+    agent_id: str | None
+
+
+def dream_reach(identity: Identity, scope: str | None) -> Reach:
+    if scope is None:
+        return Reach(None, None) if curator(identity) else Reach(identity.own_scope, identity.agent_id)
+    if not dream_reads(identity, check_scope(scope)):
+        raise Forbidden(f"Agent {identity.agent_id!r} cannot dream over scope {scope!r}"
+                        f"{_grant_hint(scope, 'read')}. Dream over your own: scope='{identity.own_scope}'.")
+    if scope.startswith("agent:"):
+        return Reach(scope, scope.removeprefix("agent:"))
+    return Reach(scope, None if curator(identity) else identity.agent_id)
+
+
+async def reach_memories(db: Database, identity: Identity, scope: str | None) -> list[Memory]:
+    """Active memory a dream over `scope` may show `identity`."""
+    found = await memories.active_memories(db, [scope] if scope else None)
+    return [m for m in found if dream_reads(identity, m.scope)]
+
+
+# --- proposals ---------------------------------------------------------------------------
+
+
+async def check_visible(db: Database, identity: Identity, proposal: Proposal) -> None:
+    if problem := await _hidden(db, identity, proposal):
+        raise Forbidden(f"Proposal {proposal.id} is not yours to see: {problem}.")
+
+
+async def _hidden(db: Database, identity: Identity, proposal: Proposal) -> str | None:
+    owners = set((await sessions.session_agents(db, proposal.session_ids)).values())
+    if others := sorted(a for a in owners if not sees_sessions_of(identity, a)):
+        return (f"it reviews sessions of {', '.join(others)}, and only a token granted write:shared "
+                "(a curator) sees other agents' sessions")
+    targets = await _targets(db, proposal.operations)
+    if hidden := sorted({m.scope for m in targets.values() if not dream_reads(identity, m.scope)}):
+        return f"it changes entries in {', '.join(hidden)}, which agent {identity.agent_id!r} cannot read"
+    return None
+
+
+async def visible_notices(db: Database, identity: Identity, notices: list[PendingNotice]) -> list[PendingNotice]:
+    """The pending proposals the caller may see (and so should be told about)."""
+    shown = []
+    for notice in notices:
+        proposal = await proposals.get_proposal(db, notice.proposal_id)
+        if proposal is not None and await _hidden(db, identity, proposal) is None:
+            shown.append(notice)
+    return shown
+
+
+async def check_may_apply(db: Database, identity: Identity, proposal: Proposal, chosen: list[Operation]) -> None:
+    targets = await _targets(db, chosen)
+    refused: dict[str, list[str]] = {}
+    for op in chosen:
+        for scope in _written_scopes(op, targets):
+            if not dream_writes(identity, scope):
+                refused.setdefault(scope, []).append(op.op_id)
+    if refused:
+        allowed = [op.op_id for op in chosen if all(op.op_id not in ids for ids in refused.values())]
+        what = "; ".join(f"{', '.join(ids)} change{'s' if len(ids) == 1 else ''} scope {scope}{_grant_hint(scope, 'write')}"
+                         for scope, ids in sorted(refused.items()))
+        rest = f" Approve only {', '.join(allowed)}," if allowed else ""
+        raise Forbidden(f"Agent {identity.agent_id!r} cannot apply all of {proposal.id}: {what}. Nothing changed."
+                        f"{rest} or ask whoever holds those rights to apply it.")
+
+
+async def check_may_revert(identity: Identity, proposal: Proposal, changed: list[Memory]) -> None:
+    if refused := sorted({m.scope for m in changed if not dream_writes(identity, m.scope)}):
+        raise Forbidden(f"Agent {identity.agent_id!r} cannot revert {proposal.id}: it changed entries in "
+                        f"{', '.join(refused)}{_grant_hint(refused[0], 'write')}. Nothing changed.")
+
+
+def _written_scopes(op: Operation, targets: dict[str, Memory]) -> set[str]:
+    archived = {targets[t].scope for t in op.targets if t in targets}
+    if op.content is None:
+        return archived
+    # The scope the new entry gets, decided as `dreams` decides it when inserting.
+    first = targets.get(op.targets[0]) if op.targets else None
+    return archived | {op.scope or (first.scope if first else "shared")}
+
+
+async def _targets(db: Database, operations: list[Operation]) -> dict[str, Memory]:
+    return await memories.get_memories(db, sorted({t for op in operations for t in op.targets}))
+
+
+async def may_see_memory(db: Database, identity: Identity, memory_id: str) -> bool:
+    found = (await memories.get_memories(db, [memory_id])).get(memory_id)
+    return found is not None and dream_reads(identity, found.scope)
+
