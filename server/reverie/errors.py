@@ -64,3 +64,7 @@ class Damaged(ReverieError):
 
 class EngineFailed(ReverieError):
     pass
+
+
+class Busy(Conflict):
+    pass

@@ -332,6 +332,13 @@ async def _apply_chosen(
     )
 
 
+def _listed(op_ids: list[str], most: int = 10) -> str:
+    """Op ids in numeric order, at most `most` of them named."""
+    ordered = sorted(set(op_ids), key=lambda op_id: int(op_id.removeprefix("op") or 0))
+    rest = f" and {len(ordered) - most} more" if len(ordered) > most else ""
+    return ", ".join(ordered[:most]) + rest
+
+
 def _ids(ops: list[Operation]) -> list[str]:
     return [op.op_id for op in ops]
 
@@ -350,7 +357,7 @@ async def _check_fresh(db: Database, proposal: Proposal, chosen: list[Operation]
     if stale:
         raise StaleProposal(
             f"Memory changed since proposal {proposal.id} was made (revision {proposal.base_revision}): "
-            f"{', '.join(sorted(set(stale)))} would overwrite or re-add newer entries. Run propose_dream (CLI: reverie dream) again."
+            f"{_listed(stale)} would overwrite or re-add newer entries. Run propose_dream (CLI: reverie dream) again."
         )
 
 

@@ -8,6 +8,7 @@ the busy timeout do the same job.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any
 import aiosqlite
 import anyio
 
+from reverie.errors import Busy
 from reverie.store.migrations import migrate
 
 BUSY_TIMEOUT_MS = 10_000
@@ -38,7 +40,7 @@ class Database:
         proposal as pending and then both apply it.
         """
         async with self._lock:
-            await self.connection.execute("BEGIN IMMEDIATE")
+            await self._begin("BEGIN IMMEDIATE")
             try:
                 yield self
             except BaseException:
@@ -51,12 +53,24 @@ class Database:
     async def snapshot(self) -> AsyncIterator[Database]:
         """A consistent read across several queries."""
         async with self._lock:
-            await self.connection.execute("BEGIN")
+            await self._begin("BEGIN")
             try:
                 yield self
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self.connection.execute("COMMIT")
+            except BaseException:
+                # Keep the body's error: on a damaged file a COMMIT would fail too and hide it.
+                with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+                    await self.connection.execute("ROLLBACK")
+                raise
+            await self.connection.execute("COMMIT")
+
+    async def _begin(self, statement: str) -> None:
+        try:
+            await self.connection.execute(statement)
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                raise Busy(f"The memory database stayed busy for {BUSY_TIMEOUT_MS // 1000} s (another process "
+                           "is writing to it); nothing was changed. Try again in a moment.") from error
+            raise
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         cursor = await self.connection.execute(sql, params)
@@ -66,12 +80,16 @@ class Database:
         await self.connection.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        cursor = await self.connection.execute(sql, params)
-        return list(await cursor.fetchall())
+        # Run and drain the statement in one call to the worker thread. A SELECT left
+        # half-read across an await holds a read transaction open on this shared
+        # connection; another coroutine's BEGIN IMMEDIATE would then have to upgrade that
+        # read lock, which SQLite refuses at once ("database is locked", SQLITE_BUSY or
+        # BUSY_SNAPSHOT) instead of waiting out busy_timeout for the other process.
+        return list(await self.connection.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        cursor = await self.connection.execute(sql, params)
-        return await cursor.fetchone()
+        rows = await self.fetchall(sql, params)  # drained for the same reason as fetchall
+        return rows[0] if rows else None
 
     async def scalar(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)

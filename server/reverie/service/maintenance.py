@@ -1,0 +1,234 @@
+"""Checking a database file (`reverie doctor`) and copying it safely (`reverie backup`).
+
+The doctor answers one question: is this file still the history Reverie wrote? Five
+checks, each independent, each listing what it found wrong:
+
+- sqlite: `PRAGMA integrity_check` and `foreign_key_check`.
+- guards: the append-only triggers the migrations created are all still there.
+- search index: every FTS5 index holds exactly the rows of its table, with their text.
+- revision log: replaying every memory change from nothing, in order, gives exactly the
+  memories table (ids, text, category, scope, archive state), and each change started
+  from the state the previous ones left. This is what makes `revert_dream` exact.
+- transcripts: every session's stored content hash equals the chain recomputed from its
+  events (`ingest.chain_hash`), with no event index missing: no turn was altered,
+  removed or slipped in since it was logged.
+
+A check that SQLite cannot carry out reports that as its problem and the others still
+run, unless the file cannot be read at all. The backup is SQLite's `VACUUM INTO` (consistent while other processes keep writing),
+then the same five checks on the copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from reverie.errors import Damaged, InvalidInput
+from reverie.service.ingest import chain_hash
+from reverie.store import Database
+from reverie.store import integrity as store
+from reverie.store.integrity import LoggedChange, MemoryState
+
+
+class Check(BaseModel):
+    name: str
+    ok: bool
+    summary: str = Field(description="What was checked, in a few words, with counts.")
+    problems: list[str] = Field(default_factory=list)
+
+
+class DoctorReport(BaseModel):
+    database: str
+    healthy: bool
+    checks: list[Check]
+
+    @property
+    def problem_count(self) -> int:
+        return sum(len(c.problems) for c in self.checks)
+
+    def markdown(self) -> str:
+        verdict = "healthy" if self.healthy else f"{self.problem_count} problem(s)"
+        lines = [f"# Reverie doctor: {self.database} — {verdict}", ""]
+        for check in self.checks:
+            lines.append(f"- {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.summary}")
+            lines += [f"    - {problem}" for problem in check.problems]
+        if not self.healthy:
+            lines += ["", NEXT_STEPS]
+        return "\n".join(lines)
+
+
+class BackupResult(BaseModel):
+    source: str
+    path: str
+    bytes: int
+    check: DoctorReport
+
+    def markdown(self) -> str:
+        verdict = "and checked it: healthy" if self.check.healthy else "but the copy FAILED its check"
+        return f"Backed up {self.source} to {self.path} ({self.bytes:,} bytes) {verdict}.\n\n{self.check.markdown()}"
+
+
+NEXT_STEPS = (
+    "What to do: keep this file as it is (copy it aside before anything else) and restore the newest "
+    "backup that `reverie doctor` passes. A search index alone out of step can be rebuilt: "
+    "`sqlite3 FILE \"INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')\"` (likewise events_fts)."
+)
+
+Finding = tuple[str, list[str]]  # (what was checked, with counts; what is wrong)
+CheckFn = Callable[[Database], Awaitable[Finding]]
+UNREADABLE = "could not run"
+SHOWN = 10  # problems listed one by one per check; the rest are counted
+
+
+async def diagnose(path: str | Path) -> DoctorReport:
+    """Run every check on the database file at `path` (which must exist)."""
+    checks: list[Check] = []
+    async with store.open_existing(path) as db:
+        for name, check in CHECKS:
+            if checks and checks[0].summary == UNREADABLE:  # SQLite could not read the file at all
+                checks.append(Check(name=name, ok=False, summary="skipped", problems=["the file cannot be read"]))
+            else:
+                checks.append(await _run(name, check, db))
+    return DoctorReport(database=str(path), healthy=all(c.ok for c in checks), checks=checks)
+
+
+async def back_up(source: str | Path, target: str | Path) -> BackupResult:
+    """Copy `source` to the new file `target` with VACUUM INTO, then diagnose the copy."""
+    target = Path(target).expanduser()
+    if target.exists():
+        raise InvalidInput(f"{target} exists; a backup never overwrites a file. Name a new file.")
+    try:
+        async with store.open_existing(source) as db:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await store.vacuum_into(db, target)
+    except Damaged:
+        target.unlink(missing_ok=True)  # a copy that stopped half-way is no backup
+        raise
+    report = await diagnose(target)
+    return BackupResult(source=str(source), path=str(target), bytes=target.stat().st_size, check=report)
+
+
+async def _run(name: str, check: CheckFn, db: Database) -> Check:
+    try:
+        summary, problems = await check(db)
+    except Damaged as error:
+        return Check(name=name, ok=False, summary=UNREADABLE, problems=[str(error)])
+    return Check(name=name, ok=not problems, summary=summary, problems=_capped(problems))
+
+
+def _capped(problems: list[str]) -> list[str]:
+    if len(problems) <= SHOWN:
+        return problems
+    return problems[:SHOWN] + [f"… and {len(problems) - SHOWN:,} more"]
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+
+async def sqlite_check(db: Database) -> Finding:
+    return "integrity_check, foreign_key_check", await store.sqlite_problems(db)
+
+
+async def guards_check(db: Database) -> Finding:
+    missing = await store.missing_triggers(db)
+    return "append-only triggers", [f"trigger {name} is missing, so what it guards could be rewritten"
+                                    for name in missing]
+
+
+async def search_index_check(db: Database) -> Finding:
+    tables = await store.fts_tables(db)
+    if not tables:
+        return "no full-text index found", ["the FTS5 tables are missing"]
+    counts, problems = [], []
+    for fts, (table, key) in sorted(tables.items()):
+        drift = await store.index_drift(db, fts, table, key)
+        counts.append(f"{fts} {drift.indexed:,} rows")
+        problems += _listed(f"{table} rows missing from {fts}", drift.missing)
+        problems += _listed(f"{fts} rows whose {table} row does not exist", drift.extra)
+        if drift.mismatch:
+            problems.append(f"{fts} does not match the text in {table} ({drift.mismatch})")
+    return ", ".join(counts) + " against their tables", problems
+
+
+def _listed(what: str, keys: list[int]) -> list[str]:
+    if not keys:
+        return []
+    more = f" and {len(keys) - SHOWN:,} more" if len(keys) > SHOWN else ""
+    return [f"{len(keys):,} {what}: {', '.join(map(str, keys[:SHOWN]))}{more}"]
+
+
+async def revision_log_check(db: Database) -> Finding:
+    async with store.consistent_read(db):  # the log and the table as of one moment, whoever is writing
+        changes = await store.logged_changes(db)
+        table = await store.memory_states(db)
+    replayed, problems = replay(changes)
+    active = sum(1 for m in table.values() if m.valid_to is None)
+    revisions = len({c.revision_id for c in changes})
+    summary = (f"{len(changes):,} changes in {revisions:,} revisions replayed against {len(table):,} memories "
+               f"({active:,} active)")
+    return summary, problems + compare(replayed, table)
+
+
+def replay(changes: list[LoggedChange]) -> tuple[dict[str, MemoryState], list[str]]:
+    """The memories the log describes, starting from none; and where the log contradicts itself."""
+    state: dict[str, MemoryState] = {}
+    problems = []
+    for change in changes:
+        known = state.get(change.memory_id)
+        if change.change == "insert" and known is not None:
+            problems.append(f"change {change.id} inserts {change.memory_id} a second time")
+        elif change.change != "insert" and known is None:
+            problems.append(f"change {change.id} {change.change}s {change.memory_id}, which no earlier change inserted")
+        elif known is not None and change.before != known:
+            problems.append(f"change {change.id} found {change.memory_id} {_describe(change.before)}, "
+                            f"but the log before it left it {_describe(known)}")
+        state[change.memory_id] = change.after
+    return state, problems
+
+
+def compare(replayed: dict[str, MemoryState], table: dict[str, MemoryState]) -> list[str]:
+    """Where the memories table differs from what the log says it should hold."""
+    problems = [f"memory {i} is in the table but no change in the log made it" for i in table if i not in replayed]
+    problems += [f"the log made memory {i}, which is not in the table" for i in replayed if i not in table]
+    problems += [
+        f"memory {i} is {_describe(table[i])} in the table, but the log leaves it {_describe(replayed[i])}"
+        for i in table if i in replayed and table[i] != replayed[i]
+    ]
+    return problems
+
+
+def _describe(memory: MemoryState | None) -> str:
+    if memory is None:
+        return "absent"
+    status = ("active" if memory.valid_to is None
+              else f"archived ({memory.archived_reason}, {memory.valid_to:%Y-%m-%d %H:%M:%S})")
+    return f"{status}, {memory.category}/{memory.scope}: {_short(memory.content)!r}"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def transcripts_check(db: Database) -> Finding:
+    sessions = events = 0
+    problems = []
+    async with store.consistent_read(db):  # a session being appended to changes its events and hash together
+        async for chain in store.session_chains(db):
+            sessions, events = sessions + 1, events + len(chain.turns)
+            if chain.indexes != list(range(len(chain.indexes))):
+                problems.append(f"session {chain.id} has gaps in its event indexes (an event was removed)")
+            if chain_hash("", chain.turns) != chain.content_hash:
+                problems.append(f"session {chain.id}: its events no longer hash to the stored content hash "
+                                f"{chain.content_hash[:12]}… (a turn was altered, removed or added)")
+    return f"{sessions:,} sessions, {events:,} events re-hashed", problems
+
+
+CHECKS: list[tuple[str, CheckFn]] = [
+    ("sqlite", sqlite_check),
+    ("guards", guards_check),
+    ("search index", search_index_check),
+    ("revision log", revision_log_check),
+    ("transcripts", transcripts_check),
+]
