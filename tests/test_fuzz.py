@@ -651,9 +651,6 @@ def test_revert_dream_survives_any_proposal_id_and_names_what_is_wrong(tmp_path,
 
 
 @MODES
-@pytest.mark.xfail(strict=True, reason="server/reverie/clock.py:22 as_utc: datetime.astimezone(UTC) raises OverflowError for "
-                   "a valid ISO timestamp whose UTC value falls outside year 1..9999; the client gets a bare "
-                   "'Error executing tool'")
 @pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"],
                          ids=["year-1-east", "year-9999-west"])
 def test_a_timestamp_at_the_edge_of_the_calendar_is_a_tool_error_that_names_the_timestamp(tmp_path, mode, timestamp):
@@ -681,8 +678,6 @@ def test_a_lone_surrogate_is_a_tool_error_that_names_the_field(tmp_path, mode, t
 
 
 @MODES
-@pytest.mark.xfail(strict=True, reason="server/reverie/service/__init__.py:55 Reverie.agent tests `if agent_id`, so "
-                   "agent_id='' silently logs as the server's agent instead of being refused like session_id=''")
 def test_an_empty_agent_id_is_refused_like_an_empty_session_id(tmp_path, mode):
     with serving(tmp_path, mode) as server:
         result = server.call("log_session", {"transcript": [{"role": "user", "content": "hi"}], "agent_id": ""})
@@ -690,9 +685,6 @@ def test_an_empty_agent_id_is_refused_like_an_empty_session_id(tmp_path, mode):
 
 
 @MODES
-@pytest.mark.xfail(strict=True, reason="server/reverie/service/ingest.py:35 check_sizes counts notes before blank ones "
-                   "are dropped (ingest.py redacted_texts), so transcript=[] with only blank notes stores an empty "
-                   "session that then awaits a dream")
 def test_no_turns_and_only_blank_notes_is_an_empty_transcript(tmp_path, mode):
     with serving(tmp_path, mode) as server:
         result = server.call("log_session", {"transcript": [], "notes": ["  ", "\t"]})
@@ -833,9 +825,6 @@ def test_an_edit_is_accepted_at_the_limit_and_refused_one_past_it(tmp_path, mode
 
 
 @MODES
-@pytest.mark.xfail(strict=True, reason="server/reverie/service/ingest.py:40 check_sizes counts only turns' content toward "
-                   "MAX_TRANSCRIPT_CHARS: tool_name and outcome_summary have no limit, so one call can store far more "
-                   "than the documented 2,000,000 characters")
 @pytest.mark.parametrize("arguments", [
     {"transcript": [{"role": "tool", "tool_name": "t" * (MAX_TRANSCRIPT_CHARS + 1), "content": "ok"}]},
     {"transcript": [turn("t")], "outcome_summary": "s" * (MAX_TRANSCRIPT_CHARS + 1)},
@@ -854,10 +843,8 @@ README_LIMITS = [
     pytest.param(f"1–{MAX_SESSIONS}", id="max-sessions"),
     pytest.param(f"{MAX_INSTRUCTIONS_CHARS:,} characters", id="instructions"),
     pytest.param(f"edit: up to {MAX_OPERATION_CHARS:,}", id="edit"),
-    pytest.param(f"{MAX_OPERATIONS} operations", id="operations", marks=pytest.mark.xfail(
-        strict=True, reason="README.md Limits does not state the 200 operations per proposal (service/evidence.py:17)")),
-    pytest.param("operation's content", id="operation-content", marks=pytest.mark.xfail(
-        strict=True, reason="README.md Limits states the 2,000-character limit for an edit, not for an operation's content")),
+    pytest.param(f"{MAX_OPERATIONS} operations", id="operations"),
+    pytest.param("operation's content", id="operation-content"),
 ]
 
 
@@ -868,9 +855,6 @@ def test_the_readme_states_each_limit(phrase):
 
 
 @MODES
-@pytest.mark.xfail(strict=True, reason="server/reverie/config.py:42 IDENTIFIER (and :43 SCOPE) end in `$`, which also "
-                   "matches before a trailing newline, and ingest.check_identifier uses .match: session_id='abc\\n' "
-                   "and agent_id='bob\\n' are stored with the newline")
 @pytest.mark.parametrize("name", ["session_id", "agent_id"])
 def test_an_id_with_a_trailing_newline_is_refused(tmp_path, mode, name):
     with serving(tmp_path, mode) as server:

@@ -32,6 +32,10 @@ SECRET_CASES = [
     ("google_api_key", "maps key {} in config", "AIza" + "Sy" + "a1B2c3D4e5" * 3 + "Z9_"),
     ("npm_token", "publish with {} from ci", "npm_" + "a1B2c3D4e5F6" * 3),
     ("reverie_token", "Authorization: Bearer {} (pasted)", "rvt_" + "Qw3rTy-u1Op_" * 3),
+    ("huggingface_token", "login with {} now", "hf_" + "aB3dE5gH7jK9mN1p" * 2),
+    ("pypi_token", "twine upload -p {}", "pypi-AgEIcHlwaS5vcmc" + "CJDk3ZTFk" * 6),
+    ("digitalocean_token", "doctl auth init -t {}", "dop_v1_" + "0123456789abcdef" * 4),
+    ("azure_account_key", "DefaultEndpointsProtocol=https;AccountKey={};EndpointSuffix=core", "Zm9vYmFy" * 6 + "=="),
     ("sendgrid_key", "mailer uses {} daily", "SG." + "a1B2c3D4e5F6g7H8i9J0kL" + "." + "M1n2O3p4Q5" * 4 + "r6S"),
     ("twilio_api_key", "sms via {} works", "SK" + "0123456789abcdef" * 2),
     (

@@ -39,6 +39,8 @@ MAX_OPERATION_CHARS = 2_000        # an operation's (or an edit's) content
 # enough that a crashed server blocks dreaming only briefly.
 DREAM_LOCK_TTL = timedelta(minutes=10)
 
+# Check with .fullmatch: `$` alone also matches before a trailing newline ("abc\n").
+# (Not \Z: these patterns also go into JSON schemas, whose regex dialect lacks it.)
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 SCOPE = re.compile(r"^(shared|user|agent:[A-Za-z0-9._:@-]{1,128}|project:[A-Za-z0-9._:@/-]{1,128})$")
 
@@ -74,7 +76,7 @@ class Settings:
         """Settings from flags (these arguments, as typed on the command line), else the environment."""
         path = db or os.environ.get("REVERIE_DB") or default_db_path()
         agent_id = agent or os.environ.get("REVERIE_AGENT_ID") or "default"
-        if not IDENTIFIER.match(agent_id):
+        if not IDENTIFIER.fullmatch(agent_id):
             raise InvalidInput(f"Agent id {agent_id!r} is not valid (--agent / REVERIE_AGENT_ID): "
                                "use 1-128 letters, digits and . _ : @ - only.")
         every = _flag_or_env(dream_every, "REVERIE_DREAM_EVERY")

@@ -319,7 +319,7 @@ async def log_item(reverie: Reverie, item: SpoolItem) -> Part | None:
 
 def session_key(raw: str) -> str:
     """Claude Code's session id if Reverie accepts it as one, else `cc-` and a safe, still unique spelling."""
-    if config.IDENTIFIER.match(raw) and len(raw) <= BASE_ID_CHARS:
+    if config.IDENTIFIER.fullmatch(raw) and len(raw) <= BASE_ID_CHARS:
         return raw
     safe = _UNSAFE.sub("-", raw).strip("-.")[:BASE_ID_CHARS - 12]
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]

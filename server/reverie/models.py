@@ -7,10 +7,10 @@ hands back are all these pydantic models, so MCP clients get an `outputSchema` a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["user", "assistant", "tool", "system"]
 Outcome = Literal["success", "failure", "partial", "unknown"]
@@ -38,6 +38,17 @@ class Turn(Model):
     tool_name: str | None = Field(default=None, description="The tool called or answering, if any.")
     is_error: bool = Field(default=False, description="True when a tool call failed.")
     timestamp: datetime | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _within_the_calendar_in_utc(cls, moment: datetime | None) -> datetime | None:
+        # "0001-01-01T00:00:00+14:00" parses, but is before year 1 once stored as UTC.
+        if moment is not None and moment.tzinfo is not None:
+            try:
+                moment.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("timestamp falls outside the years 1-9999 in UTC") from None
+        return moment
 
 
 class Event(Turn):

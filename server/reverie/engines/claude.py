@@ -108,7 +108,7 @@ class DreamOperations(Model):
         problems = [f"operation {i}: content is over {config.MAX_OPERATION_CHARS} characters"
                     for i, op in numbered if len(op.content or "") > config.MAX_OPERATION_CHARS]
         problems += [f"operation {i}: scope {op.scope!r} is not shared, user, agent:<id> or project:<name>"
-                     for i, op in numbered if op.scope and not config.SCOPE.match(op.scope)]
+                     for i, op in numbered if op.scope and not config.SCOPE.fullmatch(op.scope)]
         if problems:
             raise ValueError("; ".join(problems))
         return operations

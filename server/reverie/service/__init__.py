@@ -52,7 +52,7 @@ class Reverie:
 
     def agent(self, agent_id: str | None, identity: Identity | None = None) -> str:
         """The agent a call acts as: `agent_id` if the caller may act for it, else the caller's own."""
-        if agent_id:
+        if agent_id is not None:
             ingest.check_identifier(agent_id, "agent_id")
         return access.acting_for(self.caller(identity), agent_id or None).agent_id
 
@@ -62,7 +62,7 @@ class Reverie:
         outcome_summary: str | None = None, ended: bool = True, identity: Identity | None = None,
     ) -> LogResult:
         turns, notes, agent = ingest.turns_from(transcript), notes or [], self.agent(agent_id, identity)
-        ingest.check_sizes(turns, notes, title)
+        ingest.check_sizes(turns, notes, title, outcome_summary)
         if session_id is not None:
             ingest.check_identifier(session_id, "session_id")
         async with self.db.transaction():
@@ -79,7 +79,7 @@ class Reverie:
         budget_tokens: int = 2000, include_notes: bool = True, agent_id: str | None = None,
         identity: Identity | None = None,
     ) -> MemoryView:
-        if agent_id:
+        if agent_id is not None:
             ingest.check_identifier(agent_id, "agent_id")
         return await recall.read(
             self.db, identity=access.acting_for(self.caller(identity), agent_id or None), query=query, scope=scope,

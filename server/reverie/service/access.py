@@ -45,7 +45,7 @@ GRANT_FORMS = ", ".join([*FIXED_GRANTS[:4], "project:<key>", "read:project:<key>
 
 
 def check_scope(scope: str) -> str:
-    if not config.SCOPE.match(scope):
+    if not config.SCOPE.fullmatch(scope):
         raise InvalidInput(f"scope {scope!r} is not valid: use 'shared', 'user', 'agent:<id>' or 'project:<key>'.")
     return scope
 
@@ -65,7 +65,7 @@ def _valid_grant(grant: str) -> bool:
     if grant in FIXED_GRANTS:
         return True
     project = grant.removeprefix("read:")
-    return project.startswith("project:") and project != ALL_PROJECTS and bool(config.SCOPE.match(project))
+    return project.startswith("project:") and project != ALL_PROJECTS and bool(config.SCOPE.fullmatch(project))
 
 
 def acting_for(identity: Identity, agent_id: str | None) -> Identity:

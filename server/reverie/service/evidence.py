@@ -52,7 +52,7 @@ def operation_problems(op: OperationDraft, sessions: dict[str, SessionRecord], c
         problems.append(f"a {op.kind} needs targets (the entry ids it replaces)")
     if op.kind != "prune" and not (op.content or "").strip():
         problems.append(f"a {op.kind} needs content")
-    if op.scope and not config.SCOPE.match(op.scope):
+    if op.scope and not config.SCOPE.fullmatch(op.scope):
         problems.append(f"scope {op.scope!r} is not 'shared', 'user', 'agent:<id>' or 'project:<key>'")
     if len(op.content or "") > config.MAX_OPERATION_CHARS:
         problems.append(f"content is longer than {config.MAX_OPERATION_CHARS} characters")

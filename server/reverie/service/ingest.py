@@ -31,13 +31,14 @@ def turns_from(transcript: list[Turn] | str) -> list[Turn]:
     return list(transcript)
 
 
-def check_sizes(turns: list[Turn], notes: list[str], title: str | None) -> None:
-    if not turns and not notes:
+def check_sizes(turns: list[Turn], notes: list[str], title: str | None, summary: str | None = None) -> None:
+    if not turns and not any(note.strip() for note in notes):
         raise InvalidInput("The transcript is empty: send at least one turn (or notes to add to an open session).")
     if len(turns) > config.MAX_TURNS:
         raise InvalidInput(f"{len(turns)} turns in one call; the limit is {config.MAX_TURNS}. Split the transcript "
                            "and send the rest with the same session_id and ended=false until the last part.")
-    if (size := sum(len(t.content) for t in turns)) > config.MAX_TRANSCRIPT_CHARS:
+    size = sum(len(t.content) + len(t.tool_name or "") for t in turns) + len(summary or "")
+    if size > config.MAX_TRANSCRIPT_CHARS:
         raise InvalidInput(f"The transcript is {size:,} characters; the limit per call is "
                            f"{config.MAX_TRANSCRIPT_CHARS:,}. Send it in parts with the same session_id.")
     if len(notes) > config.MAX_NOTES or any(len(n) > config.MAX_NOTE_CHARS for n in notes):
@@ -47,7 +48,7 @@ def check_sizes(turns: list[Turn], notes: list[str], title: str | None) -> None:
 
 
 def check_identifier(value: str, field: str) -> str:
-    if not config.IDENTIFIER.match(value):
+    if not config.IDENTIFIER.fullmatch(value):
         raise InvalidInput(f"{field} {value!r} is not valid: use 1-128 letters, digits and . _ : @ - only.")
     return value
 
@@ -56,8 +57,9 @@ def redacted_turns(turns: list[Turn]) -> tuple[list[Turn], int]:
     clean, total = [], 0
     for turn in turns:
         content, count = redact(turn.content)
-        total += count
-        clean.append(turn.model_copy(update={"content": content}))
+        tool_name, in_name = redact(turn.tool_name) if turn.tool_name else (None, 0)
+        total += count + in_name
+        clean.append(turn.model_copy(update={"content": content, "tool_name": tool_name}))
     return clean, total
 
 
