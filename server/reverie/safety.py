@@ -162,7 +162,7 @@ _EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 _URL = r"(?:https?|ftp)://\S+"
 _AI_NAME = r"(?:ai|assistant|agent|llm|claude|chatgpt|gpt)s?"
 _AI = r"(?:ai|assistant|agent|llm|model|claude|chatgpt|gpt)s?"
-_MOVE_VERB = r"(?:send|e-?mail|forward|upload|post|share|transmit|leak|cc|bcc)"
+_MOVE_VERB = r"(?:send|e-?mail|forward|upload|post|share|transmit|leak|cc|bcc)(?:s|es|ed|d|ing)?"
 
 INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
@@ -181,7 +181,8 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "conceal_from_user",
         re.compile(
             r"\b(?:do\s+not|don'?t|never)\s+(?:tell|inform|notify|alert|warn)\s+(?:the\s+)?user\b"
-            r"|\bwithout\s+(?:telling|informing|notifying|alerting|warning)\s+(?:the\s+)?user\b",
+            r"|\bwithout\s+(?:telling|informing|notifying|alerting|warning)\s+(?:the\s+)?user\b"
+            r"|\b(?:do\s+not|don'?t|never)\s+mention\b[^\n]{0,60}?\b(?:to\s+)?(?:the\s+)?user\b",
             re.I,
         ),
     ),
@@ -192,6 +193,16 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     # Only data-moving verbs: "always run the tests" is a workflow, "always email" is a leak.
     ("always_move_data", re.compile(rf"\balways\s+(?:\w+\s+){{0,2}}?{_MOVE_VERB}\b", re.I)),
+    # Agents told to get around the team's safeguards: skip the tests, push past review.
+    (
+        "skip_safeguards",
+        re.compile(
+            r"\bskip(?:s|ping)?\s+(?:the\s+|all\s+)?(?:tests?|test\s+suite|ci|checks?|code\s+review|review)\b"
+            r"|\bpush(?:es|ed|ing)?\s+(?:\w+\s+)?(?:directly|straight)\s+to\s+(?:main|master|prod\w*)\b"
+            r"|--no-verify\b",
+            re.I,
+        ),
+    ),
     (
         "disable_protection",
         re.compile(

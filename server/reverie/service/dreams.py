@@ -55,7 +55,7 @@ from reverie.models import (
 from reverie.report import proposal_markdown
 from reverie.safety import instruction_like, redact
 from reverie.service import access
-from reverie.service.evidence import from_tool_output, submission_problems, with_quotes
+from reverie.service.evidence import ToolOutputs, from_tool_output, submission_problems, with_quotes
 from reverie.store import Database, locks, memories, proposals, revisions, sessions
 from reverie.text import estimate_tokens
 
@@ -178,24 +178,25 @@ def finalize(
     drafts: list[OperationDraft], current: dict[str, Memory], reviewed: dict[str, SessionRecord]
 ) -> list[Operation]:
     """Give drafts ids and the targets' text; drop ones that target nothing known; flag risks."""
-    operations = []
+    operations, outputs = [], ToolOutputs(reviewed.values())
     for draft in drafts:
         if not draft.targets and draft.kind != "add" or any(t not in current for t in draft.targets):
             continue  # an engine may only touch entries it was shown
         if draft.kind != "prune" and not (draft.content or "").strip():
             continue
-        operations.append(_checked(draft, f"op{len(operations) + 1}", current, reviewed))
+        operations.append(_checked(draft, f"op{len(operations) + 1}", current, reviewed, outputs))
     return operations
 
 
 def _checked(
-    draft: OperationDraft, op_id: str, current: dict[str, Memory], reviewed: dict[str, SessionRecord]
+    draft: OperationDraft, op_id: str, current: dict[str, Memory], reviewed: dict[str, SessionRecord],
+    outputs: ToolOutputs,
 ) -> Operation:
     content, secrets = redact(draft.content) if draft.content else (None, 0)
     rationale, rationale_secrets = redact(draft.rationale)
     evidence = [e.model_copy(update={"quote": redact(e.quote)[0]}) for e in draft.evidence]
     risk = set(draft.risk)
-    if from_tool_output(draft, reviewed):
+    if from_tool_output(draft, reviewed, outputs):
         risk.add("from_tool_output")
     if secrets or rationale_secrets or "[REDACTED:" in (content or ""):
         risk.add("secret_redacted")

@@ -9,10 +9,13 @@ an operation whose evidence is only tool output is flagged `from_tool_output`.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
 from reverie import config
 from reverie.models import Evidence, Memory, OperationDraft, SessionRecord
 from reverie.safety import redact
-from reverie.text import mostly_within, shorten
+from reverie.text import STOPWORDS, shorten, words
 
 MAX_OPERATIONS = 200
 
@@ -81,13 +84,41 @@ def with_quotes(op: OperationDraft, sessions: dict[str, SessionRecord]) -> Opera
     return op.model_copy(update={"evidence": filled})
 
 
-def from_tool_output(op: OperationDraft, sessions: dict[str, SessionRecord]) -> bool:
-    """True when the op rests on tool output: every cited turn is a tool's, or a cited note copies one."""
+class ToolOutputs:
+    """Every tool output of the reviewed sessions, indexed by word, to tell copies of one apart.
+
+    A model can copy an injected instruction out of a fetched page and cite a harmless turn
+    for it; comparing the text itself with every tool output catches that laundering.
+    """
+
+    def __init__(self, sessions: Iterable[SessionRecord]):
+        self._index: dict[str, set[int]] = defaultdict(set)
+        outputs = (e.content for s in sessions for e in s.events if e.role == "tool")
+        for number, output in enumerate(outputs):
+            for word in _content_words(output):
+                self._index[word].add(number)
+
+    def copied(self, text: str, share: float = 0.7) -> bool:
+        """Do most of `text`'s words (five or more) appear in one tool output?"""
+        mine = _content_words(text)
+        if len(mine) < 5:
+            return False
+        hits = Counter(number for word in mine for number in self._index.get(word, ()))
+        return any(count >= share * len(mine) for count in hits.values())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in words(text) if w not in STOPWORDS}
+
+
+def from_tool_output(op: OperationDraft, sessions: dict[str, SessionRecord], outputs: ToolOutputs) -> bool:
+    """True when the op rests on tool output: its text or a cited note copies one, or it cites only tool turns."""
     known = [(e, sessions[e.session_id]) for e in op.evidence if e.session_id in sessions]
     roles = [
         event.role for e, session in known if e.event_index is not None
         for event in session.events if event.index == e.event_index
     ]
-    notes = [(cited_text(e, s), s) for e, s in known if e.note_index is not None]
-    copied = any(text and mostly_within(text, [ev.content for ev in s.events if ev.role == "tool"]) for text, s in notes)
-    return copied or (bool(roles) and not notes and all(role == "tool" for role in roles))
+    notes = [cited_text(e, s) for e, s in known if e.note_index is not None]
+    if outputs.copied(op.content or "") or any(text and outputs.copied(text) for text in notes):
+        return True
+    return bool(roles) and not notes and all(role == "tool" for role in roles)
