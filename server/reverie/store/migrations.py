@@ -194,10 +194,18 @@ m003_locks = [
     )""",
 ]
 
+m004_ranking_indexes = [
+    # read_memory without a query takes the most confident and the most recent active
+    # entries through these, instead of scoring every row.
+    "CREATE INDEX memories_by_confidence ON memories (confidence DESC, observed_at DESC) WHERE valid_to IS NULL",
+    "CREATE INDEX memories_by_observed ON memories (observed_at DESC) WHERE valid_to IS NULL",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", m001_initial),
     ("m002_dream_briefs", m002_dream_briefs),
     ("m003_locks", m003_locks),
+    ("m004_ranking_indexes", m004_ranking_indexes),
 ]
 
 
