@@ -1,0 +1,60 @@
+"""What the figures were measured on: cores, CPU, memory, OS, Python, SQLite, mcp, Node,
+and a digest of Reverie's source, so a run during which the code changed can say so."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sqlite3
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import reverie
+
+
+def describe() -> dict:
+    return {
+        "cores": os.cpu_count(), "cpu": _cpu(), "memory_gb": _memory_gb(), "os": platform.platform(terse=True),
+        "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "mcp": metadata.version("mcp"),
+        "pydantic": metadata.version("pydantic"), "node": _node(), "load_before": load(),
+    }
+
+
+def load() -> float:
+    """The 1-minute load average: above the core count, other work competed for the CPU."""
+    return round(os.getloadavg()[0], 2)
+
+
+def _cpu() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _memory_gb() -> str:
+    info = Path("/proc/meminfo")
+    if not info.exists():
+        return "?"
+    kib = int(info.read_text().split("MemTotal:", 1)[1].split()[0])
+    return f"{kib / 2**20:.1f}"
+
+
+def _node() -> str:
+    try:
+        return subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+
+
+def source_digest() -> str:
+    """sha256 (first 12 hex digits) over every .py file of the installed `reverie` package."""
+    root = Path(reverie.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]

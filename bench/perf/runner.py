@@ -1,0 +1,111 @@
+"""The run, step by step: ingest, then per memory size latency, reference and dream, then apply.
+
+Sizes run smallest first. Each sized database is a copy of the ingest database plus N
+memories; the dream works on a copy of that (it writes a proposal, and the latency runs
+mark entries as read, which changes what is stale). Stdio measurements of Reverie are
+each preceded by the no-op floor in the same protocol, so both see the same machine state.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from reverie.clock import utcnow
+
+from bench.perf import apply, data, dream, fixtures, ingest, latency, reference
+from bench.perf.timing import Sample
+
+
+@dataclass
+class Plan:
+    sizes: list[int]
+    reference_sizes: list[int]
+    apply_sizes: list[int]
+    sessions: int = 100
+    turns: int = 200
+    calls: int = 300
+    warmup: int = 20
+    apply_ops: int = 500
+    dream_timeout: float = 420.0
+    seed: int = 7
+    with_reference: bool = True
+    keep: bool = False          # keep every database in the work directory
+
+
+@dataclass
+class Results:
+    ingest: dict = field(default_factory=dict)
+    loads: dict[int, dict] = field(default_factory=dict)
+    latency: dict[int, dict[str, list[Sample]]] = field(default_factory=dict)
+    reference: dict[int, tuple[list[Sample], dict]] = field(default_factory=dict)
+    reference_skipped: str | None = None
+    dreams: dict[int, dict] = field(default_factory=dict)
+    applies: dict[int, dict] = field(default_factory=dict)
+
+
+def say(message: str) -> None:
+    print(f"… {message}", file=sys.stderr, flush=True)
+
+
+async def run(plan: Plan, workdir: Path) -> Results:
+    now, results = utcnow(), Results()
+    say(f"ingest: {plan.sessions} sessions × {plan.turns} turns")
+    base = workdir / "sessions.db"
+    results.ingest = await ingest.measure(base, data.generate_sessions(plan.sessions, plan.turns, plan.seed, now))
+    calls = latency.calls_for(data.generate_queries(plan.calls, plan.seed))
+    for n in plan.sizes:
+        await _one_size(plan, results, base, workdir, n, now, calls)
+    for n in plan.apply_sizes:
+        say(f"apply_dream / revert_dream of {plan.apply_ops} operations over {n:,} memories")
+        results.applies[n] = await apply.measure(workdir / f"apply-{n}.db", n, plan.apply_ops, plan.seed, now)
+        _remove(workdir / f"apply-{n}.db", plan.keep)
+    return results
+
+
+async def _one_size(plan: Plan, results: Results, base: Path, workdir: Path, n: int, now: datetime, calls) -> None:
+    say(f"{n:,} memories: loading")
+    sized = workdir / f"memory-{n}.db"
+    results.loads[n] = await fixtures.with_memories(base, sized, n, plan.seed, now)
+    dreaming = fixtures.copy(sized, workdir / f"dream-{n}.db")
+    say(f"{n:,} memories: read_memory latency, {plan.calls} calls per path")
+    results.latency[n] = await _latencies(sized, calls, plan.warmup)
+    if plan.with_reference and n in plan.reference_sizes:
+        await _reference(plan, results, n, now, calls, sized)
+    say(f"{n:,} memories: heuristic dream over {plan.sessions} sessions (subprocess)")
+    results.dreams[n] = dream.measure(dreaming, plan.dream_timeout)
+    _remove(dreaming, plan.keep)
+    _remove(sized, plan.keep)
+
+
+async def _latencies(db: Path, calls, warmup: int) -> dict[str, list[Sample]]:
+    count = len(calls)
+    return {
+        "floor stdio": await latency.floor(count, "auto", warmup),
+        "read_memory stdio": await latency.stdio(db, calls, "auto", warmup),
+        "floor legacy": await latency.floor(count, "legacy", warmup),
+        "read_memory legacy": await latency.stdio(db, calls, "legacy", warmup),
+        "read_memory in-process": await latency.in_process(db, calls, warmup),
+        "read_memory direct": await latency.direct(db, calls, warmup),
+    }
+
+
+async def _reference(plan: Plan, results: Results, n: int, now: datetime, calls, sized: Path) -> None:
+    if reason := reference.unavailable():
+        results.reference_skipped = reason
+        return
+    say(f"{n:,} memories: reference server (npx {reference.PACKAGE}), loading and searching")
+    queries = [(kind, arguments["query"]) for kind, arguments in calls if "query" in arguments]
+    items = data.generate_memories(n, plan.seed, now)
+    theirs = await reference.measure(items, queries, plan.warmup)
+    ours = [s for s in results.latency[n]["read_memory legacy"] if s.kind != "none"]
+    results.reference[n] = (ours, theirs | {"reverie_db_bytes": results.loads[n]["db_bytes"]})
+
+
+def _remove(path: Path, keep: bool) -> None:
+    if keep:
+        return
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
