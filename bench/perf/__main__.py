@@ -13,10 +13,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import anyio
+from bench.perf.pin import pin, release
 
-from bench.perf import machine, report, targets
-from bench.perf.runner import Plan, Results, run
+if __name__ == "__main__":
+    pin(sys.argv[1:])  # before anything imports reverie: measure one frozen version of it
+
+import anyio  # noqa: E402
+
+from bench.perf import machine, report, targets  # noqa: E402
+from bench.perf.runner import Plan, Results, run  # noqa: E402
+
+WORKING_TREE = Path(__file__).resolve().parents[2] / "server" / "reverie"
 
 QUICK = dict(sizes=[1000], reference_sizes=[1000], apply_sizes=[1000], sessions=10, calls=60, warmup=10, apply_ops=50)
 
@@ -73,15 +80,19 @@ def markdown(results: Results, about: dict, seconds: float, command: str) -> str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    plan, about = plan_from(args), machine.describe() | {"source_before": machine.source_digest()}
+    plan, about = plan_from(args), machine.describe() | {"source": machine.source_digest()}
     command = "python -m bench.perf " + " ".join(argv if argv is not None else sys.argv[1:])
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="reverie-perf-") as scratch:
-        workdir = args.keep or Path(scratch)
-        workdir.mkdir(parents=True, exist_ok=True)
-        results = anyio.run(run, plan, workdir)
+    try:
+        with tempfile.TemporaryDirectory(prefix="reverie-perf-") as scratch:
+            workdir = args.keep or Path(scratch)
+            workdir.mkdir(parents=True, exist_ok=True)
+            results = anyio.run(run, plan, workdir)
+    finally:
+        release()
     seconds = time.perf_counter() - start
-    about |= {"source_after": machine.source_digest(), "load_after": machine.load()}
+    about |= {"working_tree": machine.source_digest(WORKING_TREE) if WORKING_TREE.exists() else None,
+              "load_after": machine.load()}
     print(markdown(results, about, seconds, command.strip()))
     if args.json:
         report.write_json(args.json, {"command": command.strip(), "seconds": round(seconds, 1), "machine": about,

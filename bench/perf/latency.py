@@ -24,6 +24,7 @@ from reverie.config import Settings
 from reverie.mcp_server import build_server
 from reverie.service import open_reverie
 
+from bench.perf import pin
 from bench.perf.data import Query
 from bench.perf.timing import Sample, sizes, time_tool, timed
 
@@ -51,7 +52,7 @@ def _view_measure(result) -> tuple[int, int, int]:
 
 
 async def stdio(db_path: Path, calls: list[Call], mode: str = "auto", warmup: int = 20) -> list[Sample]:
-    env = {"REVERIE_DB": str(db_path), "REVERIE_DREAM_MODE": "off"}
+    env = {"REVERIE_DB": str(db_path), "REVERIE_DREAM_MODE": "off"} | pin.environment()
     params = StdioServerParameters(command=reverie_command(), args=["serve"], env=env)
     async with Client(params, mode=mode) as client:
         return await time_tool(client, "read_memory", calls, _view_measure, warmup)

@@ -1,5 +1,5 @@
 """What the figures were measured on: cores, CPU, memory, OS, Python, SQLite, mcp, Node,
-and a digest of Reverie's source, so a run during which the code changed can say so."""
+how busy the machine was, and a digest of the Reverie source that was measured."""
 
 from __future__ import annotations
 
@@ -51,9 +51,9 @@ def _node() -> str:
         return "not installed"
 
 
-def source_digest() -> str:
-    """sha256 (first 12 hex digits) over every .py file of the installed `reverie` package."""
-    root = Path(reverie.__file__).parent
+def source_digest(root: Path | None = None) -> str:
+    """sha256 (first 12 hex digits) over the .py files of `reverie` as imported, or under `root`."""
+    root = root or Path(reverie.__file__).parent
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())

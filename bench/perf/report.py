@@ -42,11 +42,12 @@ def machine_line(machine: dict) -> str:
 
 
 def source_line(machine: dict) -> str:
-    """The code version and how busy the machine was; a warning when either makes figures doubtful."""
-    before, after = machine["source_before"], machine["source_after"]
-    busy = max(machine["load_before"], machine["load_after"]) > machine["cores"] / 2
-    code = (f"Reverie source digest {before}." if before == after else
-            f"**Reverie's source changed during the run ({before} → {after}): figures may mix versions.**")
+    """Which code was measured, and how busy the machine was (a warning when others competed)."""
+    measured, tree = machine["source"], machine.get("working_tree")
+    code = f"Reverie source {measured} (a frozen copy)" + (
+        "." if tree in (None, measured) else f"; the working tree changed meanwhile and is now {tree}.")
+    # Before the run nothing of ours is running; at its end our own last minute counts (about one core).
+    busy = machine["load_before"] > machine["cores"] / 2 or machine["load_after"] > machine["cores"]
     load = f"1-min load average {machine['load_before']} at start, {machine['load_after']} at end"
     return f"{code} {load}" + (": **other work competed for the CPU.**" if busy else ".")
 
