@@ -16,9 +16,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-# A block of statements sharing one prefix token is compared pairwise; past this size
-# the token is too common to say anything, so the block is skipped.
-MAX_BLOCK = 1_000
+# Statements sharing one prefix token are compared; past this many the token is too common
+# to say anything, so later statements no longer probe through it.
+MAX_BLOCK = 300
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class Features:
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if not a and not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)  # |a ∪ b| from sizes: cheaper than building the union
+    return shared / (len(a) + len(b) - shared)
 
 
 def cluster(
@@ -51,25 +52,30 @@ def cluster(
 
 
 def _candidate_pairs(items: Sequence[Features], threshold: float) -> set[tuple[int, int]]:
+    """Every pair above `threshold`, each verified once (the AllPairs way of probing).
+
+    Statements are taken smallest first; each probes the index with its prefix tokens,
+    then joins it. A candidate met through several shared tokens is checked once, and only
+    if its size allows the threshold at all (|y| >= t·|x| when y is no larger than x).
+    """
     frequency = Counter(token for item in items for token in item.tokens)
-    blocks: dict[str, list[int]] = defaultdict(list)
-    for index, item in enumerate(items):
-        ordered = sorted(item.tokens, key=lambda token: (frequency[token], token))
-        prefix = len(ordered) - math.ceil(threshold * len(ordered)) + 1
-        for token in ordered[:prefix]:
-            blocks[token].append(index)
+    index: dict[str, list[int]] = defaultdict(list)
     pairs: set[tuple[int, int]] = set()
-    for members in blocks.values():
-        if len(members) <= MAX_BLOCK:
-            pairs.update(_pairs_above(items, members, threshold))
+    for i in sorted(range(len(items)), key=lambda n: len(items[n].tokens)):
+        tokens = items[i].tokens
+        ordered = sorted(tokens, key=lambda token: (frequency[token], token))
+        candidates: set[int] = set()
+        for token in ordered[: len(ordered) - math.ceil(threshold * len(ordered)) + 1]:
+            posting = index[token]
+            if len(posting) <= MAX_BLOCK:
+                candidates.update(posting)
+            posting.append(i)
+        smallest = threshold * len(tokens)
+        pairs.update(
+            (j, i) for j in candidates
+            if len(items[j].tokens) >= smallest and jaccard(items[j].tokens, tokens) >= threshold
+        )
     return pairs
-
-
-def _pairs_above(items: Sequence[Features], members: list[int], threshold: float):
-    for n, i in enumerate(members):
-        for j in members[n + 1 :]:
-            if jaccard(items[i].tokens, items[j].tokens) >= threshold:
-                yield (i, j)
 
 
 def _same_key(items: Sequence[Features]) -> list[list[int]]:
