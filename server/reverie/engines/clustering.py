@@ -2,9 +2,11 @@
 
 Candidate pairs come from *prefix filtering*: order each statement's tokens from rarest
 to commonest; two sets with Jaccard similarity >= t must share a token among the first
-|x| - ceil(t·|x|) + 1 of either. Indexing only those prefix tokens finds every pair above
-the threshold exactly (unlike MinHash, nothing is missed by chance and the result is
-deterministic), while each statement meets only the few others that share a rare word.
+|x| - ceil(t·|x|) + 1 of either. Indexing only those prefix tokens finds the pairs above
+the threshold deterministically (unlike MinHash, nothing is missed by chance), while each
+statement meets only the few others that share a rare word. One bound trades recall for
+time: a token already shared by MAX_BLOCK statements is no longer probed, so statements
+made only of very common words can miss a duplicate.
 Statements of the form "key: value" are also linked by their key, which is how a changed
 value ("Team database: PostgreSQL 16") finds the entry it replaces.
 """

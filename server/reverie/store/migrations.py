@@ -201,11 +201,17 @@ m004_ranking_indexes = [
     "CREATE INDEX memories_by_observed ON memories (observed_at DESC) WHERE valid_to IS NULL",
 ]
 
+m005_active_content_index = [
+    # apply_dream asks, per operation, whether an active entry already says the same thing.
+    "CREATE INDEX memories_active_content ON memories (lower(content)) WHERE valid_to IS NULL",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", m001_initial),
     ("m002_dream_briefs", m002_dream_briefs),
     ("m003_locks", m003_locks),
     ("m004_ranking_indexes", m004_ranking_indexes),
+    ("m005_active_content_index", m005_active_content_index),
 ]
 
 
