@@ -28,7 +28,15 @@ from reverie.store import Database, memories, proposals, sessions
 from reverie.text import estimate_tokens
 
 T = TypeVar("T")
-CANDIDATES = 200  # ranked entries fetched before cutting to the budget
+
+
+def candidates(budget_tokens: int) -> int:
+    """Ranked entries to fetch before cutting to the budget: about what it can hold.
+
+    An entry line takes at least ~20 tokens, so more would be built and then thrown away
+    (building rows is a good part of a read's cost at 2,000 tokens).
+    """
+    return min(max(budget_tokens // 20, 50), 5_000)
 MEMORY_SHARE = 0.6
 MIN_BUDGET = 100  # below this not even the headings fit
 HEADINGS = 60     # tokens kept back for section headings and the pending-review hint
@@ -60,7 +68,7 @@ async def read(
     check_budget(budget_tokens)
     scopes, agent_id = access.readable_scopes(identity, scope), identity.agent_id
     async with db.snapshot():
-        ranked = await memories.ranked_memories(db, now, query, scopes, categories, CANDIDATES)
+        ranked = await memories.ranked_memories(db, now, query, scopes, categories, candidates(budget_tokens))
         notes = await sessions.pending_notes(db, agent_id) if include_notes else []
         episodes = await sessions.search_events(db, query, agent_id) if query else []
         pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
