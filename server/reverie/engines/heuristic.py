@@ -14,6 +14,7 @@ It proposes; it never writes. Every add, update and merge carries the evidence i
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import timedelta
@@ -66,6 +67,7 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
 # --- features ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a vocabulary repeats: stem each word once
 def _stem(word: str) -> str:
     for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
@@ -96,6 +98,7 @@ def _key(text: str) -> str | None:
     return None if not key or key in GENERIC_KEYS else key
 
 
+@functools.lru_cache(maxsize=1 << 14)  # asked of the same texts by clustering and resolving
 def numbers(text: str) -> tuple[str, ...]:
     return tuple(sorted(w for w in words(text) if is_number(w)))
 

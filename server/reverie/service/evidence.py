@@ -9,7 +9,8 @@ an operation whose evidence is only tool output is flagged `from_tool_output`.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import math
+from collections import defaultdict
 from collections.abc import Iterable
 
 from reverie import config
@@ -92,10 +93,10 @@ class ToolOutputs:
     """
 
     def __init__(self, sessions: Iterable[SessionRecord]):
+        self._words = [_content_words(e.content) for s in sessions for e in s.events if e.role == "tool"]
         self._index: dict[str, set[int]] = defaultdict(set)
-        outputs = (e.content for s in sessions for e in s.events if e.role == "tool")
-        for number, output in enumerate(outputs):
-            for word in _content_words(output):
+        for number, output in enumerate(self._words):
+            for word in output:
                 self._index[word].add(number)
 
     def copied(self, text: str, share: float = 0.7) -> bool:
@@ -103,8 +104,12 @@ class ToolOutputs:
         mine = _content_words(text)
         if len(mine) < 5:
             return False
-        hits = Counter(number for word in mine for number in self._index.get(word, ()))
-        return any(count >= share * len(mine) for count in hits.values())
+        need = math.ceil(share * len(mine))
+        # An output holding `need` of these words holds one of the rarest len - need + 1:
+        # only outputs met through those are compared, not every output with a common word.
+        rarest = sorted(mine, key=lambda word: len(self._index.get(word, ())))[: len(mine) - need + 1]
+        candidates = set().union(*(self._index.get(word, ()) for word in rarest))
+        return any(len(mine & self._words[number]) >= need for number in candidates)
 
 
 def _content_words(text: str) -> set[str]:
