@@ -56,6 +56,8 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
     ops, current = [], set()
     for group in groups:
         members = [pool[i] for i in group]
+        if len(members) == 1 and members[0].memory:
+            continue  # an entry nothing restates: nothing to merge, update or promote
         if op := resolve(members, [features[i] for i in group]):
             ops.append(op)
         if any(c.memory is None for c in members):  # restated in these sessions: not stale
