@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from reverie import config
 from reverie.errors import InvalidInput
-from reverie.models import Category, Identity, MemoryEntry, MemoryView
+from reverie.models import Category, Episode, Identity, MemoryView
 from reverie.report import (
     entry_line,
     episode_line,
@@ -24,7 +24,7 @@ from reverie.report import (
     pending_line,
 )
 from reverie.service import access
-from reverie.store import Database, memories, proposals, sessions
+from reverie.store import Database, memories, proposals, search, sessions
 from reverie.text import estimate_tokens
 
 T = TypeVar("T")
@@ -68,12 +68,11 @@ async def read(
     check_budget(budget_tokens)
     scopes, agent_id = access.readable_scopes(identity, scope), identity.agent_id
     async with db.snapshot():
-        ranked = await memories.ranked_memories(db, now, query, scopes, categories, candidates(budget_tokens))
+        entries = await memories.ranked_entries(db, now, query, scopes, categories, candidates(budget_tokens))
         notes = await sessions.pending_notes(db, agent_id) if include_notes else []
-        episodes = await sessions.search_events(db, query, agent_id) if query else []
+        episodes = await _episodes(db, query, agent_id) if query else []
         pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
     budget = budget_tokens - sum(estimate_tokens(pending_line(p)) for p in pending) - HEADINGS
-    entries = [_entry(m) for m, _ in ranked]
     share = int(budget * MEMORY_SHARE) if (notes or episodes) else budget
     kept, used = fit(entries, entry_line, max(share, 0))
     kept_notes, used_notes = fit(notes, note_line, max(budget - used, 0) // (2 if episodes else 1))
@@ -89,8 +88,12 @@ async def read(
     )
 
 
-def _entry(memory) -> MemoryEntry:
-    return MemoryEntry(
-        id=memory.id, content=memory.content, category=memory.category, scope=memory.scope,
-        confidence=memory.confidence, sources=memory.sources, updated_at=memory.updated_at,
-    )
+async def _episodes(db: Database, query: str, agent_id: str) -> list[Episode]:
+    """Past turns with the query's rare words, or else its rarest word.
+
+    Transcripts repeat common words in thousands of turns; BM25 over all of those was a
+    good part of a read's cost, and the search cannot cap the rows it scores.
+    """
+    words = await search.focus(db, "events_fts", query)
+    terms = words.rare or words.common[:1]
+    return await sessions.search_events(db, " ".join(terms), agent_id) if terms else []

@@ -7,6 +7,7 @@ revision log.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,15 +15,25 @@ from datetime import datetime
 from pydantic import TypeAdapter
 
 from reverie.clock import from_iso, to_iso
-from reverie.models import Evidence, Memory
+from reverie.models import Evidence, Memory, MemoryEntry
 from reverie.store.database import Database
-from reverie.store.search import fts_query
+from reverie.store.search import Focus, any_of, focus, query_terms
 
 _EVIDENCE = TypeAdapter(list[Evidence])
 
-# A prior for ranking: confidence, then recency with a 30-day decay (see `prior`).
 FTS_CANDIDATES = 5  # FTS5 returns this many times `limit` best matches before scopes and blending
-_PRIOR = "(0.6 * m.confidence + 0.4 / (1.0 + (julianday(?) - julianday(m.observed_at)) / 30.0))"
+# BM25 scores at most this many matches, the newest. Distinctive words rarely match this
+# many rows; a query of only common words would otherwise score tens of thousands of rows
+# (~15 ms at 100k memories) to order rows its words barely tell apart.
+SCORED_MATCHES = 2_000
+# A prior for ranking: confidence, then recency with a 30-day decay (a future observation counts as today).
+_PRIOR = "(0.6 * m.confidence + 0.4 / (1.0 + max(julianday(?) - julianday(m.observed_at), 0.0) / 30.0))"
+# The rowid from which the newest SCORED_MATCHES matches of the query start (FTS5 walks
+# a match backwards by rowid without scoring; the outer query then scores only from there).
+_NEWEST_MATCHES = "SELECT min(rowid) FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?)"
+# What a read shows of a memory: building whole `Memory` models for every candidate was
+# a good part of a read's cost.
+_ENTRY_COLUMNS = "m.id, m.content, m.category, m.scope, m.confidence, m.evidence_json, m.updated_at"
 
 
 def _filters(scopes: Sequence[str] | None, categories: Sequence[str] | None) -> tuple[str, list]:
@@ -54,57 +65,73 @@ async def get_memories(db: Database, ids: Sequence[str]) -> dict[str, Memory]:
     return {r["id"]: _memory(r) for r in rows}
 
 
-async def ranked_memories(
+async def ranked_entries(
     db: Database,
     now: datetime,
     query: str | None,
     scopes: Sequence[str] | None,
     categories: Sequence[str] | None,
     limit: int,
-) -> list[tuple[Memory, float]]:
-    """Active memories, best first, with a score in [0, 1].
+) -> list[MemoryEntry]:
+    """Active memories as `read_memory` shows them, best first.
 
     With a query, BM25 relevance (squashed to [0, 1]) counts for 60% and the prior for 40%;
     entries that do not match the query are not returned. Both paths read a bounded set of
-    candidates through an index (FTS5's own top-k, or the two prior indexes) and blend only
-    those, so a read costs the same at 1k or 100k memories.
+    candidates through an index and blend only those, so a read costs about the same at
+    1k or 100k memories: without a query the two prior indexes; with one, FTS5 scores at
+    most SCORED_MATCHES rows, matched by the query's rare words and scored by all
+    its words (see `search.focus`).
     """
-    match = fts_query(query) if query else None
-    if match is None:
+    if not (query and query_terms(query)):
         return await _by_prior(db, now, scopes, categories, limit)
     where, params = _filters(scopes, categories)
-    rows = await db.fetchall(
-        f"""SELECT m.*, 0.6 * (-f.relevance / (1.0 - f.relevance)) + 0.4 * {_PRIOR} AS score
-            FROM (SELECT rowid, bm25(memories_fts) AS relevance FROM memories_fts
-                  WHERE memories_fts MATCH ? ORDER BY relevance LIMIT ?) AS f
-            JOIN memories m ON m.seq = f.rowid
-            WHERE {where} ORDER BY score DESC LIMIT ?""",
-        (to_iso(now), match, limit * FTS_CANDIDATES, *params, limit),
-    )
-    return [(_memory(r), r["score"]) for r in rows]
+    rows = []
+    for match in _matches(await focus(db, "memories_fts", query)):
+        rows = await db.fetchall(
+            f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (-f.relevance / (1.0 - f.relevance)) + 0.4 * {_PRIOR} AS score
+                FROM (SELECT rowid, bm25(memories_fts) AS relevance FROM memories_fts
+                      WHERE memories_fts MATCH ? AND rowid >= ({_NEWEST_MATCHES}) ORDER BY relevance LIMIT ?) AS f
+                JOIN memories m ON m.seq = f.rowid
+                WHERE {where} ORDER BY score DESC LIMIT ?""",
+            (to_iso(now), match, match, SCORED_MATCHES, limit * FTS_CANDIDATES, *params, limit),
+        )
+        if rows:
+            break
+    return [_entry(r) for r in rows]
+
+
+def _matches(words: Focus) -> list[str]:
+    """FTS5 expressions to rank by, in order, until one finds entries.
+
+    The rare words, if the query has any. Otherwise the entries with both of the two
+    rarest words (these head a ranking by all the words), then those with the rarest.
+    """
+    if words.rare:
+        # Matched by the rare words, scored by all: an entry holding the common words too
+        # comes first (scoring them costs a few ms at 100k, matching by them far more).
+        return [f"({any_of(words.rare)}) AND ({any_of(words.rare + words.common)})"]
+    both = " AND ".join(f'"{t}"' for t in words.common[:2])
+    return list(dict.fromkeys([both, *(f'"{t}"' for t in words.common[:1])])) if both else []
 
 
 async def _by_prior(
     db: Database, now: datetime, scopes: Sequence[str] | None, categories: Sequence[str] | None, limit: int
-) -> list[tuple[Memory, float]]:
+) -> list[MemoryEntry]:
     """The best by prior: the union of the most confident and the most recent, rescored."""
     where, params = _filters(scopes, categories)
-    found: dict[str, Memory] = {}
     # INDEXED BY: left to itself SQLite filters by scope through memories_active and then
     # sorts every matching row (75 ms at 100k); walking the ordered index takes ~1 ms.
-    for index, order in (("memories_by_confidence", "m.confidence DESC, m.observed_at DESC"),
-                         ("memories_by_observed", "m.observed_at DESC")):
-        rows = await db.fetchall(
-            f"SELECT m.* FROM memories m INDEXED BY {index} WHERE {where} ORDER BY {order} LIMIT ?", (*params, limit))
-        found.update((r["id"], _memory(r)) for r in rows)
-    scored = sorted(((m, prior(m, now)) for m in found.values()), key=lambda pair: -pair[1])
-    return scored[:limit]
-
-
-def prior(memory: Memory, now: datetime) -> float:
-    """Confidence, then recency with a 30-day decay: the same blend as _PRIOR in SQL."""
-    days = max((now - memory.observed_at).total_seconds() / 86_400, 0.0)
-    return 0.6 * memory.confidence + 0.4 / (1.0 + days / 30.0)
+    rows = await db.fetchall(
+        f"""SELECT {_ENTRY_COLUMNS}, {_PRIOR} AS score FROM memories m WHERE m.seq IN (
+                SELECT seq FROM (SELECT m.seq FROM memories m INDEXED BY memories_by_confidence WHERE {where}
+                                 ORDER BY m.confidence DESC, m.observed_at DESC LIMIT ?)
+                UNION ALL
+                SELECT seq FROM (SELECT m.seq FROM memories m INDEXED BY memories_by_observed WHERE {where}
+                                 ORDER BY m.observed_at DESC LIMIT ?))
+            ORDER BY score DESC, m.seq LIMIT ?""",
+        (to_iso(now), *params, limit, *params, limit, limit),
+    )
+    return [_entry(r) for r in rows]
 
 
 async def find_active_by_content(db: Database, content: str) -> str | None:
@@ -170,4 +197,14 @@ def _memory(row: sqlite3.Row) -> Memory:
         archived_reason=row["archived_reason"],
         last_read_at=from_iso(row["last_read_at"]),
         read_count=row["read_count"],
+    )
+
+
+def _entry(row: sqlite3.Row) -> MemoryEntry:
+    # json.loads, not the Evidence adapter: only the session ids are shown, and the
+    # evidence was validated when the row was written.
+    sessions = {evidence["session_id"] for evidence in json.loads(row["evidence_json"])}
+    return MemoryEntry(
+        id=row["id"], content=row["content"], category=row["category"], scope=row["scope"],
+        confidence=row["confidence"], sources=sorted(sessions), updated_at=from_iso(row["updated_at"]),
     )

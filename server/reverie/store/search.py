@@ -1,19 +1,95 @@
-"""Turning free text into an FTS5 query that cannot be a syntax error."""
+"""Turning free text into FTS5 queries that cannot be syntax errors and stay cheap to rank.
 
+BM25 scores every row that matches any query term, so one common word ("deploy", in a
+tenth of all memories) costs more than all the rare ones together while barely changing
+the order: its IDF is near zero. `focus` tells the words that can tell rows apart from
+the rest by how many rows each matches in this database, which the index answers cheaply
+(it stops counting at the threshold); callers match rows by those.
+"""
+
+from __future__ import annotations
+
+import math
 import re
+from dataclasses import dataclass
 
+from reverie.store.database import Database
 from reverie.text import STOPWORDS
 
 _TERM = re.compile(r"\w+", re.UNICODE)
 
+COMMON_SHARE = 0.02   # a word in more than this share of rows is common
+COMMON_FLOOR = 500    # ...but below this many rows ranking is cheap, so no word is dropped
 
-def fts_query(text: str, max_terms: int = 24) -> str | None:
+# The FTS tables `focus` may count in (their names are put into SQL).
+FTS_TABLES = frozenset({"memories_fts", "events_fts"})
+
+
+def query_terms(text: str, max_terms: int = 24) -> list[str]:
+    """Distinct lowercased words, without stopwords (unless that would leave none)."""
+    terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(text)))
+    # Words like "what" or "the" match nearly everything and only slow the ranking down.
+    return ([t for t in terms if t not in STOPWORDS] or terms)[:max_terms]
+
+
+def any_of(terms: list[str]) -> str | None:
     """Quote each word and OR them, so punctuation in a user's query is never FTS syntax.
 
     OR, not AND: BM25 already ranks documents with more of the terms first, and recall
     matters more than precision for "what do I know about this".
     """
-    terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(text)))
-    # Words like "what" or "the" match nearly everything and only slow the ranking down.
-    terms = ([t for t in terms if t not in STOPWORDS] or terms)[:max_terms]
     return " OR ".join(f'"{t}"' for t in terms) or None
+
+
+def fts_query(text: str, max_terms: int = 24) -> str | None:
+    return any_of(query_terms(text, max_terms))
+
+
+@dataclass(frozen=True)
+class Focus:
+    """A query's words that match something in a table, split by how many rows they match."""
+
+    rare: list[str]     # in fewer rows than the threshold: these tell rows apart
+    common: list[str]   # the rest, rarest first
+
+
+async def focus(db: Database, table: str, text: str) -> Focus:
+    """Split the words of `text` by how many rows of `table` each matches.
+
+    Words that match nothing are left out (they cost a lookup each and add nothing). A
+    word is common if it is in more than ~2% of the rows (COMMON_SHARE), so ranking by
+    the rare words alone scores a bounded number of rows whatever the table's size.
+    """
+    terms = query_terms(text)
+    if not terms:
+        return Focus([], [])
+    threshold = await _common_threshold(db, table)
+    counts = await _match_counts(db, table, terms, threshold)
+    found = sorted((t for t in terms if counts[t] > 0), key=counts.__getitem__)
+    return Focus([t for t in found if counts[t] < threshold], [t for t in found if counts[t] >= threshold])
+
+
+async def _common_threshold(db: Database, table: str) -> int:
+    # Rows are only ever added (memories are archived, events are append-only), so the
+    # largest rowid is the row count without counting.
+    rows = await db.scalar(f"SELECT max(rowid) FROM {_checked(table)}") or 0
+    return max(COMMON_FLOOR, math.ceil(rows * COMMON_SHARE))
+
+
+async def _match_counts(db: Database, table: str, terms: list[str], cap: int) -> dict[str, int]:
+    """How many rows each term matches, counting no further than `cap`."""
+    table = _checked(table)
+    values = ", ".join("(?)" for _ in terms)
+    rows = await db.fetchall(
+        f"""WITH terms(term) AS (VALUES {values})
+            SELECT term, (SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH '"' || term || '"' LIMIT ?))
+            FROM terms""",
+        (*terms, cap),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _checked(table: str) -> str:
+    if table not in FTS_TABLES:
+        raise ValueError(f"not a full-text table: {table}")
+    return table

@@ -1,0 +1,86 @@
+"""Ranking by a query's rare words: what keeps read_memory fast on a large memory.
+
+Words in more than ~2% of the rows are "common" and left out of the ranking when the
+query has rarer ones (see `store.search.focus`). The floor below which no word is common
+is lowered here, so a few dozen rows behave like a large store.
+"""
+
+from __future__ import annotations
+
+import pytest
+from reverie.models import Turn
+from reverie.store import search
+
+pytestmark = pytest.mark.anyio
+
+FILLER = 40  # rows holding the common words; the threshold is set to a quarter of this
+
+
+@pytest.fixture(autouse=True)
+def small_store_counts_as_large(monkeypatch):
+    monkeypatch.setattr(search, "COMMON_FLOOR", FILLER // 4)
+
+
+def entry(mid: str, content: str, confidence: float = 0.6, observed: str = "2026-10-01") -> dict:
+    at = f"{observed}T09:00:00+00:00"
+    return {"id": mid, "content": content, "category": "fact", "scope": "agent:tester", "confidence": confidence,
+            "evidence": [], "created_at": at, "updated_at": at, "observed_at": at}
+
+
+async def remember(reverie, *entries: dict) -> None:
+    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": list(entries)})
+
+
+def filler(words: str, count: int = FILLER) -> list[dict]:
+    """Confident, recent entries full of `words`: they would win on the prior alone."""
+    prefix = "_".join(words.split())
+    return [entry(f"mem_{prefix}{n}", f"{words} {words} note {n}", 0.95, "2026-10-31") for n in range(count)]
+
+
+async def test_an_entry_with_the_rare_word_heads_a_query_whose_common_words_match_everything(reverie):
+    await remember(reverie, *filler("deploy staging cache"),
+                   entry("mem_rare", "The zebulon worker deploys to staging by hand", 0.5, "2025-01-01"))
+    view = await reverie.read_memory("how do we deploy the zebulon worker to staging?")
+    assert view.entries[0].id == "mem_rare"
+
+
+async def test_among_entries_with_the_rare_word_those_with_the_common_words_too_come_first(reverie):
+    # "database" is common (past the threshold) yet far from everywhere, as at scale.
+    await remember(reverie, *filler("alpha"), *filler("database", FILLER // 3),
+                   entry("mem_rare_only", "zebulon ships"),
+                   entry("mem_rare_and_common", "zebulon database ships"))
+    view = await reverie.read_memory("zebulon database")
+    assert [e.id for e in view.entries[:2]] == ["mem_rare_and_common", "mem_rare_only"]
+
+
+async def test_a_query_of_only_common_words_puts_entries_with_both_words_first(reverie):
+    both = [entry(f"mem_both{n}", f"Alpha and beta meet in release {n}", 0.5, "2025-01-01") for n in range(2)]
+    await remember(reverie, *filler("alpha"), *filler("beta"), *both)
+    view = await reverie.read_memory("alpha beta")
+    assert {e.id for e in view.entries[:2]} == {"mem_both0", "mem_both1"}
+
+
+async def test_common_words_that_never_meet_still_find_entries_with_the_rarer_one(reverie):
+    await remember(reverie, *filler("alpha"), *filler("gamma", FILLER + 5))
+    view = await reverie.read_memory("alpha gamma")
+    assert view.entries and all(e.id.startswith("mem_alpha") for e in view.entries)
+
+
+async def test_a_query_of_common_words_stays_within_its_token_budget(reverie):
+    await remember(reverie, *filler("deploy staging cache"), *filler("deploy cache", FILLER * 2))
+    view = await reverie.read_memory("deploy cache staging", budget_tokens=300)
+    assert view.tokens_used <= 300 and view.truncated and view.entries
+
+
+@pytest.mark.parametrize("query", ["quux", "?!…"], ids=["word-in-no-entry", "no-words"])
+async def test_a_query_reads_by_prior_only_when_it_has_no_words(reverie, query):
+    await remember(reverie, *filler("alpha", 3))
+    view = await reverie.read_memory(query)
+    assert len(view.entries) == (0 if query == "quux" else 3)
+
+
+async def test_a_past_turn_with_the_rare_word_is_found_among_turns_full_of_common_words(reverie):
+    chatter = [Turn(role="tool", content=f"deploy staging cache log line {n}") for n in range(FILLER)]
+    await reverie.log_session([*chatter, Turn(role="user", content="Why did the zebulon deploy fail on staging?")])
+    view = await reverie.read_memory("zebulon deploy staging")
+    assert [e.event_index for e in view.episodes][:1] == [FILLER]
