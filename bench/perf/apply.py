@@ -5,8 +5,8 @@ holds one `merge` per pair — archive both, insert one — the heaviest common 
 It is written the way `propose_dream` writes one, but without running an engine: the
 drafts pass the service's own gate (`dreams.finalize`: op ids, the targets' text, risk
 flags) and are stored with `proposals.insert_proposal`. So the figure is apply and revert
-alone, exactly 500 operations at any N (a heuristic dream over 100k entries takes
-minutes, and its accidental clusters would blur the count). Both calls go through the
+alone, exactly 500 operations at any N (a heuristic dream's accidental clusters would
+blur the count, and its own time is measured separately). Both calls go through the
 service in-process, approving everything.
 """
 
