@@ -12,6 +12,8 @@ Invariants:
   only the value is replaced, so the redacted text still says what was there.
 - Redaction is idempotent: no pattern matches a `[REDACTED:…]` marker, so redacting
   twice changes nothing and counts nothing.
+- `redact` returns what running every pattern over the text would: the literals and
+  shapes it checks first only skip scans that cannot match.
 - Both functions are pure; they use nothing from the rest of the package.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 __all__ = ["INJECTION_PATTERNS", "SECRET_PATTERNS", "instruction_like", "redact"]
 
@@ -123,31 +126,121 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-# Every pattern above needs one of these literals (lowercased), so text with none of them
-# holds no secret and skips the ~25 pattern scans: most turns of a transcript. Plain
-# substring tests, because one big case-insensitive alternation costs as much as the scans.
-# A new pattern must add its literal here; test_safety's per-kind cases catch a miss.
-_HINTS = (
-    "sk-", "sk_", "rk_", "akia", "asia", "aws_secret", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
-    "glpat-", "xox", "aiza", "npm_", "rvt_", "hf_", "pypi-", "_v1_", "accountkey", "sg.", "eyj", "bearer", "://",
-    "begin", "key", "secret", "token", "passw", "pwd", "credential", "auth", "signature",
-    *(f"sk{digit}" for digit in "0123456789abcdef"),  # Twilio's SK + hex
-)
+# What each pattern cannot match without: lowercase literals, at least one of which must be
+# in the case-folded text. Most turns of a transcript hold none of them and skip every
+# scan; a turn that mentions "auth" or "token" runs only the patterns that need those words.
+# A new pattern must add its literals here (test_ingest_speed_paths checks every kind has
+# some, and that redaction matches running every pattern).
+_LITERALS: dict[str, tuple[str, ...]] = {
+    "private_key": ("-----begin ",),
+    "anthropic_key": ("sk-ant-",),
+    "openai_key": ("sk-",),
+    "aws_access_key_id": ("akia", "asia"),
+    "aws_secret_access_key": ("aws_secret_access_key",),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab_token": ("glpat-",),
+    "slack_token": ("xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-"),
+    "stripe_key": ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+    "google_api_key": ("aiza",),
+    "npm_token": ("npm_",),
+    "reverie_token": ("rvt_",),
+    "huggingface_token": ("hf_",),
+    "pypi_token": ("pypi-age",),
+    "digitalocean_token": ("dop_v1_", "doo_v1_", "dor_v1_"),
+    "azure_account_key": ("accountkey=",),
+    "sendgrid_key": ("sg.",),
+    "twilio_api_key": tuple(f"sk{digit}" for digit in "0123456789abcdef"),
+    "jwt": ("eyj",),
+    "bearer_token": ("bearer",),
+    "url_password": ("://",),
+    "hex_secret": ("key", "secret", "token", "passw", "credential", "auth", "signature"),
+    "secret_assignment": ("passw", "pwd", "secret", "apikey", "api_key", "api-key", "access_key", "access-key",
+                          "accesskey", "token"),
+}
 
 
-def _may_hold_a_secret(text: str) -> bool:
-    lowered = text.lower()
-    return any(hint in lowered for hint in _HINTS)
+def _trie(words: list[str]) -> str:
+    """A regex for any of `words`, branching one character at a time, longest first.
+
+    re tries each alternative of "a|b|c" in turn at every position, so a flat list of ~70
+    literals costs as much as the scans it guards; a trie fails after a character or two.
+    """
+    branches: dict[str, list[str]] = {}
+    for word in words:
+        if word:
+            branches.setdefault(word[0], []).append(word[1:])
+    alternatives = [re.escape(first) + _trie(rests) for first, rests in sorted(branches.items())]
+    if "" in words:
+        alternatives.append("")
+    return alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
+
+
+_ALL_LITERALS = sorted({literal for literals in _LITERALS.values() for literal in literals})
+_LITERAL = re.compile(_trie(_ALL_LITERALS))
+# The kinds whose literal starts where this (longest) literal does: it or a prefix of it.
+_KINDS_AT = {
+    found: frozenset(kind for kind, literals in _LITERALS.items() if any(found.startswith(x) for x in literals))
+    for found in _ALL_LITERALS
+}
+
+# Under re.I these four letters match an ASCII one, but str.lower() leaves them alone (or,
+# for İ, adds a combining dot), so a literal test would miss "paſsword: hunter2".
+_REGEX_CASE_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _folded(text: str) -> str:
+    """`text` lowercased the way the case-insensitive patterns compare letters."""
+    return text.lower() if text.isascii() else text.translate(_REGEX_CASE_FOLD).lower()
+
+
+class _Clues(NamedTuple):
+    folded: str
+    hits: list[tuple[int, str]]  # (where, the longest literal starting there)
+    kinds: frozenset[str]  # the patterns one of whose literals is in the text
+
+
+def _clues(folded: str) -> _Clues:
+    hits = []
+    for match in _LITERAL.finditer(folded):
+        hits.append((match.start(), match.group()))
+        # finditer resumes after the match, but a literal may start inside it ("sk-----begin ").
+        hits += [(at, inner.group()) for at in range(match.start() + 1, match.end())
+                 if (inner := _LITERAL.match(folded, at))]
+    return _Clues(folded, hits, frozenset().union(*(_KINDS_AT[found] for _, found in hits)))
+
+
+# The two generic patterns are the slow ones (every word start is a candidate) and prose
+# says "token" or "auth" often, so they also need a shape that every match of theirs has.
+# A shape may be looser than its pattern, never stricter.
+_HEX_DIGITS = bytes.maketrans(b"0123456789abcdef", b"x" * 16)
+_FORTY_HEX = b"x" * 40
+_SECRET_WORD_FOLDED = r"(?:passw(?:or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?key|token)"
+_ASSIGNED = re.compile(rf"{_SECRET_WORD_FOLDED}[\"']?(?:[ \t]*[=:]|[ \t]+is[ \t])")  # key=, key:, key is
+_BARE = re.compile(rf"{_SECRET_WORD_FOLDED}[\"']?[ \t]")  # after a prefix: client_secret abc123
+
+
+def _has_shape(kind: str, clues: _Clues) -> bool:
+    if kind == "hex_secret":  # 40 hex digits in a row (a bytes table is ~10x faster than re here)
+        return _FORTY_HEX in clues.folded.encode().translate(_HEX_DIGITS)
+    if kind == "secret_assignment":  # looked for only where a secret word starts
+        folded = clues.folded
+        return any(_ASSIGNED.match(folded, at) or (folded[at - 1 : at] in ("_", "-") and _BARE.match(folded, at))
+                   for at, found in clues.hits if kind in _KINDS_AT[found])
+    return True
 
 
 def redact(text: str) -> tuple[str, int]:
     """Replace every secret with `[REDACTED:<kind>]`; return the new text and how many."""
-    if not _may_hold_a_secret(text):
-        return text, 0
-    total = 0
+    folded = _folded(text)
+    if _LITERAL.search(folded) is None:
+        return text, 0  # most turns of a transcript
+    clues, total = _clues(folded), 0
     for kind, pattern in SECRET_PATTERNS:
-        text, count = pattern.subn(_replacer(kind), text)
-        total += count
+        if kind in clues.kinds and _has_shape(kind, clues):
+            text, count = pattern.subn(_REPLACERS[kind], text)
+            if count:
+                # A marker is new text the later patterns must see, as a scan by every pattern would.
+                clues, total = _clues(_folded(text)), total + count
     return text, total
 
 
@@ -168,6 +261,9 @@ def _secret_span(match: re.Match[str]) -> tuple[int, int]:
         if name.startswith("secret") and value is not None:
             return match.span(name)
     return match.span()
+
+
+_REPLACERS = {kind: _replacer(kind) for kind, _ in SECRET_PATTERNS}
 
 
 # --- instructions aimed at the agent ----------------------------------------------------
