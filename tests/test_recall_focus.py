@@ -84,3 +84,11 @@ async def test_a_past_turn_with_the_rare_word_is_found_among_turns_full_of_commo
     await reverie.log_session([*chatter, Turn(role="user", content="Why did the zebulon deploy fail on staging?")])
     view = await reverie.read_memory("zebulon deploy staging")
     assert [e.event_index for e in view.episodes][:1] == [FILLER]
+
+
+async def test_another_agents_better_matches_do_not_crowd_out_this_agents_past_turn(reverie):
+    crowd = [Turn(role="tool", content=f"zebulon zebulon zebulon {n}") for n in range(FILLER * 3)]
+    await reverie.log_session(crowd, agent_id="other")
+    await reverie.log_session([Turn(role="user", content="The zebulon deploy failed again, see the runbook")])
+    view = await reverie.read_memory("zebulon")
+    assert [(e.event_index, e.text[:10]) for e in view.episodes] == [(0, "The zebulo")]

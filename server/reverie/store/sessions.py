@@ -6,6 +6,7 @@ that proposal makes it unconsolidated again, so its notes come back to the next 
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -56,16 +57,27 @@ async def update_session(db: Database, session_id: str, **fields: object) -> Non
         await db.execute(f"UPDATE sessions SET {columns} WHERE id = ?", (*values, session_id))
 
 
+# Events go in as multi-row INSERTs, not one statement per row: FTS5 flushes what the
+# events_fts trigger indexed at the end of every statement, so row-at-a-time inserts made
+# the index ~3x slower to fill. 999 bound values is SQLite's limit before 3.32.
+_EVENT_COLUMNS = ("session_id", "idx", "role", "content", "tool_name", "is_error", "timestamp")
+_EVENTS_PER_INSERT = 999 // len(_EVENT_COLUMNS)
+
+
 async def append_events(db: Database, session_id: str, first_index: int, turns: Sequence[Turn]) -> None:
-    await db.executemany(
-        "INSERT INTO events (session_id, idx, role, content, tool_name, is_error, timestamp)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (session_id, first_index + i, t.role, t.content, t.tool_name, int(t.is_error),
-             to_iso(t.timestamp) if t.timestamp else None)
-            for i, t in enumerate(turns)
-        ],
-    )
+    for start in range(0, len(turns), _EVENTS_PER_INSERT):
+        batch = turns[start : start + _EVENTS_PER_INSERT]
+        values = []
+        for i, t in enumerate(batch, first_index + start):
+            values += (session_id, i, t.role, t.content, t.tool_name, int(t.is_error),
+                       to_iso(t.timestamp) if t.timestamp else None)
+        await db.execute(_insert_events(len(batch)), values)
+
+
+@functools.cache
+def _insert_events(rows: int) -> str:
+    row = f"({', '.join('?' * len(_EVENT_COLUMNS))})"
+    return f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {', '.join([row] * rows)}"
 
 
 async def append_notes(
@@ -80,9 +92,12 @@ async def append_notes(
 
 async def counts(db: Database, session_id: str) -> tuple[int, int]:
     """(events, notes) stored for a session."""
-    events = await db.scalar("SELECT count(*) FROM events WHERE session_id = ?", (session_id,))
-    notes = await db.scalar("SELECT count(*) FROM notes WHERE session_id = ?", (session_id,))
-    return events, notes
+    row = await db.fetchone(
+        """SELECT (SELECT count(*) FROM events WHERE session_id = ?1),
+                  (SELECT count(*) FROM notes WHERE session_id = ?1)""",
+        (session_id,),
+    )
+    return row[0], row[1]
 
 
 async def count_unconsolidated(db: Database, agent_id: str | None = None) -> int:
@@ -172,17 +187,28 @@ async def pending_notes(db: Database, agent_id: str, limit: int = 200) -> list[N
     return [NoteEntry(session_id=r[0], content=r[1], created_at=from_iso(r[2])) for r in rows]
 
 
+# FTS5's own top-k, before any join: joining every match to its event and session first
+# cost ~4 ms for a common word in 20k turns. Other agents' turns can crowd this agent's out
+# of the top-k; then the whole match is joined and filtered (cheap when matches are few).
+_TOP_EVENTS = """SELECT e.session_id, e.idx, e.role, e.content
+    FROM (SELECT rowid, bm25(events_fts) AS relevance FROM events_fts
+          WHERE events_fts MATCH ? ORDER BY relevance LIMIT ?) AS f
+    JOIN events e ON e.id = f.rowid JOIN sessions s ON s.id = e.session_id
+    WHERE s.agent_id = ? ORDER BY f.relevance LIMIT ?"""
+_ALL_EVENTS = """SELECT e.session_id, e.idx, e.role, e.content FROM events_fts
+    JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
+    WHERE events_fts MATCH ? AND s.agent_id = ? ORDER BY bm25(events_fts) LIMIT ?"""
+TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before the agent filter
+
+
 async def search_events(db: Database, query: str, agent_id: str, limit: int = 20) -> list[Episode]:
     """Best-matching turns of the agent's past sessions, by BM25."""
     match = fts_query(query)
     if match is None:
         return []
-    rows = await db.fetchall(
-        """SELECT e.session_id, e.idx, e.role, e.content FROM events_fts
-           JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
-           WHERE events_fts MATCH ? AND s.agent_id = ? ORDER BY bm25(events_fts) LIMIT ?""",
-        (match, agent_id, limit),
-    )
+    rows = await db.fetchall(_TOP_EVENTS, (match, limit * TOP_EVENTS_SHARE, agent_id, limit))
+    if len(rows) < limit:
+        rows = await db.fetchall(_ALL_EVENTS, (match, agent_id, limit))
     return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3]) for r in rows]
 
 
