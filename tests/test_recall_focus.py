@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from reverie.models import Turn
-from reverie.store import search
+from reverie.store import memories, search, sessions
 
 pytestmark = pytest.mark.anyio
 
@@ -92,3 +92,19 @@ async def test_another_agents_better_matches_do_not_crowd_out_this_agents_past_t
     await reverie.log_session([Turn(role="user", content="The zebulon deploy failed again, see the runbook")])
     view = await reverie.read_memory("zebulon")
     assert [(e.event_index, e.text[:10]) for e in view.episodes] == [(0, "The zebulo")]
+
+
+async def test_past_turns_are_scored_among_the_newest_matches_only_so_a_long_history_costs_no_more(reverie, monkeypatch):
+    monkeypatch.setattr(sessions, "SCORED_TURNS", 25)
+    old = Turn(role="user", content="zebulon zebulon zebulon")
+    newer = [Turn(role="tool", content=f"zebulon came up in a long log line about other things {n}") for n in range(30)]
+    await reverie.log_session([old, *newer])
+    view = await reverie.read_memory("zebulon")
+    assert view.episodes and 0 not in [e.event_index for e in view.episodes]
+
+
+async def test_entries_matching_only_common_words_are_scored_among_the_newest_matches(reverie, monkeypatch):
+    monkeypatch.setattr(memories, "SCORED_MATCHES", 25)
+    await remember(reverie, entry("mem_oldest", "alpha alpha alpha"), *filler("alpha"))
+    view = await reverie.read_memory("alpha")
+    assert len(view.entries) == 25 and "mem_oldest" not in [e.id for e in view.entries]

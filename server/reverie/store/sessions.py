@@ -188,13 +188,19 @@ async def pending_notes(db: Database, agent_id: str, limit: int = 200) -> list[N
 
 
 # FTS5's own top-k, before any join: joining every match to its event and session first
-# cost ~4 ms for a common word in 20k turns. Other agents' turns can crowd this agent's out
-# of the top-k; then the whole match is joined and filtered (cheap when matches are few).
+# cost ~4 ms for a common word in 20k turns. BM25 scores only the newest SCORED_TURNS
+# matches, so a search costs the same however long the history grows. Other agents' turns
+# can crowd this agent's out of the top-k; then the whole match is joined and filtered
+# (cheap when matches are few).
+SCORED_TURNS = 2_000
 _TOP_EVENTS = """SELECT e.session_id, e.idx, e.role, e.content
     FROM (SELECT rowid, bm25(events_fts) AS relevance FROM events_fts
-          WHERE events_fts MATCH ? ORDER BY relevance LIMIT ?) AS f
+          WHERE events_fts MATCH ?1 AND rowid >= (
+              SELECT min(rowid) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1
+                                      ORDER BY rowid DESC LIMIT ?2))
+          ORDER BY relevance LIMIT ?3) AS f
     JOIN events e ON e.id = f.rowid JOIN sessions s ON s.id = e.session_id
-    WHERE s.agent_id = ? ORDER BY f.relevance LIMIT ?"""
+    WHERE s.agent_id = ?4 ORDER BY f.relevance LIMIT ?5"""
 _ALL_EVENTS = """SELECT e.session_id, e.idx, e.role, e.content FROM events_fts
     JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
     WHERE events_fts MATCH ? AND s.agent_id = ? ORDER BY bm25(events_fts) LIMIT ?"""
@@ -206,7 +212,7 @@ async def search_events(db: Database, query: str, agent_id: str, limit: int = 20
     match = fts_query(query)
     if match is None:
         return []
-    rows = await db.fetchall(_TOP_EVENTS, (match, limit * TOP_EVENTS_SHARE, agent_id, limit))
+    rows = await db.fetchall(_TOP_EVENTS, (match, SCORED_TURNS, limit * TOP_EVENTS_SHARE, agent_id, limit))
     if len(rows) < limit:
         rows = await db.fetchall(_ALL_EVENTS, (match, agent_id, limit))
     return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3]) for r in rows]
