@@ -91,8 +91,8 @@ async def read(
 async def _episodes(db: Database, query: str, agent_id: str) -> list[Episode]:
     """Past turns with the query's rare words, or else its rarest word.
 
-    Transcripts repeat common words in thousands of turns; BM25 over all of those was a
-    good part of a read's cost, and the search cannot cap the rows it scores.
+    Transcripts repeat common words in thousands of turns: matching by the rare words
+    keeps the turns BM25 scores few, and the excerpts specific to what was asked.
     """
     words = await search.focus(db, "events_fts", query)
     terms = words.rare or words.common[:1]

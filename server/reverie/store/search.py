@@ -57,8 +57,8 @@ async def focus(db: Database, table: str, text: str) -> Focus:
     """Split the words of `text` by how many rows of `table` each matches.
 
     Words that match nothing are left out (they cost a lookup each and add nothing). A
-    word is common if it is in more than ~2% of the rows (COMMON_SHARE), so ranking by
-    the rare words alone scores a bounded number of rows whatever the table's size.
+    word is common if it is in more than ~2% of the rows (COMMON_SHARE), so matching by
+    the rare words alone leaves a bounded number of rows to score whatever the table's size.
     """
     terms = query_terms(text)
     if not terms:
