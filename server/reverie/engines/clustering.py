@@ -5,9 +5,9 @@ to commonest; two sets with Jaccard similarity >= t must share a token among the
 |x| - ceil(t·|x|) + 1 of either, and two among prefixes one token longer. Indexing only
 those prefix tokens finds the pairs above the threshold deterministically (unlike
 MinHash, nothing is missed by chance), while each statement meets only the few others
-that share two rare words. One bound trades recall for
-time: a token already shared by MAX_BLOCK statements is no longer probed, so statements
-made only of very common words can miss a duplicate.
+that share two rare words. One bound trades recall for time: a token already shared by
+MAX_BLOCK statements is no longer probed, so statements made only of very common words
+can miss a duplicate.
 Statements of the form "key: value" are also linked by their key, which is how a changed
 value ("Team database: PostgreSQL 16") finds the entry it replaces.
 """
