@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import aiosqlite
 import anyio
 
-from reverie.errors import Busy
+from reverie.errors import Busy, InvalidInput
 from reverie.store.migrations import migrate
 
 BUSY_TIMEOUT_MS = 10_000
@@ -73,11 +73,13 @@ class Database:
             raise
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self.connection.execute(sql, params)
+        with _valid_text():
+            cursor = await self.connection.execute(sql, params)
         return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self.connection.executemany(sql, rows)
+        with _valid_text():
+            await self.connection.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         # Run and drain the statement in one call to the worker thread. A SELECT left
@@ -85,7 +87,8 @@ class Database:
         # connection; another coroutine's BEGIN IMMEDIATE would then have to upgrade that
         # read lock, which SQLite refuses at once ("database is locked", SQLITE_BUSY or
         # BUSY_SNAPSHOT) instead of waiting out busy_timeout for the other process.
-        return list(await self.connection.execute_fetchall(sql, params))
+        with _valid_text():
+            return list(await self.connection.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         rows = await self.fetchall(sql, params)  # drained for the same reason as fetchall
@@ -97,6 +100,22 @@ class Database:
 
     async def close(self) -> None:
         await self.connection.close()
+
+
+@contextlib.contextmanager
+def _valid_text() -> Iterator[None]:
+    """Refuse text SQLite cannot store, whichever field it came in.
+
+    sqlite3 binds every str as UTF-8, and a lone surrogate (U+D800–U+DFFF, which an
+    in-process caller can send; JSON transports reject it) has no UTF-8 form. The write
+    is inside a transaction that this error rolls back, so nothing is half-stored.
+    """
+    try:
+        yield
+    except UnicodeEncodeError as error:
+        near = error.object[max(error.start - 20, 0) : error.end + 20]
+        raise InvalidInput(f"The text {near!r} is not valid Unicode: it holds a lone surrogate (U+D800 to U+DFFF), "
+                           "which cannot be stored. Nothing was stored; send it as valid UTF-8.") from None
 
 
 @asynccontextmanager
