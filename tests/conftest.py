@@ -1,11 +1,18 @@
-"""Shared fixtures: a real SQLite file per test, the service over it, and MCP clients."""
+"""Shared fixtures: a real SQLite file per test, the service over it, MCP clients, and the CLI."""
 
 from __future__ import annotations
 
+import io
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from mcp import Client
+from reverie.cli import main
 from reverie.config import Settings
 from reverie.mcp_server import build_server
 from reverie.models import Turn
@@ -57,6 +64,39 @@ async def reverie(settings, clock):
 async def client(request, settings):
     async with Client(build_server(settings), mode=request.param) as connected:
         yield connected
+
+
+@dataclass
+class Ran:
+    """What one `reverie …` command run in process did: its exit code and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self, code: int = 0):
+        assert self.code == code, self.err
+        return json.loads(self.out)
+
+
+Cli = Callable[..., Ran]
+
+
+@pytest.fixture
+def cli(tmp_path, capsys, monkeypatch) -> Cli:
+    """Run `reverie --db <tmp>/m.db ARGS…` in process; `db=` names another file, `stdin=` is its input."""
+    for name in ("REVERIE_DB", "REVERIE_AGENT_ID", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "100")  # rich wraps at the terminal width; keep it fixed
+
+    def run(*argv: str, db: Path = tmp_path / "m.db", stdin: str = "") -> Ran:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(["--db", str(db), *argv])
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
 
 
 def chat(*lines: str, **extra) -> list[Turn]:

@@ -8,47 +8,19 @@ and exit 1.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import pytest
-from conftest import chat
-from reverie.cli import main
+from conftest import Ran, chat
 from reverie.config import Settings
 from reverie.service import open_reverie
 from reverie.service.maintenance import back_up, diagnose
 
 CHECKS = ["sqlite", "guards", "search index", "revision log", "transcripts"]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> dict:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch) -> Callable[..., Result]:
-    for name in ("REVERIE_DB", "REVERIE_AGENT_ID", "ANTHROPIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(db: Path, *argv: str) -> Result:
-        capsys.readouterr()
-        code = main(["--db", str(db), *argv])
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
 
 
 def lived_in(db: Path, cli) -> Path:
@@ -57,18 +29,18 @@ def lived_in(db: Path, cli) -> Path:
         transcript = db.parent / f"chat{n}.txt"
         transcript.write_text(f"User: remember this {n}\nAssistant: Noted, {n}.\n", encoding="utf-8")
         for _ in range(2):
-            assert cli(db, "log", str(transcript), "--note", note).code == 0
-    first = cli(db, "dream", "--engine", "heuristic", "--json").json()["id"]
-    assert cli(db, "apply", first).code == 0
-    assert cli(db, "revert", first).code == 0
-    again = cli(db, "dream", "--engine", "heuristic", "--json").json()["id"]
-    assert cli(db, "apply", again).code == 0
+            assert cli("log", str(transcript), "--note", note, db=db).code == 0
+    first = cli("dream", "--engine", "heuristic", "--json", db=db).json()["id"]
+    assert cli("apply", first, db=db).code == 0
+    assert cli("revert", first, db=db).code == 0
+    again = cli("dream", "--engine", "heuristic", "--json", db=db).json()["id"]
+    assert cli("apply", again, db=db).code == 0
     other = db.parent / "other.db"
     (db.parent / "chat9.txt").write_text("User: prefer tabs\nAssistant: ok\n", encoding="utf-8")
-    assert cli(other, "log", str(db.parent / "chat9.txt"), "--note", "The build runs on Fridays").code == 0
-    assert cli(other, "dream", "--engine", "heuristic", "--auto").code == 0
-    assert cli(other, "export", str(db.parent / "export.json")).code == 0
-    assert cli(db, "import", str(db.parent / "export.json")).code == 0
+    assert cli("log", str(db.parent / "chat9.txt"), "--note", "The build runs on Fridays", db=other).code == 0
+    assert cli("dream", "--engine", "heuristic", "--auto", db=other).code == 0
+    assert cli("export", str(db.parent / "export.json"), db=other).code == 0
+    assert cli("import", str(db.parent / "export.json"), db=db).code == 0
     return db
 
 
@@ -104,15 +76,16 @@ def overwrite_page(db: Path, table: str) -> None:
         file.write(b"\x0d\x00\x00\x00\x09\xff\xff")
 
 
-def checks(result: Result) -> dict[str, dict]:
-    return {c["name"]: c for c in result.json()["checks"]}
+def checks(result: Ran) -> dict[str, dict]:
+    """The doctor's checks by name; its JSON report comes with exit code 1 too."""
+    return {c["name"]: c for c in result.json(code=result.code)["checks"]}
 
 
 # --- a healthy file -------------------------------------------------------------------------
 
 
 def test_doctor_passes_a_database_that_went_through_logs_dreams_applies_a_revert_and_an_import(db, cli):
-    result = cli(db, "doctor")
+    result = cli("doctor", db=db)
 
     assert result.code == 0, result.out
     assert "healthy" in result.out.splitlines()[0]
@@ -121,7 +94,7 @@ def test_doctor_passes_a_database_that_went_through_logs_dreams_applies_a_revert
 
 
 def test_doctor_json_lists_every_check_with_what_it_counted(db, cli):
-    result = cli(db, "doctor", "--json")
+    result = cli("doctor", "--json", db=db)
 
     assert result.code == 0
     report = result.json()
@@ -194,20 +167,20 @@ DAMAGE = [
 def test_doctor_names_the_damage_in_the_check_responsible_and_exits_1(damage, check, db, cli):
     expected = damage(db)
 
-    result = cli(db, "doctor", "--json")
+    result = cli("doctor", "--json", db=db)
 
     assert result.code == 1
     found = checks(result)[check]
     assert not found["ok"]
     assert any(expected in problem for problem in found["problems"]), found["problems"]
-    assert result.json()["healthy"] is False
+    assert result.json(code=1)["healthy"] is False
     assert "problem(s)" in result.err
 
 
 def test_a_rewritten_event_also_shows_as_the_search_index_disagreeing_with_the_text(db, cli):
     rewrite_an_event(db)
 
-    found = checks(cli(db, "doctor", "--json"))["search index"]
+    found = checks(cli("doctor", "--json", db=db))["search index"]
 
     assert any("events_fts does not match the text in events" in p for p in found["problems"]), found
 
@@ -216,7 +189,7 @@ def test_doctor_on_a_file_that_is_not_sqlite_reports_it_once_and_skips_the_rest(
     junk = tmp_path / "memory.db"
     junk.write_text("these are not the pages you are looking for\n" * 100)
 
-    result = cli(junk, "doctor")
+    result = cli("doctor", db=junk)
 
     assert result.code == 1
     assert "file is not a database" in result.out
@@ -227,7 +200,7 @@ def test_doctor_on_a_file_that_is_not_sqlite_reports_it_once_and_skips_the_rest(
 def test_doctor_on_a_missing_file_says_so_and_creates_nothing(tmp_path, cli):
     missing = tmp_path / "nowhere.db"
 
-    result = cli(missing, "doctor")
+    result = cli("doctor", db=missing)
 
     assert result.code == 1
     assert result.err.startswith(f"reverie: There is no database file at {missing}")
@@ -237,7 +210,7 @@ def test_doctor_on_a_missing_file_says_so_and_creates_nothing(tmp_path, cli):
 def test_doctor_prints_what_to_do_next_when_something_is_wrong(db, cli):
     drop_a_search_row(db)
 
-    result = cli(db, "doctor")
+    result = cli("doctor", db=db)
 
     assert "What to do:" in result.out and "'rebuild'" in result.out
 
@@ -248,12 +221,12 @@ def test_doctor_prints_what_to_do_next_when_something_is_wrong(db, cli):
 def test_backup_writes_a_copy_that_passes_doctor_and_holds_the_same_memory_and_sessions(db, cli, tmp_path):
     copy = tmp_path / "backups" / "memory-copy.db"
 
-    result = cli(db, "backup", str(copy))
+    result = cli("backup", str(copy), db=db)
 
     assert result.code == 0, result.out + result.err
     assert result.out.startswith(f"Backed up {db} to {copy}")
-    assert cli(copy, "doctor").code == 0
-    exported = [cli(path, "export").json() for path in (db, copy)]
+    assert cli("doctor", db=copy).code == 0
+    exported = [cli("export", db=path).json() for path in (db, copy)]
     for document in exported:
         document.pop("exported_at")
     assert exported[0] == exported[1]
@@ -263,7 +236,7 @@ def test_backup_refuses_a_path_that_exists_and_leaves_it_untouched(db, cli, tmp_
     existing = tmp_path / "keep.db"
     existing.write_bytes(b"precious")
 
-    result = cli(db, "backup", str(existing))
+    result = cli("backup", str(existing), db=db)
 
     assert result.code == 1
     assert "exists; a backup never overwrites a file" in result.err
@@ -271,7 +244,7 @@ def test_backup_refuses_a_path_that_exists_and_leaves_it_untouched(db, cli, tmp_
 
 
 def test_backup_json_reports_the_copy_and_its_check(db, cli, tmp_path):
-    result = cli(db, "backup", str(tmp_path / "copy.db"), "--json")
+    result = cli("backup", str(tmp_path / "copy.db"), "--json", db=db)
 
     assert result.code == 0
     backup = result.json()
@@ -282,7 +255,7 @@ def test_backup_json_reports_the_copy_and_its_check(db, cli, tmp_path):
 def test_backup_of_a_damaged_database_exits_1_without_a_traceback(db, cli, tmp_path):
     overwrite_page(db, "events")
 
-    result = cli(db, "backup", str(tmp_path / "copy.db"))
+    result = cli("backup", str(tmp_path / "copy.db"), db=db)
 
     assert result.code == 1
     assert "Traceback" not in result.out + result.err

@@ -8,20 +8,20 @@ installed `reverie` console script in a subprocess, as Claude Code runs it.
 
 from __future__ import annotations
 
-import io
+import functools
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from reverie.cli import main
+from conftest import Cli, Ran
 from reverie.config import IDENTIFIER
 from reverie.hooks import session_key, spool_dir
 from reverie.transcript import parse_transcript
@@ -30,13 +30,6 @@ SAMPLE = Path(__file__).parent / "data" / "claude_code_session.jsonl"
 SESSION = "6f1c2a9e-3b7d-4e25-9a4f-0c8d51e7b2a4"  # the sample's own sessionId
 NOTE = "Run pip install -e . before the billing tests"
 SUBPROCESS_LIMIT = 8  # seconds; below the database's 10 s busy timeout, so only a hook that gives up passes
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
 
 
 @dataclass
@@ -73,34 +66,21 @@ def project(tmp_path) -> Project:
     return Project(cwd, transcript, tmp_path / "data" / "memory.db")
 
 
-Run = Callable[..., Ran]
-
-
 @pytest.fixture
-def reverie(project, capsys, monkeypatch) -> Run:
-    """`reverie --db <project db> ARGS…` in-process, with `stdin` as its standard input."""
-    for name in ("REVERIE_DB", "REVERIE_AGENT_ID", "ANTHROPIC_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*argv: str, stdin: str = "") -> Ran:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(["--db", str(project.db), *argv])
-        out, err = capsys.readouterr()
-        return Ran(code, out, err)
-
-    return run
+def reverie(project, cli) -> Cli:
+    """`reverie --db <project db> ARGS…` in process, with `stdin` as its standard input."""
+    return functools.partial(cli, db=project.db)
 
 
-def end_hook(reverie: Run, payload: dict, *options: str) -> Ran:
+def end_hook(reverie: Cli, payload: dict, *options: str) -> Ran:
     return reverie("log", "--claude-code-hook", *options, stdin=json.dumps(payload))
 
 
-def start_hook(reverie: Run, payload: dict, *options: str) -> Ran:
+def start_hook(reverie: Cli, payload: dict, *options: str) -> Ran:
     return reverie("recall", "--claude-code-hook", *options, stdin=json.dumps(payload))
 
 
-def sessions(reverie: Run) -> dict[str, dict]:
+def sessions(reverie: Cli) -> dict[str, dict]:
     exported = reverie("export")
     assert exported.code == 0, exported.err
     return {session["id"]: session for session in json.loads(exported.out)["sessions"]}
@@ -328,7 +308,7 @@ def test_log_needs_exactly_one_source_of_transcripts(argv, reverie):
 # --- SessionStart -----------------------------------------------------------------------
 
 
-def remember_and_propose(reverie: Run, tmp_path: Path) -> str:
+def remember_and_propose(reverie: Cli, tmp_path: Path) -> str:
     """One applied memory entry and one pending proposal for agent claude-code; returns the proposal id."""
     chat = tmp_path / "chat.txt"
     chat.write_text("User: can you check the build?\nAssistant: The build is green.\n")
