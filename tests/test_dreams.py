@@ -11,6 +11,7 @@ from reverie.errors import (
     NotFound,
     StaleProposal,
 )
+from reverie.models import Evidence, OperationDraft
 from reverie.store import memories as memory_store
 
 pytestmark = pytest.mark.anyio
@@ -376,3 +377,20 @@ async def test_an_import_keeps_what_was_consolidated_and_can_be_reverted_as_a_wh
         imported = await other.db.scalar("SELECT id FROM proposals WHERE engine = 'import'")
         await other.revert_dream(imported)
         assert await contents(other) == []
+
+
+async def test_an_unscoped_merge_writes_its_entry_in_the_first_targets_scope_whatever_the_ids_order(reverie):
+    """mem_b is named first but sorts second: the entry goes where the review said it would."""
+    await reverie.import_(export_of(("mem_b", "Deploys happen on Tuesdays", "s1"), scope="shared"))
+    await reverie.import_(export_of(("mem_a", "Deploys happen on Tuesday mornings", "s2")))
+    logged = await reverie.log_session(chat("user: deploys are on Tuesdays"))
+    brief = await reverie.propose_dream("agent")
+    merge = OperationDraft(
+        kind="merge", targets=["mem_b", "mem_a"], content="Deploys happen on Tuesday mornings",
+        rationale="Two entries say the same thing.",
+        evidence=[Evidence(session_id=logged.session_id, event_index=0)],
+    )
+    proposal = await reverie.propose_dream(brief_id=brief.id, operations=[merge])
+    applied = await reverie.apply_dream(proposal.id, "all")
+    entry = next(e for e in (await reverie.read_memory()).entries if e.id in applied.memories_added)
+    assert entry.scope == "shared"

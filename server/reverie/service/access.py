@@ -196,11 +196,16 @@ async def check_may_revert(identity: Identity, proposal: Proposal, changed: list
 
 def _written_scopes(op: Operation, targets: dict[str, Memory]) -> set[str]:
     archived = {targets[t].scope for t in op.targets if t in targets}
-    if op.content is None:
-        return archived
-    # The scope the new entry gets, decided as `dreams` decides it when inserting.
+    return archived if op.content is None else archived | {entry_scope(op, targets)}
+
+
+def entry_scope(op: Operation, targets: dict[str, Memory]) -> str:
+    """Where the entry an operation writes goes: its own scope, else its first target's, else shared.
+
+    The one rule for both checking a caller may write there and inserting the entry.
+    """
     first = targets.get(op.targets[0]) if op.targets else None
-    return archived | {op.scope or (first.scope if first else "shared")}
+    return op.scope or (first.scope if first else "shared")
 
 
 async def _targets(db: Database, operations: list[Operation]) -> dict[str, Memory]:

@@ -373,13 +373,14 @@ async def _archive_targets(db: Database, revision: int, op: Operation, now: date
 
 
 async def _insert_result(db: Database, revision: int, op: Operation, proposal_id: str, now: datetime) -> str:
-    targets = list((await memories.get_memories(db, op.targets)).values())
+    by_id = await memories.get_memories(db, op.targets)
+    targets = [by_id[t] for t in op.targets if t in by_id]
     evidence = _provenance(op.evidence, [e for t in targets for e in t.evidence])
     seen = await sessions.started_at(db, [e.session_id for e in evidence])
     observed = max([*seen.values(), *(t.observed_at for t in targets)], default=now)
     memory = Memory(
         id=f"mem_{uuid.uuid4().hex[:12]}", content=op.content, category=op.category or "fact",
-        scope=op.scope or (targets[0].scope if targets else "shared"), confidence=op.confidence,
+        scope=access.entry_scope(op, by_id), confidence=op.confidence,
         evidence=evidence, created_at=now, updated_at=now, observed_at=observed,
     )
     await memories.insert_memory(db, memory)
