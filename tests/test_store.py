@@ -48,7 +48,8 @@ async def test_the_schema_refuses_to_rewrite_history(reverie, statement):
     await reverie.log_session(chat("hi", "hello"), notes=["Lunch is at noon"])
     proposal = await reverie.propose_dream("heuristic")
     await reverie.apply_dream(proposal.id, "all")
-    with pytest.raises(sqlite3.IntegrityError):
+    # The trigger's own message: a foreign key would refuse some of these deletes anyway.
+    with pytest.raises(sqlite3.IntegrityError, match="append-only|final|never deleted|keeps its text"):
         await reverie.db.execute(statement)
 
 
@@ -57,3 +58,13 @@ async def test_an_open_session_can_still_take_its_outcome(reverie):
     await reverie.log_session(chat("bye"), session_id="open-1", outcome="success")
     row = await reverie.db.fetchone("SELECT outcome, ended_at FROM sessions WHERE id = ?", (logged.session_id,))
     assert row["outcome"] == "success" and row["ended_at"] is not None
+
+
+@pytest.mark.parametrize("unit", ["transaction", "snapshot"])
+async def test_a_failed_unit_of_work_keeps_its_own_error_even_when_the_rollback_fails_too(reverie, unit):
+    with pytest.raises(RuntimeError, match="the body's own error"):
+        async with getattr(reverie.db, unit)():
+            await reverie.db.execute("ROLLBACK")  # ended early, as SQLite ends it after some errors
+            raise RuntimeError("the body's own error")
+    async with reverie.db.transaction():  # and the connection is usable again
+        assert await reverie.db.scalar("SELECT count(*) FROM memories") == 0

@@ -39,29 +39,26 @@ class Database:
         IMMEDIATE takes the write lock up front, so two processes cannot both read a
         proposal as pending and then both apply it.
         """
-        async with self._lock:
-            await self._begin("BEGIN IMMEDIATE")
-            try:
-                yield self
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self.connection.execute("ROLLBACK")
-                raise
-            await self.connection.execute("COMMIT")
+        async with self._lock, self._unit("BEGIN IMMEDIATE"):
+            yield self
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Database]:
         """A consistent read across several queries."""
-        async with self._lock:
-            await self._begin("BEGIN")
-            try:
-                yield self
-            except BaseException:
-                # Keep the body's error: on a damaged file a COMMIT would fail too and hide it.
-                with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
-                    await self.connection.execute("ROLLBACK")
-                raise
-            await self.connection.execute("COMMIT")
+        async with self._lock, self._unit("BEGIN"):
+            yield self
+
+    @asynccontextmanager
+    async def _unit(self, begin: str) -> AsyncIterator[None]:
+        await self._begin(begin)
+        try:
+            yield
+        except BaseException:
+            # Keep the body's error: on a damaged file the ROLLBACK may fail too and hide it.
+            with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+                await self.connection.execute("ROLLBACK")
+            raise
+        await self.connection.execute("COMMIT")
 
     async def _begin(self, statement: str) -> None:
         try:

@@ -12,6 +12,7 @@ a check must look at the database as it is, not as opening it for work would lea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -104,17 +105,11 @@ async def consistent_read(db: Database) -> AsyncIterator[Database]:
     try:
         yield db
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await _quietly(db, "ROLLBACK")
+        # The transaction may already have ended with the error that brought us here.
+        with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
         raise
     await reading(db.execute("COMMIT"))
-
-
-async def _quietly(db: Database, statement: str) -> None:
-    try:
-        await db.execute(statement)
-    except sqlite3.Error:
-        pass  # the transaction already ended with the error that brought us here
 
 
 async def reading(work: Awaitable[T]) -> T:
