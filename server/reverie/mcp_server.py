@@ -274,10 +274,7 @@ async def _ask_the_user(proposal_id: str, ctx: Context, approve: object = None) 
     capabilities = ctx.client_capabilities
     if approve is not None or not (capabilities and capabilities.elicitation):
         return NotAsked()
-    try:
-        proposal = await _service(ctx).proposal(proposal_id, identity=_caller())
-    except ReverieError as error:
-        raise ToolError(str(error)) from None
+    proposal = await _call(_service(ctx).proposal(proposal_id, identity=_caller()))
     if proposal.status != "pending" or not proposal.operations:
         return NotAsked()  # the service explains why it cannot be applied
     return Elicit(prompt(proposal), decision_form(proposal))

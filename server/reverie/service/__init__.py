@@ -11,6 +11,7 @@ without tokens, the CLI and the background schedule act as.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -41,7 +42,7 @@ class Reverie:
         self.settings = settings
         self.clock = clock
 
-    @property
+    @functools.cached_property
     def schedule(self) -> Schedule:
         """When a dream is due (and, for `reverie serve`, whether to dream in the background)."""
         return Schedule.from_settings(self.settings)
@@ -50,11 +51,15 @@ class Reverie:
         """`identity`, or the local caller: the configured agent with every local grant."""
         return identity or Identity.local(self.settings.agent_id)
 
-    def agent(self, agent_id: str | None, identity: Identity | None = None) -> str:
-        """The agent a call acts as: `agent_id` if the caller may act for it, else the caller's own."""
+    def acting(self, agent_id: str | None, identity: Identity | None = None) -> Identity:
+        """Who a call acts as: the caller as `agent_id` if it may act for that agent, else the caller."""
         if agent_id is not None:
             ingest.check_identifier(agent_id, "agent_id")
-        return access.acting_for(self.caller(identity), agent_id or None).agent_id
+        return access.acting_for(self.caller(identity), agent_id or None)
+
+    def agent(self, agent_id: str | None, identity: Identity | None = None) -> str:
+        """The id of the agent a call acts as (see `acting`)."""
+        return self.acting(agent_id, identity).agent_id
 
     async def log_session(
         self, transcript: list[Turn] | str, *, session_id: str | None = None, agent_id: str | None = None,
@@ -79,10 +84,8 @@ class Reverie:
         budget_tokens: int = 2000, include_notes: bool = True, agent_id: str | None = None,
         identity: Identity | None = None,
     ) -> MemoryView:
-        if agent_id is not None:
-            ingest.check_identifier(agent_id, "agent_id")
         return await recall.read(
-            self.db, identity=access.acting_for(self.caller(identity), agent_id or None), query=query, scope=scope,
+            self.db, identity=self.acting(agent_id, identity), query=query, scope=scope,
             categories=categories, budget_tokens=budget_tokens, include_notes=include_notes, now=self.clock(),
         )
 
@@ -107,7 +110,7 @@ class Reverie:
         async with self.db.snapshot():
             found = await dreams.load(self.db, proposal_id)
             await access.check_visible(self.db, self.caller(identity), found)
-        return found
+        return dreams.with_report(found)
 
     async def apply_dream(
         self, proposal_id: str, approve: dreams.Approval | None = None, edits: dict[str, str] | None = None,
@@ -117,8 +120,7 @@ class Reverie:
 
     async def apply_unflagged(self, proposal_id: str) -> ApplyResult:
         """Auto mode: apply only operations without risk flags; the rest wait in a new proposal."""
-        proposal = await self.proposal(proposal_id)
-        return await dreams.apply_unflagged(self.db, proposal, self.clock())
+        return await dreams.apply_unflagged(self.db, proposal_id, self.clock())
 
     async def revert_dream(self, proposal_id: str, identity: Identity | None = None) -> RevertResult:
         return await dreams.revert(self.db, proposal_id, self.clock(), self.caller(identity))

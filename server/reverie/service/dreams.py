@@ -228,10 +228,11 @@ def with_report(proposal: Proposal) -> Proposal:
 
 
 async def load(db: Database, proposal_id: str) -> Proposal:
+    """The stored proposal, without its rendered report (`with_report` adds that for showing it)."""
     proposal = await proposals.get_proposal(db, proposal_id)
     if proposal is None:
         raise NotFound(f"No dream proposal {proposal_id!r}. read_memory (CLI: reverie show) lists the pending ones.")
-    return with_report(proposal)
+    return proposal
 
 
 # --- apply -----------------------------------------------------------------------------------
@@ -279,13 +280,13 @@ async def apply(
         return await _apply_chosen(db, proposal, chosen, now, identity)
 
 
-async def apply_unflagged(db: Database, proposal: Proposal, now: datetime) -> ApplyResult:
+async def apply_unflagged(db: Database, proposal_id: str, now: datetime) -> ApplyResult:
     """Auto mode: apply what carries no risk flag; move the rest to a new pending proposal.
 
     Both happen in one transaction, so a flagged change is never lost between the two.
     """
     async with db.transaction():
-        proposal = await load(db, proposal.id)
+        proposal = await load(db, proposal_id)
         result = await _apply_chosen(db, proposal, choose(proposal, unflagged(proposal), None), now)
         held = [op.model_copy(update={"status": "pending"}) for op in proposal.operations if op.risk]
         if not held:
