@@ -231,7 +231,8 @@ def test_dream_auto_with_json_prints_one_json_document(cli, tmp_path):
 
     result = cli("dream", "--engine", "heuristic", "--auto", "--json")
 
-    assert isinstance(json.loads(result.out), dict)
+    printed = result.json()
+    assert set(printed) == {"proposal", "applied"} and printed["applied"]["applied"]
 
 
 # --- export and import -----------------------------------------------------------------
@@ -348,6 +349,7 @@ def test_an_invalid_agent_id_is_refused_before_anything_is_logged(cli, tmp_path)
     result = cli("--agent", "not an id!", "log", chat_file(tmp_path))
 
     assert (result.code, result.err.startswith("reverie: ")) == (1, True)
+    assert cli("export").json()["sessions"] == []
 
 
 # --- demo ------------------------------------------------------------------------------

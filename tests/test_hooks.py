@@ -348,6 +348,7 @@ def test_session_start_as_another_agent_does_not_see_claude_codes_private_memory
 
     elsewhere = reverie("--agent", "someone-else", "recall", "--claude-code-hook", stdin=json.dumps(project.start()))
 
+    assert (elsewhere.code, elsewhere.err) == (0, "")  # it ran, and printed what someone-else may see
     assert NOTE not in elsewhere.out  # claude-code's private entry is not someone-else's memory
 
 

@@ -22,12 +22,10 @@ from reverie.service.maintenance import diagnose
 from bench.reliability import report
 from bench.reliability.concurrency import WriteFigures, concurrent_writes
 from bench.reliability.kill import KillFigures, kill_trials
-from bench.reliability.processes import http_supported
 from bench.reliability.race import RaceFigures, dream_races, stale_lock
 
 pytestmark = pytest.mark.anyio
 
-HTTP_MISSING = "this build's `reverie serve` has no --http yet; the stdio variant runs the same scenario meanwhile"
 
 
 def shown(figures: report.Figures) -> None:
@@ -44,7 +42,6 @@ async def assert_no_write_lost(figures: WriteFigures, folder: Path, writes: int)
     assert report_.healthy, report_.markdown()
 
 
-@pytest.mark.skipif(not http_supported(), reason=HTTP_MISSING)
 async def test_two_http_servers_and_eight_clients_on_one_file_lose_no_write_and_never_see_a_locked_database(tmp_path):
     with anyio.fail_after(120):
         figures = await concurrent_writes(tmp_path, writes=2000, clients=8, servers=2, transport="http")

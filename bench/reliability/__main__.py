@@ -21,7 +21,6 @@ import anyio
 from bench.reliability import report
 from bench.reliability.concurrency import concurrent_writes
 from bench.reliability.kill import kill_trials
-from bench.reliability.processes import http_supported
 from bench.reliability.race import dream_races, stale_lock
 
 
@@ -29,8 +28,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.reliability", description=__doc__.split("\n\n")[1])
     parser.add_argument("--writes", type=int, default=2000, help="log_session calls in all (default 2000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
-    parser.add_argument("--transport", choices=["both", "http", "stdio", "auto"], default="both",
-                        help="servers for the writes (default both; auto: HTTP if this build has it, else stdio)")
+    parser.add_argument("--transport", choices=["both", "http", "stdio"], default="both",
+                        help="servers for the writes (default both)")
     parser.add_argument("--kill-trials", type=int, default=20, help="kill -9 trials per kind of process (default 20)")
     parser.add_argument("--ops", type=int, default=200,
                         help="operations in the proposal being applied (default and most: 200, the limit per proposal)")
@@ -41,17 +40,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def transports(choice: str, figures: report.Figures) -> list[str]:
-    has_http = http_supported()
-    if choice in ("http", "both") and not has_http:
-        figures.notes.append("HTTP skipped: this build's `reverie serve` has no --http.")
-    wanted = {"auto": ["http" if has_http else "stdio"], "both": ["stdio", "http"]}.get(choice, [choice])
-    return [t for t in wanted if t == "stdio" or has_http]
+def transports(choice: str) -> list[str]:
+    return ["stdio", "http"] if choice == "both" else [choice]
 
 
 async def run(args: argparse.Namespace, folder: Path) -> report.Figures:
     figures = report.Figures()
-    for transport in transports(args.transport, figures):
+    for transport in transports(args.transport):
         work = folder / f"writes-{transport}"
         work.mkdir()
         figures.writes.append(await concurrent_writes(work, writes=args.writes, clients=args.clients,

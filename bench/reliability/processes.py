@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,13 +31,6 @@ def stdio_server(db: Path, agent: str, pid_file: Path | None = None, *extra: str
     if pid_file is None:
         return StdioServerParameters(command=command[0], args=command[1:])
     return StdioServerParameters(command="/bin/sh", args=["-c", 'echo $$ > "$0"; exec "$@"', str(pid_file), *command])
-
-
-def http_supported() -> bool:
-    """Whether this build's `reverie serve` has the streamable HTTP transport (`--http`)."""
-    shown = subprocess.run([reverie_command(), "serve", "--help"], capture_output=True, text=True, timeout=30,
-                           check=False)
-    return "--http" in shown.stdout
 
 
 def free_port() -> int:
