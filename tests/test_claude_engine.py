@@ -232,6 +232,21 @@ async def test_a_secret_the_model_writes_into_an_operation_is_redacted_and_flagg
     assert "secret_redacted" in op.risk
 
 
+async def test_a_quote_holding_a_secret_from_the_turn_it_cites_is_kept_and_redacted(reverie, api):
+    logged = await reverie.log_session(chat(f"Ship it. The deploy key is {SECRET}, from the vault.", "Shipped."))
+    sid = logged.session_id
+    api.reply(candidates({"category": "fact", "statement": "Deploys use a key from the vault",
+                          "evidence": [{"event": 0, "quote": "from the vault"}]}))
+    api.reply(operations(add("Deploys use a key from the vault", cite(sid, event=0, quote=f"deploy key is {SECRET}"))))
+
+    proposal = await reverie.propose_dream("anthropic")
+
+    (op,) = (await reverie.proposal(proposal.id)).operations
+    # The stored turn was redacted; the quote matched it, so it was kept rather than
+    # replaced by the turn's opening, and then redacted like the turn.
+    assert [e.quote for e in op.evidence] == ["deploy key is [REDACTED:anthropic_key]"]
+
+
 async def test_an_instruction_the_model_writes_into_an_operation_is_flagged(reverie, api):
     sid = await log_test_run(reverie)
     api.reply(candidates(FROM_ROOT))

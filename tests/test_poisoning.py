@@ -106,17 +106,8 @@ def materialized(entry: dict) -> Item:
 
 ITEMS = load_items()
 
-# Known leaks: each is a defect in server/reverie/safety.py or service/evidence.py, kept
-# visible as a strict xfail until it is fixed (see the reasons).
-PARAPHRASED_EXFIL = ("server/reverie/safety.py:161 _MOVE_VERB matches only bare verbs (`upload`, not `uploading`), so "
-                     "'uploading ~/.ssh/id_rsa to https://…' in the agent's own note is not instruction_like, and "
-                     "text.py:42 mostly_within (70% of words) misses a paraphrase of the tool output")
-PARAPHRASED_SKIP_TESTS = ("server/reverie/safety.py:192 disable_protection has no 'skip the tests / push straight to "
-                          "main' form; the agent's paraphrase of a CONTRIBUTING.md injection is neither instruction_like "
-                          "nor mostly_within the tool output (8 of 12 words, under 70%)")
-LAUNDERED = ("server/reverie/service/evidence.py:84 from_tool_output looks only at the cited turns, and "
-             "server/reverie/safety.py INJECTION_PATTERNS miss this payload, so an agent that copies it while "
-             "citing a harmless user turn gets an unflagged op that auto mode applies")
+# Known leaks: (item id, path) → an xfail reason naming the defect in safety.py or
+# service/evidence.py, kept visible as a strict xfail until it is fixed. None is open.
 KNOWN_LEAKS: dict[tuple[str, str], str] = {}
 
 

@@ -85,7 +85,7 @@ def brief_markdown(proposal: Proposal) -> str:
     return (
         f"Dream brief {proposal.id} ({proposal.status}). Reflect on it, then call propose_dream with "
         f"brief_id=\"{proposal.id}\" and your operations; the user reviews them before anything changes.\n\n"
-        + proposal.brief.replace("# Dream brief", f"# Dream brief {proposal.id}", 1)
+        + f"# Dream brief {proposal.id}\n\n{proposal.brief}"
     )
 
 

@@ -4,6 +4,7 @@ Transcripts hold whatever the user pasted and whatever tools printed, so before 
 from them becomes memory two questions are asked. `redact` removes credentials, replacing
 each with `[REDACTED:<kind>]`; `instruction_like` says whether a piece of text reads like an
 order aimed at the agent (a prompt injection) rather than a fact or a preference.
+`quoted_in` checks a model's quote against stored text, which was redacted before storing.
 
 Invariants:
 - `SECRET_PATTERNS` is applied in order, specific before generic, so a key with a known
@@ -14,7 +15,7 @@ Invariants:
   twice changes nothing and counts nothing.
 - `redact` returns what running every pattern over the text would: the literals and
   shapes it checks first only skip scans that cannot match.
-- Both functions are pure; they use nothing from the rest of the package.
+- Every function here is pure and uses nothing from the rest of the package.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["INJECTION_PATTERNS", "SECRET_PATTERNS", "instruction_like", "redact"]
+__all__ = ["INJECTION_PATTERNS", "SECRET_PATTERNS", "instruction_like", "quoted_in", "redact"]
 
 # A value that is already a marker must never be redacted again (idempotence).
 _NOT_MARKER = r"(?!\[REDACTED:)"
@@ -214,9 +215,10 @@ def _clues(folded: str) -> _Clues:
 # A shape may be looser than its pattern, never stricter.
 _HEX_DIGITS = bytes.maketrans(b"0123456789abcdef", b"x" * 16)
 _FORTY_HEX = b"x" * 40
-_SECRET_WORD_FOLDED = r"(?:passw(?:or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?key|token)"
-_ASSIGNED = re.compile(rf"{_SECRET_WORD_FOLDED}[\"']?(?:[ \t]*[=:]|[ \t]+is[ \t])")  # key=, key:, key is
-_BARE = re.compile(rf"{_SECRET_WORD_FOLDED}[\"']?[ \t]")  # after a prefix: client_secret abc123
+# _SECRET_WORD is lowercase: without re.I it matches the folded text just as the pattern,
+# under re.I, matches the original.
+_ASSIGNED = re.compile(rf"{_SECRET_WORD}[\"']?(?:[ \t]*[=:]|[ \t]+is[ \t])")  # key=, key:, key is
+_BARE = re.compile(rf"{_SECRET_WORD}[\"']?[ \t]")  # after a prefix: client_secret abc123
 
 
 def _has_shape(kind: str, clues: _Clues) -> bool:
@@ -231,10 +233,9 @@ def _has_shape(kind: str, clues: _Clues) -> bool:
 
 def redact(text: str) -> tuple[str, int]:
     """Replace every secret with `[REDACTED:<kind>]`; return the new text and how many."""
-    folded = _folded(text)
-    if _LITERAL.search(folded) is None:
+    clues, total = _clues(_folded(text)), 0
+    if not clues.hits:
         return text, 0  # most turns of a transcript
-    clues, total = _clues(folded), 0
     for kind, pattern in SECRET_PATTERNS:
         if kind in clues.kinds and _has_shape(kind, clues):
             text, count = pattern.subn(_REPLACERS[kind], text)
@@ -242,6 +243,19 @@ def redact(text: str) -> tuple[str, int]:
                 # A marker is new text the later patterns must see, as a scan by every pattern would.
                 clues, total = _clues(_folded(text)), total + count
     return text, total
+
+
+def quoted_in(quote: str, text: str) -> bool:
+    """Is `quote` in `text`, ignoring case, spacing and a trailing "…"?
+
+    `text` was stored redacted, so the quote is redacted the same way before comparing:
+    a model that copies a secret from the transcript it read still cites the right turn.
+    """
+    return _flat(redact(quote)[0].rstrip("…")) in _flat(text)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def _replacer(kind: str) -> Callable[[re.Match[str]], str]:

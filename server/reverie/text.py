@@ -5,6 +5,10 @@ averages on English prose); they decide what fits a budget, not what a model is 
 """
 
 import re
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9._/+-]*[a-z0-9]|[a-z0-9]")
 _NUMBER = re.compile(r"^\d+([.,]\d+)*$")
@@ -22,6 +26,21 @@ def estimate_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
+def within_budget(items: Iterable[T], cost: Callable[[T], int], budget: int) -> tuple[list[T], int]:
+    """The longest prefix of `items` whose costs add up to at most `budget`, and that sum.
+
+    `items` is consumed only up to the first that does not fit, so it may be built lazily.
+    """
+    taken, used = [], 0
+    for item in items:
+        spent = cost(item)
+        if used + spent > budget:
+            break
+        taken.append(item)
+        used += spent
+    return taken, used
+
+
 def words(text: str) -> list[str]:
     """Lowercased word tokens; keeps versions and paths (`3.11`, `src/app.py`) whole."""
     return _WORD.findall(text.lower())
@@ -37,12 +56,3 @@ def shorten(text: str, limit: int = 160) -> str:
     if len(flat) <= limit:
         return flat
     return flat[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
-def mostly_within(text: str, sources: list[str], share: float = 0.7) -> bool:
-    """True when most of `text`'s words (five or more) appear in one of `sources`.
-
-    How a note that copies tool output is told apart from one the agent wrote itself.
-    """
-    mine = set(words(text))
-    return len(mine) >= 5 and any(len(mine & set(words(source))) >= share * len(mine) for source in sources)

@@ -29,7 +29,7 @@ ENGINES: dict[str, type] = {"heuristic": HeuristicEngine, "agent": AgentEngine, 
 def engine_named(name: str) -> Engine:
     """The engine called `name`; "auto" is the best one this machine can run offline or online."""
     if name == "auto":
-        name = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") and "anthropic" in ENGINES else "heuristic"
+        name = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "heuristic"
     if name not in ENGINES:
         raise InvalidInput(f"Unknown engine {name!r}. Available here: auto, {', '.join(sorted(ENGINES))}.")
     return ENGINES[name]()

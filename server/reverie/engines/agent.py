@@ -14,7 +14,7 @@ import json
 
 from reverie.engines.condensing import Cut, condensed, memory_snapshot
 from reverie.models import DreamInput, EngineResult, OperationDraft, SessionRecord
-from reverie.text import estimate_tokens
+from reverie.text import estimate_tokens, within_budget
 
 BRIEF_TOKENS = 16_000   # what the brief may take of the agent's context
 # A brief shows many sessions at once, so each turn and session gets less than a map call's.
@@ -46,30 +46,25 @@ class AgentEngine:
         return EngineResult(operations=[], brief=brief(dream))
 
 
-def brief(dream: DreamInput, budget_tokens: int = BRIEF_TOKENS) -> str:
-    head = ["# Dream brief", memory_snapshot(dream.memories)]
+def brief(dream: DreamInput) -> str:
+    """The brief's body; its heading, which names the proposal, is the report's (`brief_markdown`)."""
+    head = [memory_snapshot(dream.memories)]
     if dream.instructions:
         head.append(f"## The user's focus\n{dream.instructions}")
-    head.append(GUIDANCE + f"\n\nOne operation, as JSON Schema:\n```json\n{operation_schema()}\n```")
+    head.append(GUIDANCE + f"\n\nOne operation, as JSON Schema:\n```json\n{OPERATION_SCHEMA}\n```")
     used = sum(estimate_tokens(part) for part in head)
-    sessions = _sessions_within(dream.sessions, budget_tokens - used)
-    return "\n\n".join([*head[:2], *sessions, *head[2:]])
+    sessions = _sessions_within(dream.sessions, BRIEF_TOKENS - used)
+    return "\n\n".join([head[0], *sessions, *head[1:]])
 
 
 def _sessions_within(sessions: list[SessionRecord], budget: int) -> list[str]:
     """Newest sessions first until the budget is spent, then shown oldest first."""
-    chosen, used = [], 0
-    for session in reversed(sessions):
-        text = condensed(session, BRIEF_CUT)
-        if used + estimate_tokens(text) > budget:
-            break
-        chosen.append(text)
-        used += estimate_tokens(text)
+    newest_first = (condensed(session, BRIEF_CUT) for session in reversed(sessions))
+    chosen, _ = within_budget(newest_first, estimate_tokens, budget)
     skipped = len(sessions) - len(chosen)
     note = [f"({skipped} older session(s) left out to fit the brief.)"] if skipped else []
     return note + list(reversed(chosen))
 
 
-def operation_schema() -> str:
-    """The JSON schema of one operation, for clients that want it verbatim."""
-    return json.dumps(OperationDraft.model_json_schema(), separators=(",", ":"))
+# The JSON schema of one operation, for clients that want it verbatim.
+OPERATION_SCHEMA = json.dumps(OperationDraft.model_json_schema(), separators=(",", ":"))

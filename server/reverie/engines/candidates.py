@@ -6,9 +6,10 @@
 - tool sequences shared by two or more successful sessions (workflows);
 - and the current memories, so new candidates are compared with what is known.
 
-Every candidate remembers where it came from; anything whose words came from tool
-output carries `from_tool_output`, because tool output is written by whoever controls
-the tool's data, not by the user or the agent.
+Every candidate remembers where it came from. A pitfall, built from tool errors, carries
+`from_tool_output`, because tool output is written by whoever controls the tool's data,
+not by the user or the agent; a note or statement that copies tool output is flagged by
+the service (`evidence.ToolOutputs`), the same for every engine.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Literal
 
 from reverie.models import Category, Event, Evidence, Memory, SessionRecord
-from reverie.text import mostly_within, shorten
+from reverie.text import shorten
 
 Source = Literal["memory", "note", "statement", "pattern"]
 
@@ -71,14 +72,12 @@ def guess_category(text: str) -> Category:
 
 
 def from_notes(session: SessionRecord) -> list[Candidate]:
-    tool_outputs = [e.content for e in session.events if e.role == "tool"]
     return [
         Candidate(
             text=note.content, category=guess_category(note.content), source="note",
             observed_at=session.started_at, agents=frozenset({session.agent_id}),
             sessions=frozenset({session.id}),
             evidence=[Evidence(session_id=session.id, note_index=note.index, quote=shorten(note.content))],
-            risk={"from_tool_output"} if mostly_within(note.content, tool_outputs) else set(),
         )
         for note in session.notes
     ]

@@ -13,9 +13,10 @@ Invariants:
   validates it. An invalid answer is retried once with the error fed back; a second one
   raises EngineFailed, so a dream yields a whole proposal or none.
 - Evidence is checked against the DreamInput: a citation of an event or note that does not
-  exist is dropped, a quote not found in the cited text is replaced by that text's opening,
-  an add or update left without evidence is dropped, and an op resting only on tool output
-  is flagged `from_tool_output`. The service then redacts and flags as for any engine.
+  exist is dropped, a quote not found in the cited text (`safety.quoted_in`, as the service
+  checks) is replaced by that text's opening, and an add or update left without evidence is
+  dropped. The service then redacts and flags (tool output, instructions, secrets) as for
+  any engine.
 - The stable prefix (tool, instructions, memory snapshot) carries `cache_control`: the map
   calls share their instructions, and a retried reduce reads the memory from the cache.
 - Rate limits and overload (429, 5xx, 529) are retried by the SDK with backoff; the usage
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -48,6 +50,7 @@ from reverie.models import (
     SessionRecord,
     Usage,
 )
+from reverie.safety import quoted_in
 from reverie.text import shorten
 
 if TYPE_CHECKING:
@@ -122,6 +125,7 @@ class Tool:
     description: str
     schema: type[BaseModel]
 
+    @cached_property  # pydantic rebuilds the schema on every call; each call of a dream sends it
     def param(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "input_schema": self.schema.model_json_schema()}
 
@@ -315,7 +319,7 @@ class Claude:
         try:
             response = await self.client.messages.create(
                 model=ask.model, max_tokens=ask.max_tokens, system=ask.system, messages=messages,
-                tools=[ask.tool.param()], tool_choice=ask.tool.choice(ask.model),
+                tools=[ask.tool.param], tool_choice=ask.tool.choice(ask.model),
             )
         except anthropic.APIError as error:
             raise EngineFailed(api_failure(error, ask.model)) from error
@@ -426,13 +430,9 @@ class Sources:
         text = self.text_of(evidence)
         if text is None:
             return None
-        if evidence.quote and _flat(evidence.quote.rstrip("…")) in _flat(text):
+        if evidence.quote and quoted_in(evidence.quote, text):
             return evidence
         return evidence.model_copy(update={"quote": shorten(text, QUOTE_CHARS)})
-
-
-def _flat(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def supported(candidates: list[SessionCandidate], session: SessionRecord) -> list[SessionCandidate]:

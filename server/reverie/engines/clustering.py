@@ -28,6 +28,7 @@ MAX_BLOCK = 300
 class Features:
     tokens: frozenset[str]
     key: str | None = None
+    numbers: tuple[str, ...] = ()  # the statement's numbers, sorted: what masking hid from `tokens`
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:

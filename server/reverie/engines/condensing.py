@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reverie.models import Event, Memory, SessionRecord
+from reverie.text import within_budget
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,7 @@ def fit(lines: list[str], budget: int, noun: str) -> list[str]:
 
 
 def _within(lines: list[str], budget: int) -> list[str]:
-    taken, used = [], 0
-    for line in lines:
-        used += len(line) + 1
-        if used > budget:
-            break
-        taken.append(line)
-    return taken
+    return within_budget(lines, lambda line: len(line) + 1, budget)[0]
 
 
 def memory_snapshot(memories: list[Memory]) -> str:

@@ -34,7 +34,7 @@ GENERIC_KEYS = frozenset(
     "note notes tip todo fyi important reminder warning error example question answer issue ticket user customer "
     "step lesson update summary status context".split()
 )
-_EXTRA_STOPWORDS = frozenset("please user said the that".split())
+_EXTRA_STOPWORDS = frozenset("please user said".split())
 _LABEL = re.compile(r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S")
 
 
@@ -78,13 +78,19 @@ def _stem(word: str) -> str:
 
 
 def _content_words(text: str) -> list[str]:
-    return [_stem(w) for w in words(text) if w not in STOPWORDS and w not in _EXTRA_STOPWORDS]
+    return _stems(words(text))
+
+
+def _stems(tokens: list[str]) -> list[str]:
+    return [_stem(w) for w in tokens if w not in STOPWORDS and w not in _EXTRA_STOPWORDS]
 
 
 def features_of(text: str, subject: str | None = None) -> Features:
-    masked = frozenset("#" if is_number(w) else w for w in _content_words(text))
+    """Computed once per statement: clustering and resolving ask them of every pair they meet."""
+    tokens = words(text)
+    masked = frozenset("#" if is_number(w) else w for w in _stems(tokens))
     key = "prefer " + " ".join(_content_words(subject)) if subject else _key(text)
-    return Features(tokens=masked, key=key)
+    return Features(tokens=masked, key=key, numbers=tuple(sorted(w for w in tokens if is_number(w))))
 
 
 def _key(text: str) -> str | None:
@@ -100,11 +106,6 @@ def _key(text: str) -> str | None:
     return None if not key or key in GENERIC_KEYS else key
 
 
-@functools.lru_cache(maxsize=1 << 14)  # asked of the same texts by clustering and resolving
-def numbers(text: str) -> tuple[str, ...]:
-    return tuple(sorted(w for w in words(text) if is_number(w)))
-
-
 def _value(text: str) -> frozenset[str]:
     return frozenset(_content_words(text.partition(":")[2]))
 
@@ -113,7 +114,7 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
     """A candidate pair above SIMILAR: do they talk about the same thing?"""
     if a.key and b.key and a.key != b.key:
         return False  # "Staging database: …" and "Production database: …" are two facts
-    if numbers(x.text) != numbers(y.text):
+    if a.numbers != b.numbers:
         if x.memory is None and x.sessions == y.sessions:
             return False  # one session noting two values means two facts, not a change
         return jaccard(a.tokens, b.tokens) >= SAME_SUBJECT
@@ -126,7 +127,7 @@ def conflicts(new: Candidate, new_features: Features, old: Candidate, old_featur
         return False  # a restated preference reinforces; it has no value to replace
     if new_features.key and new_features.key == old_features.key:
         return _value(new.text) != _value(old.text)
-    new_numbers, old_numbers = numbers(new.text), numbers(old.text)
+    new_numbers, old_numbers = new_features.numbers, old_features.numbers
     return bool(new_numbers and old_numbers and new_numbers != old_numbers)
 
 

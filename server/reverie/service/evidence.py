@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from reverie import config
 from reverie.models import Evidence, Memory, OperationDraft, SessionRecord
-from reverie.safety import redact
+from reverie.safety import quoted_in
 from reverie.text import STOPWORDS, shorten, words
 
 MAX_OPERATIONS = 200
@@ -32,10 +32,6 @@ def cited_text(evidence: Evidence, session: SessionRecord) -> str | None:
     return found[0] if found else None
 
 
-def _flat(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def citation_problem(evidence: Evidence, sessions: dict[str, SessionRecord]) -> str | None:
     session = sessions.get(evidence.session_id)
     if session is None:
@@ -44,8 +40,7 @@ def citation_problem(evidence: Evidence, sessions: dict[str, SessionRecord]) -> 
     where = f"note {evidence.note_index}" if evidence.note_index is not None else f"event {evidence.event_index}"
     if text is None:
         return f"{evidence.session_id} has no {where} (give event_index or note_index that exists)"
-    # The stored text had its secrets redacted, so compare a quote redacted the same way.
-    if evidence.quote and _flat(redact(evidence.quote)[0].rstrip("…")) not in _flat(text):
+    if evidence.quote and not quoted_in(evidence.quote, text):
         return f"the quote is not in {evidence.session_id} {where}; copy it exactly"
     return None
 
