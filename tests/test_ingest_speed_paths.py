@@ -149,7 +149,7 @@ async def test_a_transcript_longer_than_one_insert_is_stored_in_order_and_fully_
     assert [r["content"] for r in rows] == [t.content for t in numbered(LONG)]
     drift = await index_drift(reverie.db, "events_fts", "events", "id")
     assert (drift.indexed, drift.missing, drift.extra, drift.mismatch) == (LONG, [], [], None)
-    found = await sessions.search_events(reverie.db, f"zebra{LONG - 1:04d}", "tester")
+    found = await sessions.search_events(reverie.db, [f"zebra{LONG - 1:04d}"], "tester")
     assert [e.event_index for e in found] == [LONG - 1]
     assert result.content_hash == chain_hash("", numbered(LONG))
 

@@ -42,6 +42,13 @@ DREAM_LOCK_TTL = timedelta(minutes=10)
 # Check with .fullmatch: `$` alone also matches before a trailing newline ("abc\n").
 # (Not \Z: these patterns also go into JSON schemas, whose regex dialect lacks it.)
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+def check_identifier(value: str, what: str) -> str:
+    """`value` if it is a valid session or agent id; else InvalidInput naming `what` it is."""
+    if not IDENTIFIER.fullmatch(value):
+        raise InvalidInput(f"{what} {value!r} is not valid: use 1-128 letters, digits and . _ : @ - only.")
+    return value
 SCOPE = re.compile(r"^(shared|user|agent:[A-Za-z0-9._:@-]{1,128}|project:[A-Za-z0-9._:@/-]{1,128})$")
 
 
@@ -76,9 +83,7 @@ class Settings:
         """Settings from flags (these arguments, as typed on the command line), else the environment."""
         path = db or os.environ.get("REVERIE_DB") or default_db_path()
         agent_id = agent or os.environ.get("REVERIE_AGENT_ID") or "default"
-        if not IDENTIFIER.fullmatch(agent_id):
-            raise InvalidInput(f"Agent id {agent_id!r} is not valid (--agent / REVERIE_AGENT_ID): "
-                               "use 1-128 letters, digits and . _ : @ - only.")
+        check_identifier(agent_id, "Agent id (--agent / REVERIE_AGENT_ID)")
         every = _flag_or_env(dream_every, "REVERIE_DREAM_EVERY")
         after = _flag_or_env(dream_after, "REVERIE_DREAM_AFTER")
         mode = _flag_or_env(dream_mode, "REVERIE_DREAM_MODE") or ("review" if every or after else "off")

@@ -103,8 +103,7 @@ def add_token(
     path: Path, agent_id: str, grants: list[str] | None, label: str | None, now: datetime
 ) -> tuple[str, ListedToken]:
     """Make a token for `agent_id`; returns it (shown once, never stored) and what the file keeps."""
-    if not config.IDENTIFIER.fullmatch(agent_id):
-        raise InvalidInput(f"Agent id {agent_id!r} is not valid: use 1-128 letters, digits and . _ : @ - only.")
+    config.check_identifier(agent_id, "Agent id")
     scopes = sorted(check_grants(grants or TOKEN_DEFAULT_GRANTS))
     token = PREFIX + secrets.token_urlsafe(32)
     with _locked(path):

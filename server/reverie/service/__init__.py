@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from reverie.clock import utcnow
-from reverie.config import Settings
+from reverie.config import Settings, check_identifier
 from reverie.errors import InvalidInput
 from reverie.models import (
     ApplyResult,
@@ -54,7 +54,7 @@ class Reverie:
     def acting(self, agent_id: str | None, identity: Identity | None = None) -> Identity:
         """Who a call acts as: the caller as `agent_id` if it may act for that agent, else the caller."""
         if agent_id is not None:
-            ingest.check_identifier(agent_id, "agent_id")
+            check_identifier(agent_id, "agent_id")
         return access.acting_for(self.caller(identity), agent_id or None)
 
     def agent(self, agent_id: str | None, identity: Identity | None = None) -> str:
@@ -69,15 +69,15 @@ class Reverie:
         turns, notes, agent = ingest.turns_from(transcript), notes or [], self.agent(agent_id, identity)
         ingest.check_sizes(turns, notes, title, outcome_summary)
         if session_id is not None:
-            ingest.check_identifier(session_id, "session_id")
+            check_identifier(session_id, "session_id")
         async with self.db.transaction():
-            sid, digest, noted, redactions = await ingest.log(
+            logged = await ingest.log(
                 self.db, turns, notes, session_id=session_id, agent_id=agent, title=title, outcome=outcome,
                 summary=outcome_summary, ended=ended, now=self.clock(),
             )
         counted = None if access.curator(self.caller(identity)) else agent  # what this caller's dreams review
         due = await dream_due(self, self.schedule, self.clock(), counted) is not None
-        return await ingest.log_result(self.db, sid, digest, len(turns), noted, redactions, ended, due, counted)
+        return await ingest.log_result(self.db, logged, due, counted)
 
     async def read_memory(
         self, query: str | None = None, *, scope: str | None = None, categories: list[Category] | None = None,

@@ -44,7 +44,7 @@ async def log_new_turns(
     reverie: Reverie, base_id: str, turns: list[Turn], *, agent_id: str | None, title: str
 ) -> Part | None:
     """Store the turns of `turns` that no part of `base_id` holds yet; None when there are none."""
-    ingest.check_identifier(base_id, "session_id")
+    config.check_identifier(base_id, "session_id")
     agent, db = reverie.agent(agent_id), reverie.db
     async with db.transaction():
         parts = await _parts(db, base_id)
@@ -52,16 +52,16 @@ async def log_new_turns(
         if not new:
             return None
         number = len(parts) + 1
-        part_id = ingest.check_identifier(_part_id(base_id, number), "session_id")
+        part_id = config.check_identifier(_part_id(base_id, number), "session_id")
         part_title = title if number == 1 else f"{title} (part {number})"
         redactions = await _log_part(db, part_id, new, agent, part_title, reverie.clock)
     return Part(part_id, len(new), redactions)
 
 
 async def _parts(db: Database, base_id: str) -> list[SessionRecord]:
-    """Every stored part of `base_id` in order, with its events."""
-    ids = []
-    while await sessions.get_session(db, part_id := _part_id(base_id, len(ids) + 1)) is not None:
+    """Every stored part of `base_id` in order, with its events: the parts run from 1 to the first number missing."""
+    stored, ids = await sessions.ids_under(db, base_id), []
+    while (part_id := _part_id(base_id, len(ids) + 1)) in stored:
         ids.append(part_id)
     return await sessions.session_records(db, ids)
 
@@ -93,11 +93,11 @@ async def _log_part(db: Database, part_id: str, turns: list[Turn], agent: str, t
     redactions = 0
     for number, batch in enumerate(batches, 1):
         ingest.check_sizes(batch, [], title)
-        _, _, _, redacted = await ingest.log(
+        logged = await ingest.log(
             db, batch, [], session_id=part_id, agent_id=agent, title=title, outcome=None, summary=None,
             ended=number == len(batches), now=clock(),
         )
-        redactions += redacted
+        redactions += logged.redactions
     return redactions
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
 
@@ -45,12 +46,6 @@ def check_sizes(turns: list[Turn], notes: list[str], title: str | None, summary:
         raise InvalidInput(f"At most {config.MAX_NOTES} notes of {config.MAX_NOTE_CHARS} characters each.")
     if title and len(title) > config.MAX_TITLE_CHARS:
         raise InvalidInput(f"The title is longer than {config.MAX_TITLE_CHARS} characters.")
-
-
-def check_identifier(value: str, field: str) -> str:
-    if not config.IDENTIFIER.fullmatch(value):
-        raise InvalidInput(f"{field} {value!r} is not valid: use 1-128 letters, digits and . _ : @ - only.")
-    return value
 
 
 def redacted_turns(turns: list[Turn]) -> tuple[list[Turn], int]:
@@ -113,11 +108,25 @@ def _appendable(session: SessionRecord, agent_id: str) -> str:
     return session.id
 
 
+@dataclass(frozen=True)
+class Logged:
+    """What one log call stored, enough to answer it without reading the session back."""
+
+    session_id: str
+    agent_id: str
+    content_hash: str
+    events_added: int
+    event_count: int  # the session's events, these included
+    notes_added: int
+    redactions: int
+    ended: bool
+
+
 async def log(
     db: Database, turns: list[Turn], notes: list[str], *, session_id: str | None, agent_id: str,
     title: str | None, outcome: Outcome | None, summary: str | None, ended: bool, now: datetime,
-) -> tuple[str, str, int, int]:
-    """Append turns and notes in the open transaction; returns (id, hash, added, redactions)."""
+) -> Logged:
+    """Append turns and notes in the open transaction."""
     turns, redactions = redacted_turns(turns)
     notes, note_redactions = redacted_texts(notes)
     title, title_redactions = redact(title) if title else (None, 0)
@@ -129,17 +138,20 @@ async def log(
     digest = chain_hash(previous, turns)
     await store.update_session(db, sid, title=title, outcome=outcome, outcome_summary=summary,
                                content_hash=digest, ended_at=now if ended else None)
-    return sid, digest, len(notes), redactions + note_redactions + title_redactions + summary_redactions
+    return Logged(
+        session_id=sid, agent_id=agent_id, content_hash=digest, events_added=len(turns),
+        event_count=events + len(turns), notes_added=len(notes),
+        redactions=redactions + note_redactions + title_redactions + summary_redactions, ended=ended,
+    )
 
 
-async def log_result(db: Database, sid: str, digest: str, added: int, notes: int, redactions: int,
-                     ended: bool, dream_due: bool, counted_agent: str | None = None) -> LogResult:
-    """The result of a log call; sessions awaiting a dream are every agent's, or `counted_agent`'s."""
-    session = await store.get_session(db, sid)
-    events, _ = await store.counts(db, sid)
+async def log_result(
+    db: Database, logged: Logged, dream_due: bool, counted_agent: str | None = None
+) -> LogResult:
+    """The answer to a log call; sessions awaiting a dream are every agent's, or `counted_agent`'s."""
     awaiting = await store.count_unconsolidated(db, counted_agent)
     return LogResult(
-        session_id=sid, agent_id=session.agent_id, events_added=added, event_count=events, notes_added=notes,
-        content_hash=digest, ended=ended, redactions=redactions, sessions_awaiting_dream=awaiting,
-        dream_due=dream_due,
+        session_id=logged.session_id, agent_id=logged.agent_id, events_added=logged.events_added,
+        event_count=logged.event_count, notes_added=logged.notes_added, content_hash=logged.content_hash,
+        ended=logged.ended, redactions=logged.redactions, sessions_awaiting_dream=awaiting, dream_due=dream_due,
     )

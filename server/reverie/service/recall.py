@@ -25,7 +25,7 @@ from reverie.report import (
 )
 from reverie.service import access
 from reverie.store import Database, memories, proposals, search, sessions
-from reverie.text import estimate_tokens
+from reverie.text import estimate_tokens, within_budget
 
 T = TypeVar("T")
 
@@ -49,14 +49,7 @@ def check_budget(budget_tokens: int) -> None:
 
 def fit(items: Sequence[T], render: Callable[[T], str], budget: int) -> tuple[list[T], int]:
     """The longest prefix of `items` whose rendered lines fit `budget` tokens."""
-    chosen, used = [], 0
-    for item in items:
-        cost = estimate_tokens(render(item)) + 1
-        if used + cost > budget:
-            break
-        chosen.append(item)
-        used += cost
-    return chosen, used
+    return within_budget(items, lambda item: estimate_tokens(render(item)) + 1, budget)
 
 
 async def read(
@@ -96,4 +89,4 @@ async def _episodes(db: Database, query: str, agent_id: str) -> list[Episode]:
     """
     words = await search.focus(db, "events_fts", query)
     terms = words.rare or words.common[:1]
-    return await sessions.search_events(db, " ".join(terms), agent_id) if terms else []
+    return await sessions.search_events(db, terms, agent_id) if terms else []

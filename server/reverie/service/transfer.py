@@ -85,12 +85,12 @@ async def _new_memories(db: Database, found: list[Memory]) -> list[Memory]:
 
 
 async def _record_import(db: Database, fresh: list[Memory], consolidated: list[str], now: datetime) -> None:
-    base = await revisions.current_revision(db)
+    base, before = await revisions.current_revision(db), await memories.count_active(db)
     record = Proposal(
         id=f"imp_{uuid.uuid4().hex[:10]}", engine="import", scope=None, status="applied", base_revision=base,
         created_at=now, session_ids=consolidated, operations=[],
-        stats=DreamStats(sessions_reviewed=len(consolidated), memories_before=await memories.count_active(db),
-                         memories_after=await memories.count_active(db) + len(fresh), tokens_before=0, tokens_after=0),
+        stats=DreamStats(sessions_reviewed=len(consolidated), memories_before=before,
+                         memories_after=before + len(fresh), tokens_before=0, tokens_after=0),
     )
     await proposals.insert_proposal(db, record, None)
     revision = await revisions.create_revision(db, record.id, "import", now)
@@ -98,4 +98,4 @@ async def _record_import(db: Database, fresh: list[Memory], consolidated: list[s
         await memories.insert_memory(db, memory)
         stored = (await memories.get_memories(db, [memory.id]))[memory.id]
         await revisions.record_change(db, revision, None, "insert", None, stored)
-    await proposals.set_status(db, record.id, ["applied"], "applied", now, revision)
+    await proposals.stamp_applied(db, record.id, revision, now)

@@ -111,6 +111,12 @@ async def set_status(
     return changed == 1
 
 
+async def stamp_applied(db: Database, proposal_id: str, revision: int, at: datetime) -> None:
+    """Record the revision a proposal inserted as applied (an import) made, once that revision exists."""
+    await db.execute("UPDATE proposals SET applied_revision = ?, decided_at = ? WHERE id = ?",
+                     (revision, to_iso(at), proposal_id))
+
+
 async def set_operation_result(
     db: Database, proposal_id: str, op_id: str, status: str, memory_id: str | None = None
 ) -> None:
@@ -120,22 +126,20 @@ async def set_operation_result(
     )
 
 
-async def supersede_pending(db: Database, proposal_id: str, scope: str | None, at: datetime) -> list[str]:
-    """Mark as superseded the pending proposals that the newer `proposal_id` redid; returns their ids.
+async def supersede_pending(db: Database, proposal_id: str, scope: str | None, at: datetime) -> int:
+    """Mark as superseded the pending proposals that the newer `proposal_id` redid; returns how many.
 
     Redid: same scope, and every session they reviewed was reviewed again. The flagged
     changes auto mode holds back from an applied dream come from sessions that dream
     consolidated, which no later dream reviews, so superseding those would lose them.
     """
-    rows = await db.fetchall(
-        """SELECT id FROM proposals p WHERE status = 'pending' AND scope IS ? AND id != ? AND NOT EXISTS (
-               SELECT 1 FROM proposal_sessions ps WHERE ps.proposal_id = p.id AND ps.session_id NOT IN (
+    return await db.execute(
+        """UPDATE proposals SET status = 'superseded', decided_at = ?
+           WHERE status = 'pending' AND scope IS ? AND id != ? AND NOT EXISTS (
+               SELECT 1 FROM proposal_sessions ps WHERE ps.proposal_id = proposals.id AND ps.session_id NOT IN (
                    SELECT session_id FROM proposal_sessions WHERE proposal_id = ?))""",
-        (scope, proposal_id, proposal_id),
+        (to_iso(at), scope, proposal_id, proposal_id),
     )
-    for row in rows:
-        await set_status(db, row[0], ["pending"], "superseded", at)
-    return [r[0] for r in rows]
 
 
 async def last_dream_at(db: Database) -> datetime | None:

@@ -25,11 +25,14 @@ COMMON_FLOOR = 500    # ...but below this many rows ranking is cheap, so no word
 FTS_TABLES = frozenset({"memories_fts", "events_fts"})
 
 
-def query_terms(text: str, max_terms: int = 24) -> list[str]:
+MAX_TERMS = 24  # words past these cost an index lookup each and seldom change the order
+
+
+def query_terms(text: str) -> list[str]:
     """Distinct lowercased words, without stopwords (unless that would leave none)."""
     terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(text)))
     # Words like "what" or "the" match nearly everything and only slow the ranking down.
-    return ([t for t in terms if t not in STOPWORDS] or terms)[:max_terms]
+    return ([t for t in terms if t not in STOPWORDS] or terms)[:MAX_TERMS]
 
 
 def any_of(terms: list[str]) -> str | None:
@@ -39,10 +42,6 @@ def any_of(terms: list[str]) -> str | None:
     matters more than precision for "what do I know about this".
     """
     return " OR ".join(f'"{t}"' for t in terms) or None
-
-
-def fts_query(text: str, max_terms: int = 24) -> str | None:
-    return any_of(query_terms(text, max_terms))
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from reverie.clock import from_iso, to_iso
 from reverie.models import Episode, Event, Note, NoteEntry, SessionRecord, Turn
 from reverie.store.database import Database
-from reverie.store.search import fts_query
+from reverie.store.search import any_of
 
 _CONSOLIDATED = """EXISTS (
     SELECT 1 FROM proposal_sessions ps JOIN proposals p ON p.id = ps.proposal_id
@@ -143,26 +144,54 @@ async def unconsolidated_sessions(db: Database, agent_id: str | None, limit: int
             AND (? IS NULL OR agent_id = ?) ORDER BY started_at DESC, logged_at DESC LIMIT ?""",
         (agent_id, agent_id, limit),
     )
-    return [await _record(db, row) for row in reversed(rows)]
+    return await _records(db, rows[::-1])
 
 
 async def session_records(db: Database, session_ids: Sequence[str]) -> list[SessionRecord]:
-    """Sessions with their events and notes, in the order asked for."""
-    rows = {}
-    for session_id in session_ids:
-        if (row := await db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))) is not None:
-            rows[session_id] = row
-    return [await _record(db, rows[i]) for i in session_ids if i in rows]
+    """Sessions with their events and notes, in the order asked for (unknown ids are left out)."""
+    rows = []
+    for chunk in _chunks(list(dict.fromkeys(session_ids))):
+        rows += await db.fetchall(f"SELECT * FROM sessions WHERE id IN ({_marks(chunk)})", chunk)
+    found = {r.id: r for r in await _records(db, rows)}
+    return [found[i] for i in session_ids if i in found]
 
 
-async def _record(db: Database, row: sqlite3.Row) -> SessionRecord:
-    events = await db.fetchall("SELECT * FROM events WHERE session_id = ? ORDER BY idx", (row["id"],))
-    notes = await db.fetchall("SELECT * FROM notes WHERE session_id = ? ORDER BY idx", (row["id"],))
-    return _head(row).model_copy(update={
-        "events": [_event(e) for e in events],
-        "notes": [Note(session_id=n["session_id"], index=n["idx"], content=n["content"],
-                       created_at=from_iso(n["created_at"])) for n in notes],
-    })
+async def ids_under(db: Database, base_id: str) -> set[str]:
+    """`base_id` and the ids that extend it after a dot (`<base_id>.<anything>`), those stored."""
+    # The range, not LIKE or GLOB with a built pattern, so the primary key's index is used.
+    rows = await db.fetchall("SELECT id FROM sessions WHERE id = ? OR (id > ? AND id < ?)",
+                             (base_id, f"{base_id}.", f"{base_id}/"))
+    return {r[0] for r in rows}
+
+
+async def _records(db: Database, rows: Sequence[sqlite3.Row]) -> list[SessionRecord]:
+    """The sessions of `rows`, in that order, with their events and notes: two queries, not two per session."""
+    ids = [row["id"] for row in rows]
+    events: dict[str, list[Event]] = defaultdict(list)
+    notes: dict[str, list[Note]] = defaultdict(list)
+    for chunk in _chunks(ids):
+        for e in await db.fetchall(f"SELECT * FROM events WHERE session_id IN ({_marks(chunk)}) "
+                                   "ORDER BY session_id, idx", chunk):
+            events[e["session_id"]].append(_event(e))
+        for n in await db.fetchall(f"SELECT * FROM notes WHERE session_id IN ({_marks(chunk)}) "
+                                   "ORDER BY session_id, idx", chunk):
+            notes[n["session_id"]].append(Note(session_id=n["session_id"], index=n["idx"], content=n["content"],
+                                               created_at=from_iso(n["created_at"])))
+    return [_head(row).model_copy(update={"events": events[row["id"]], "notes": notes[row["id"]]})
+            for row in rows]
+
+
+# SQLite before 3.32 allows 999 bound values per statement.
+_IDS_PER_QUERY = 900
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        yield ids[start : start + _IDS_PER_QUERY]
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
 
 
 def _event(row: sqlite3.Row) -> Event:
@@ -207,9 +236,9 @@ _ALL_EVENTS = """SELECT e.session_id, e.idx, e.role, e.content FROM events_fts
 TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before the agent filter
 
 
-async def search_events(db: Database, query: str, agent_id: str, limit: int = 20) -> list[Episode]:
-    """Best-matching turns of the agent's past sessions, by BM25."""
-    match = fts_query(query)
+async def search_events(db: Database, terms: list[str], agent_id: str, limit: int = 20) -> list[Episode]:
+    """The agent's past turns with any of `terms` (words, as `search.query_terms` gives them), best by BM25."""
+    match = any_of(terms)
     if match is None:
         return []
     rows = await db.fetchall(_TOP_EVENTS, (match, SCORED_TURNS, limit * TOP_EVENTS_SHARE, agent_id, limit))
@@ -233,4 +262,4 @@ async def consolidated_ids(db: Database) -> list[str]:
 
 async def export_sessions(db: Database) -> list[dict]:
     rows = await db.fetchall("SELECT * FROM sessions ORDER BY started_at, id")
-    return [json.loads((await _record(db, row)).model_dump_json()) for row in rows]
+    return [json.loads(record.model_dump_json()) for record in await _records(db, rows)]
