@@ -19,11 +19,10 @@ extra field rides along. For every call, in both protocol modes:
   be refused, but then the message names a field too.
 
 Strings are drawn from what a JSON transport can carry (no lone surrogates: stdio and
-HTTP reject those while parsing), and none is itself JSON such as "null" or "[]": the SDK
-decodes those before validation (pinned by an xfail below). Inputs the service mishandled
-were kept out of the strategies and pinned by tests at the end (calendar-edge
-timestamps, lone surrogates, ids with a trailing newline, an empty agent_id); those tests
-now check the fixes.
+HTTP reject those while parsing), text that is itself JSON ("null", "[]") included. Inputs
+the service mishandled were pinned by tests at the end (calendar-edge timestamps, lone
+surrogates, JSON-looking text, ids with a trailing newline, an empty agent_id); those
+tests now check the fixes.
 
 The examples run are counted in `EXAMPLES_RUN` and each test asserts it ran at least
 `FUZZ_EXAMPLES` of them (`REVERIE_FUZZ_EXAMPLES` raises the count for a longer run,
@@ -113,18 +112,6 @@ LEAKS = ("Traceback", 'File "', "site-packages", "UnicodeEncodeError", "Overflow
 OMIT = object()  # the field is left out of the call
 
 
-def stays_a_string(text: str) -> bool:
-    """False for strings the SDK decodes as JSON before validation ("null" → None, "[]" → []).
-
-    The SDK does that for every argument not annotated exactly `str` (Claude Desktop sends
-    lists as JSON strings), so `brief_id="null"` reaches Reverie as no brief_id at all.
-    """
-    try:
-        return isinstance(json.loads(text), str | int | float)
-    except (ValueError, RecursionError):
-        return True
-
-
 # Strings that have broken servers before: control characters, direction overrides,
 # zero-width and tag characters, combining marks, SQL/FTS/format syntax, paths.
 NASTY = [
@@ -132,11 +119,11 @@ NASTY = [
     "\ufeffBOM", "e\u0301" * 40, "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0010ffff",
     "".join(chr(0xE0000 + ord(c)) for c in "hidden"), "'; DROP TABLE memories; --", '"', "\\", "%s%n%x",
     "{0}{name}", "<script>alert(1)</script>", "../../etc/passwd", "NEAR(a b) AND OR NOT * ^", "\"unterminated",
-    "a" * 129, "ﷺ" * 50, "\u0000" * 10, "None", "[draft]", "{name}",
+    "a" * 129, "ﷺ" * 50, "\u0000" * 10, "None", "[draft]", "{name}", "null", "[]", "{}", '["a"]',
+    '{"status": 503}', "true",
 ]
 unicode_text = st.text(st.characters(codec="utf-8"), max_size=60)
 odd_text = st.one_of(unicode_text, st.sampled_from(NASTY), st.tuples(unicode_text, st.sampled_from(NASTY)).map("".join))
-odd_text = odd_text.filter(stays_a_string)
 prose = st.text(st.characters(codec="utf-8", exclude_categories=["Cc", "Cs", "Zl", "Zp"]), min_size=1, max_size=60)
 words = prose.filter(lambda s: s.strip() != "")
 huge_ints = st.one_of(st.integers(-(10**30), -1), st.integers(10**6, 10**30), st.sampled_from([-(2**63), 2**63, 2**64]))
@@ -649,7 +636,7 @@ def test_revert_dream_survives_any_proposal_id_and_names_what_is_wrong(tmp_path,
         run_counted(server, "revert_dream", fuzz)
 
 
-# --- inputs the service once mishandled, and one the SDK still does -----------------------------
+# --- inputs the service once mishandled ----------------------------------------------------------
 
 
 @MODES
@@ -694,16 +681,22 @@ def test_no_turns_and_only_blank_notes_is_an_empty_transcript(tmp_path, mode):
 
 
 @MODES
-@pytest.mark.xfail(strict=True, reason="server/reverie/mcp_server.py:159 read_memory(query: str | None): the SDK's "
-                   "func_metadata.pre_parse_json decodes JSON in any argument not annotated exactly `str`, so a query "
-                   "that is a JSON object or array is refused as 'not a valid string' and query='null' is dropped; "
-                   "the same holds for title, scope, session_id, brief_id, instructions")
 def test_a_query_that_looks_like_json_is_searched_as_text(tmp_path, mode):
     with serving(tmp_path, mode) as server:
         server.ok("log_session", transcript=[{"role": "tool", "tool_name": "http", "content": '{"status": 503} from the API'}])
         view = server.ok("read_memory", query='{"status": 503}')
         assert view["episodes"]
 
+
+@MODES
+def test_optional_text_that_looks_like_json_is_kept_as_the_text_sent(tmp_path, mode):
+    with serving(tmp_path, mode) as server:
+        logged = server.ok("log_session", transcript=[turn("hi")], title='["draft"]', outcome_summary='{"ok": true}',
+                           ended=False)
+        shown = server.ok("read_memory", query="null", scope=None)
+        assert "sessions_awaiting_dream" in logged and "entries" in shown
+        refused = server.call("propose_dream", {"engine": "heuristic", "scope": "[1]"})
+        assert refused.is_error and "scope '[1]' is not valid" in text_of(refused)
 
 
 # --- size limits -------------------------------------------------------------------------------

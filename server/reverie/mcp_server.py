@@ -30,7 +30,13 @@ from mcp.server.elicitation import CancelledElicitation, DeclinedElicitation
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import INVALID_REQUEST, CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
+)
 
 from reverie import __version__
 from reverie.auth import identity_of, verified_token
@@ -152,12 +158,22 @@ def build_server(
     return mcp
 
 
+def _null_is_none(value: Any, handler: ValidatorFunctionWrapHandler) -> str | None:
+    return None if value is None else handler(value)
+
+
+# Optional text. Annotated so that the argument's annotation stays exactly `str`: the SDK
+# JSON-decodes every other string argument first, which turned a query like
+# '{"status": 503}' into an object and refused it. The wrap validator still takes null.
+Text = Annotated[str, WrapValidator(_null_is_none), WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "null"}]})]
+
+
 def _add_memory_tools(mcp: MCPServer) -> None:
     @mcp.tool(annotations=ToolAnnotations(title="Read memory", read_only_hint=True, open_world_hint=False))
     async def read_memory(
         ctx: Context,
-        query: Annotated[str | None, Field(description="What this session is about; ranks entries and finds past excerpts.")] = None,
-        scope: Annotated[str | None, Field(description="Only this scope: 'shared', 'user', 'agent:<id>'. Default: all you can see.")] = None,
+        query: Annotated[Text, Field(description="What this session is about; ranks entries and finds past excerpts.")] = None,
+        scope: Annotated[Text, Field(description="Only this scope: 'shared', 'user', 'agent:<id>'. Default: all you can see.")] = None,
         categories: Annotated[list[Category] | None, Field(description="Only these categories.")] = None,
         budget_tokens: Annotated[int, Field(description="Most tokens to return (100-100000).")] = 2000,
         include_notes: Annotated[bool, Field(description="Include notes logged since the last dream.")] = True,
@@ -177,12 +193,12 @@ def _add_memory_tools(mcp: MCPServer) -> None:
     async def log_session(
         ctx: Context,
         transcript: Annotated[list[Turn] | str, Field(description="The turns (role user|assistant|tool|system, content, tool_name, is_error), or plain text / Claude Code JSONL.")],
-        session_id: Annotated[str | None, Field(description="Append to this open session (or create it with this id).")] = None,
-        agent_id: Annotated[str | None, Field(description="Who is logging; defaults to you (the server's agent, or your token's).")] = None,
-        title: str | None = None,
+        session_id: Annotated[Text, Field(description="Append to this open session (or create it with this id).")] = None,
+        agent_id: Annotated[Text, Field(description="Who is logging; defaults to you (the server's agent, or your token's).")] = None,
+        title: Text = None,
         notes: Annotated[list[str] | None, Field(description="Facts, preferences or lessons worth remembering, one per item.")] = None,
         outcome: Outcome | None = None,
-        outcome_summary: str | None = None,
+        outcome_summary: Text = None,
         ended: Annotated[bool, Field(description="False to keep the session open for more turns.")] = True,
     ) -> Annotated[CallToolResult, LogResult]:
         """Store this session's transcript and the notes worth keeping. Call at the end of a session.
@@ -214,10 +230,10 @@ def _review_app() -> Apps:
         ctx: Context,
         engine: Annotated[str, Field(description="'auto' (default), 'heuristic' (offline rules), 'anthropic' (Claude, needs ANTHROPIC_API_KEY) or 'agent' (you reflect on a brief).")] = "auto",
         max_sessions: Annotated[int, Field(description="Most recent unconsolidated sessions to review (1-100).")] = 100,
-        scope: Annotated[str | None, Field(description="Only this scope, e.g. 'agent:<id>'. Default: everything you may dream over (without write:shared, your own agent scope).")] = None,
-        instructions: Annotated[str | None, Field(description="What to focus on (up to 4096 characters).")] = None,
+        scope: Annotated[Text, Field(description="Only this scope, e.g. 'agent:<id>'. Default: everything you may dream over (without write:shared, your own agent scope).")] = None,
+        instructions: Annotated[Text, Field(description="What to focus on (up to 4096 characters).")] = None,
         operations: Annotated[list[OperationDraft] | None, Field(description="Your operations, answering a dream brief (with brief_id).")] = None,
-        brief_id: Annotated[str | None, Field(description="The dream brief your operations answer.")] = None,
+        brief_id: Annotated[Text, Field(description="The dream brief your operations answer.")] = None,
     ) -> Annotated[CallToolResult, Proposal]:
         """Review memory and recent sessions and propose a consolidation. Changes nothing yet.
 
