@@ -114,3 +114,14 @@ async def test_an_entry_another_agent_keeps_privately_does_not_block_the_same_en
 
     entries = (await reverie.read_memory(identity=ALICE)).entries
     assert applied.memories_added and [(e.scope, e.content) for e in entries] == [("agent:alice", "The printer is on floor 3")]
+
+
+async def test_a_pending_proposal_is_announced_to_the_agent_whose_sessions_it_reviews_and_to_no_other(reverie):
+    bob = Identity(agent_id="bob", grants=frozenset({"read:shared"}))
+    await reverie.log_session(chat("deploy?", "make ship"), agent_id="bob", notes=["Bramble deploys with make ship"])
+    proposal = await reverie.propose_dream("heuristic", identity=bob)
+
+    announced = {who.agent_id: [p.proposal_id for p in (await reverie.read_memory(identity=who)).pending_proposals]
+                 for who in (bob, ALICE, CURATOR)}
+
+    assert announced == {"bob": [proposal.id], "alice": [], "carol": [proposal.id]}

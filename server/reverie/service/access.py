@@ -39,7 +39,7 @@ from reverie.models import (
     PendingNotice,
     Proposal,
 )
-from reverie.store import Database, memories, proposals, sessions
+from reverie.store import Database, memories, proposals
 
 FIXED_GRANTS = ("read:shared", "write:shared", "read:user", "write:user", ALL_PROJECTS)
 GRANT_FORMS = ", ".join([*FIXED_GRANTS[:4], "project:<key>", "read:project:<key>", ALL_PROJECTS])
@@ -145,17 +145,16 @@ async def reach_memories(db: Database, identity: Identity, scope: str | None) ->
 
 
 async def check_visible(db: Database, identity: Identity, proposal: Proposal) -> None:
-    if problem := await _hidden(db, identity, proposal):
+    if problem := await _hidden(db, identity, proposal.id):
         raise Forbidden(f"Proposal {proposal.id} is not yours to see: {problem}.")
 
 
-async def _hidden(db: Database, identity: Identity, proposal: Proposal) -> str | None:
-    owners = set((await sessions.session_agents(db, proposal.session_ids)).values())
+async def _hidden(db: Database, identity: Identity, proposal_id: str) -> str | None:
+    owners, scopes = await proposals.reach(db, proposal_id)
     if others := sorted(a for a in owners if not sees_sessions_of(identity, a)):
         return (f"it reviews sessions of {', '.join(others)}, and only a token granted write:shared "
                 "(a curator) sees other agents' sessions")
-    targets = await _targets(db, proposal.operations)
-    if hidden := sorted({m.scope for m in targets.values() if not dream_reads(identity, m.scope)}):
+    if hidden := sorted(s for s in scopes if not dream_reads(identity, s)):
         return f"it changes entries in {', '.join(hidden)}, which agent {identity.agent_id!r} cannot read"
     return None
 
@@ -164,12 +163,7 @@ async def visible_notices(db: Database, identity: Identity, notices: list[Pendin
     """The pending proposals the caller may see (and so should be told about)."""
     if identity.grants >= LOCAL_GRANTS:
         return notices  # nothing is hidden from the local caller; loading each proposal costs every read
-    shown = []
-    for notice in notices:
-        proposal = await proposals.get_proposal(db, notice.proposal_id)
-        if proposal is not None and await _hidden(db, identity, proposal) is None:
-            shown.append(notice)
-    return shown
+    return [notice for notice in notices if await _hidden(db, identity, notice.proposal_id) is None]
 
 
 async def check_may_apply(db: Database, identity: Identity, proposal: Proposal, chosen: list[Operation]) -> None:

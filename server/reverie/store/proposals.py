@@ -89,6 +89,20 @@ def _operation(row: sqlite3.Row) -> Operation:
     )
 
 
+async def reach(db: Database, proposal_id: str) -> tuple[set[str], set[str]]:
+    """Whose sessions a stored proposal reviewed, and the scopes of the entries it would archive.
+
+    What deciding who may see it needs, read without loading its operations.
+    """
+    agents = await db.fetchall(
+        """SELECT DISTINCT s.agent_id FROM proposal_sessions ps JOIN sessions s ON s.id = ps.session_id
+           WHERE ps.proposal_id = ?""", (proposal_id,))
+    scopes = await db.fetchall(
+        """SELECT DISTINCT m.scope FROM operations o, json_each(o.targets_json) t JOIN memories m ON m.id = t.value
+           WHERE o.proposal_id = ?""", (proposal_id,))
+    return {r[0] for r in agents}, {r[0] for r in scopes}
+
+
 async def pending_notices(db: Database) -> list[PendingNotice]:
     """Proposals waiting for a person (briefs wait for the agent, not the user)."""
     rows = await db.fetchall(

@@ -110,15 +110,6 @@ async def count_unconsolidated(db: Database, agent_id: str | None = None) -> int
     )
 
 
-async def session_agents(db: Database, session_ids: Sequence[str]) -> dict[str, str]:
-    """The agent each of these sessions belongs to (unknown ids are left out)."""
-    if not session_ids:
-        return {}
-    marks = ",".join("?" * len(session_ids))
-    rows = await db.fetchall(f"SELECT id, agent_id FROM sessions WHERE id IN ({marks})", tuple(session_ids))
-    return {r[0]: r[1] for r in rows}
-
-
 async def undreamed(db: Database, agent_id: str | None = None) -> tuple[int, datetime | None]:
     """Ended sessions no dream has reviewed yet (every agent's, or `agent_id`'s): how many,
     and when the oldest was logged.
