@@ -1,7 +1,8 @@
 """What the heuristic engine reads out of sessions: memory candidates with their evidence.
 
 - notes the agent wrote down (explicit: one is enough to propose an entry);
-- preference statements the user made ("I prefer …", "please always …");
+- what the user stated in plain turns: facts with a value, preferences, standing
+  instructions (see `statements`);
 - tool errors with the same signature in two or more sessions (pitfalls);
 - tool sequences shared by two or more successful sessions (workflows);
 - and the current memories, so new candidates are compared with what is known.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from reverie.engines import statements
 from reverie.models import Category, Event, Evidence, Memory, SessionRecord
 from reverie.text import shorten
 
@@ -41,7 +43,7 @@ class Candidate:
     risk: set[str] = field(default_factory=set)
     memory: Memory | None = None
     scope: str | None = None
-    subject: str | None = None  # what a preference is about, when the sentence names it
+    correction: bool = False  # "actually, …": it replaces what it corrects
 
 
 def from_memory(memory: Memory) -> Candidate:
@@ -55,9 +57,11 @@ def from_memory(memory: Memory) -> Candidate:
 
 # --- notes ----------------------------------------------------------------------------
 
+# What a note *is*: a failure it describes or a warning it opens with is a pitfall; a
+# "don't" in the middle of a sentence ("we still don't know") is not.
 _CATEGORY_CUES: list[tuple[Category, re.Pattern]] = [
-    ("pitfall", re.compile(r"\b(fails?|failed|error|broken|avoid|never|don't|do not|can't|cannot|won't|careful"
-                           r"|gotcha|beware|must not)\b", re.I)),
+    ("pitfall", re.compile(r"\b(fails?|failed|failing|errors?|exception|broken|breaks|crash(es|ed)?|careful|gotcha|"
+                           r"beware|must not|runs? out of)\b|^\s*(avoid|never|don't|do not)\b", re.I)),
     ("preference", re.compile(r"\b(prefers?|likes?|wants?|rather|style)\b", re.I)),
     ("workflow", re.compile(r"\b(first|then|steps?)\b|→|->|\bbefore (running|deploying|committing|merging)\b", re.I)),
     ("insight", re.compile(r"\b(learned|turns out|because|realised|realized|works better)\b", re.I)),
@@ -85,41 +89,21 @@ def from_notes(session: SessionRecord) -> list[Candidate]:
 
 # --- user statements --------------------------------------------------------------------
 
-_PREFERENCE = re.compile(
-    r"\b(i|we)\s+(really\s+)?(prefer|like|want|would like|'d like|hate|dislike|don't like|do not like)\b"
-    r"|^\s*(please\s+)?(always|never|don't|do not)\s|\bfrom now on\b|\bas i prefer\b",
-    re.I,
-)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_OBJECT = re.compile(r"\b(?:prefer|like|want)s?\s+([^,;.!?—–]+)", re.I)
-
 
 def from_statements(session: SessionRecord) -> list[Candidate]:
-    found = []
-    for event in session.events:
-        if event.role == "user":
-            found += [_statement(session, event, s) for s in _SENTENCE.split(event.content) if _is_preference(s)]
-    return found
+    """The user's facts, preferences and standing instructions, each with its turn and time."""
+    return [_statement(session, event, found) for event in session.events if event.role == "user"
+            for found in statements.statements(event.content)]
 
 
-def _is_preference(sentence: str) -> bool:
-    return 3 <= len(sentence.split()) <= 40 and bool(_PREFERENCE.search(sentence))
-
-
-def _statement(session: SessionRecord, event: Event, sentence: str) -> Candidate:
-    sentence = sentence.strip()
+def _statement(session: SessionRecord, event: Event, found: statements.Statement) -> Candidate:
     return Candidate(
-        text=f"The user said: “{sentence}”", category="preference", source="statement",
-        observed_at=session.started_at, agents=frozenset({session.agent_id}), sessions=frozenset({session.id}),
-        evidence=[Evidence(session_id=session.id, event_index=event.index, quote=shorten(sentence))],
-        scope="user", subject=_subject(sentence),
+        text=f"The user said: “{found.text}”", category=found.category, source="statement",
+        observed_at=event.timestamp or session.started_at, agents=frozenset({session.agent_id}),
+        sessions=frozenset({session.id}),
+        evidence=[Evidence(session_id=session.id, event_index=event.index, quote=shorten(found.text))],
+        scope="user", correction=found.correction,
     )
-
-
-def _subject(sentence: str) -> str | None:
-    """'I prefer pytest over unittest, so …' → 'pytest over unittest'."""
-    match = _OBJECT.search(sentence)
-    return " ".join(match.group(1).split()[:4]).lower() if match else None
 
 
 # --- recurring tool errors ----------------------------------------------------------------

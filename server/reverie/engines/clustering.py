@@ -9,7 +9,13 @@ that share two rare words. One bound trades recall for time: a token already sha
 MAX_BLOCK statements is no longer probed, so statements made only of very common words
 can miss a duplicate.
 Statements of the form "key: value" are also linked by their key, which is how a changed
-value ("Team database: PostgreSQL 16") finds the entry it replaces.
+value ("Team database: PostgreSQL 16") finds the entry it replaces; callers add links of
+their own (two statements about one subject).
+
+Groups grow around a representative (star clustering): items are taken in the caller's
+order (the best worded first), and each joins the first representative it is linked to,
+or becomes one. Nothing chains: A like B and B like C puts A with C only when both are
+like B, the representative, so one stock phrase cannot pull unrelated statements together.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+from reverie.claims import Stated
 
 # Statements sharing one prefix token are compared; past this many the token is too common
 # to say anything, so later statements no longer probe through it.
@@ -29,6 +37,9 @@ class Features:
     tokens: frozenset[str]
     key: str | None = None
     numbers: tuple[str, ...] = ()  # the statement's numbers, sorted: what masking hid from `tokens`
+    # For the caller's own tests of a pair; clustering itself reads only the fields above.
+    stated: Stated = Stated((), False)
+    left: frozenset[str] = frozenset()
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -39,19 +50,31 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 def cluster(
-    items: Sequence[Features], threshold: float, linked: Callable[[int, int], bool]
+    items: Sequence[Features], threshold: float, linked: Callable[[int, int], bool],
+    more_links: Iterable[tuple[int, int]] = (), order: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """Groups of item indexes; `linked(i, j)` decides each candidate pair (>= threshold)."""
-    parent = list(range(len(items)))
-    for i, j in _candidate_pairs(items, threshold):
-        if linked(i, j):
-            _union(parent, i, j)
-    for group in _same_key(items):
-        for j in group[1:]:
-            _union(parent, group[0], j)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(items)):
-        groups[_find(parent, i)].append(i)
+    """Groups of item indexes; `linked(i, j)` decides each candidate pair (>= threshold).
+
+    `more_links` are pairs known to belong together; `order` (default: as given) is the
+    order in which items may become representatives.
+    """
+    neighbours: dict[int, set[int]] = defaultdict(set)
+    pairs = [(i, j) for i, j in _candidate_pairs(items, threshold) if linked(i, j)]
+    for i, j in [*pairs, *_same_key(items), *more_links]:
+        neighbours[i].add(j)
+        neighbours[j].add(i)
+    return _around_representatives(neighbours, order if order is not None else range(len(items)))
+
+
+def _around_representatives(neighbours: dict[int, set[int]], order: Iterable[int]) -> list[list[int]]:
+    groups: dict[int, list[int]] = {}
+    rank: dict[int, int] = {}
+    for position, i in enumerate(order):
+        leaders = [j for j in neighbours.get(i, ()) if j in groups]
+        if leaders:
+            groups[min(leaders, key=rank.__getitem__)].append(i)
+        else:
+            groups[i], rank[i] = [i], position
     return list(groups.values())
 
 
@@ -112,20 +135,10 @@ def _similar(smaller: frozenset[str], larger: frozenset[str], threshold: float) 
     return len(smaller) >= threshold * len(larger) and jaccard(smaller, larger) >= threshold
 
 
-def _same_key(items: Sequence[Features]) -> list[list[int]]:
+def _same_key(items: Sequence[Features]) -> list[tuple[int, int]]:
+    """Every pair of items with one key (a key names one subject, so each may lead)."""
     by_key: dict[str, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
         if item.key:
             by_key[item.key].append(index)
-    return [group for group in by_key.values() if len(group) > 1]
-
-
-def _find(parent: list[int], i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-def _union(parent: list[int], i: int, j: int) -> None:
-    parent[_find(parent, i)] = _find(parent, j)
+    return [(i, j) for group in by_key.values() for n, i in enumerate(group) for j in group[n + 1 :]]

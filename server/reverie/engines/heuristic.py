@@ -14,20 +14,23 @@ It proposes; it never writes. Every add, update and merge carries the evidence i
 
 from __future__ import annotations
 
-import functools
 import math
 import re
+from collections import defaultdict
 from datetime import timedelta
 
 import anyio
 
+from reverie import claims
+from reverie.claims import stem
 from reverie.engines import candidates as found
+from reverie.engines import statements
 from reverie.engines.candidates import Candidate
 from reverie.engines.clustering import Features, cluster, jaccard
 from reverie.models import DreamInput, EngineResult, Evidence, OperationDraft
 from reverie.text import STOPWORDS, is_number, words
 
-SIMILAR = 0.6          # Jaccard over masked words for "says the same thing"
+SIMILAR = 0.45         # Jaccard over masked words for "says the same thing" (in other words)
 SAME_SUBJECT = 0.8     # ... and for "the same sentence with another number in it"
 MAX_EVIDENCE = 5
 GENERIC_KEYS = frozenset(
@@ -51,8 +54,9 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
     for session in dream.sessions:
         pool += found.from_notes(session) + found.from_statements(session)
     pool += found.recurring_errors(dream.sessions) + found.shared_workflows(dream.sessions)
-    features = [features_of(c.text, c.subject) for c in pool]
-    groups = cluster(features, SIMILAR, lambda i, j: _same_subject(features[i], features[j], pool[i], pool[j]))
+    features = [features_of(c.text) for c in pool]
+    groups = cluster(features, SIMILAR, lambda i, j: _same_subject(features[i], features[j], pool[i], pool[j]),
+                     more_links=subject_links(pool, features), order=representatives_first(pool))
     ops, current = [], set()
     for group in groups:
         members = [pool[i] for i in group]
@@ -69,28 +73,20 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
 # --- features ---------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1 << 16)  # a vocabulary repeats: stem each word once
-def _stem(word: str) -> str:
-    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + keep
-    return word
-
-
 def _content_words(text: str) -> list[str]:
     return _stems(words(text))
 
 
 def _stems(tokens: list[str]) -> list[str]:
-    return [_stem(w) for w in tokens if w not in STOPWORDS and w not in _EXTRA_STOPWORDS]
+    return [stem(w) for w in tokens if w not in STOPWORDS and w not in _EXTRA_STOPWORDS]
 
 
-def features_of(text: str, subject: str | None = None) -> Features:
+def features_of(text: str) -> Features:
     """Computed once per statement: clustering and resolving ask them of every pair they meet."""
     tokens = words(text)
     masked = frozenset("#" if is_number(w) else w for w in _stems(tokens))
-    key = "prefer " + " ".join(_content_words(subject)) if subject else _key(text)
-    return Features(tokens=masked, key=key, numbers=tuple(sorted(w for w in tokens if is_number(w))))
+    return Features(tokens=masked, key=_key(text), numbers=tuple(sorted(w for w in tokens if is_number(w))),
+                    stated=claims.stated(text), left=statements.change_terms(text))
 
 
 def _key(text: str) -> str | None:
@@ -114,6 +110,8 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
     """A candidate pair above SIMILAR: do they talk about the same thing?"""
     if a.key and b.key and a.key != b.key:
         return False  # "Staging database: …" and "Production database: …" are two facts
+    if _one_word_swapped(a.tokens, b.tokens):
+        return False  # "run make lint before pushing" / "run make test before pushing": two rules
     if a.numbers != b.numbers:
         if x.memory is None and x.sessions == y.sessions:
             return False  # one session noting two values means two facts, not a change
@@ -121,14 +119,65 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
     return True
 
 
+def _one_word_swapped(a: frozenset[str], b: frozenset[str]) -> bool:
+    """The same frame with one word in another slot: rewording changes several words."""
+    return len(a - b) == 1 and len(b - a) == 1 and "#" not in a ^ b
+
+
 def conflicts(new: Candidate, new_features: Features, old: Candidate, old_features: Features) -> bool:
-    """Does `new` state a different value for what `old` says?"""
-    if "statement" in (new.source, old.source):
-        return False  # a restated preference reinforces; it has no value to replace
+    """Does `new` state a different value for what `old` says?
+
+    Yes when it corrects it ("actually, …"), names the old value as left behind ("we
+    switched from npm"), gives the same key another value, or gives one of its subjects
+    another value (`claims`). Restating a preference only reinforces it.
+    """
     if new_features.key and new_features.key == old_features.key:
         return _value(new.text) != _value(old.text)
+    if new.correction or new_features.left & old_features.tokens:
+        return True
+    if claims.disagree(new_features.stated, old_features.stated):
+        return True
+    if "statement" in (new.source, old.source):
+        return False
     new_numbers, old_numbers = new_features.numbers, old_features.numbers
     return bool(new_numbers and old_numbers and new_numbers != old_numbers)
+
+
+# --- statements about one subject ----------------------------------------------------------
+
+MAX_UNIT_BLOCK = 200  # a unit shared by more statements than this says too little to compare by
+
+
+def subject_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+    """Pairs that talk about one subject though worded apart: a value for one unit
+    ("page 200" / "page 220"), or a newer statement naming the older one's value as left
+    behind ("the team uses npm" / "we switched from npm to pnpm")."""
+    return [*_claim_links(pool, features), *_change_links(pool, features)]
+
+
+def _claim_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+    by_unit: dict[str, list[int]] = defaultdict(list)
+    for i, f in enumerate(features):
+        for unit in {u for c in f.stated.claims for u in c.unit}:
+            by_unit[unit].append(i)
+    pairs = {(i, j) for block in by_unit.values() if len(block) <= MAX_UNIT_BLOCK
+             for n, i in enumerate(block) for j in block[n + 1 :]}
+    return [(i, j) for i, j in pairs if _one_subject(pool[i], pool[j], features[i], features[j])]
+
+
+def _one_subject(x: Candidate, y: Candidate, a: Features, b: Features) -> bool:
+    if x.memory is None and y.memory is None and x.sessions == y.sessions and claims.disagree(a.stated, b.stated):
+        return False  # one session giving two values means two facts, not a change
+    return claims.related(a.stated, b.stated)
+
+
+def _change_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+    holding: dict[str, list[int]] = defaultdict(list)
+    for i, f in enumerate(features):
+        for token in f.tokens:
+            holding[token].append(i)
+    return [(i, j) for i, f in enumerate(features) for term in f.left for j in holding.get(term, ())[:MAX_UNIT_BLOCK]
+            if j != i and pool[j].observed_at <= pool[i].observed_at and term not in features[j].left]
 
 
 # --- resolving a cluster ------------------------------------------------------------------
@@ -137,7 +186,7 @@ def conflicts(new: Candidate, new_features: Features, old: Candidate, old_featur
 def resolve(group: list[Candidate], features: list[Features]) -> OperationDraft | None:
     order = sorted(range(len(group)), key=lambda i: (group[i].observed_at, group[i].source != "memory"))
     newest = order[-1]
-    agree = [i for i in order if not conflicts(group[newest], features[newest], group[i], features[i])]
+    agree = [i for i in order if i == newest or not conflicts(group[newest], features[newest], group[i], features[i])]
     replaced = [group[i] for i in order if i not in agree]
     memories = [c for c in group if c.memory]
     fresh = [group[i] for i in agree if not group[i].memory]
@@ -151,9 +200,16 @@ def resolve(group: list[Candidate], features: list[Features]) -> OperationDraft 
 
 
 def _supported(fresh: list[Candidate]) -> bool:
-    """A note is explicit; a user's passing remark must recur before it becomes memory."""
-    sessions = {s for c in fresh for s in c.sessions}
-    return any(c.source in ("note", "pattern") for c in fresh) or len(sessions) >= found.MIN_SESSIONS
+    """Something to add: a note, a detected pattern, or a statement the user made in so many
+    words (`statements` keeps only facts with a value, preferences and standing rules)."""
+    return bool(fresh)
+
+
+def representatives_first(pool: list[Candidate]) -> list[int]:
+    """The order in which statements may lead a group: entries already in memory, then the
+    agent's notes, then patterns, then the user's words; the newest first within each."""
+    rank = {"memory": 0, "note": 1, "pattern": 2, "statement": 3}
+    return sorted(range(len(pool)), key=lambda i: (rank[pool[i].source], -pool[i].observed_at.timestamp()))
 
 
 def _representative(group: list[Candidate]) -> Candidate:
@@ -221,11 +277,7 @@ def _agents(group: list[Candidate]) -> set[str]:
 
 def _category(group: list[Candidate]):
     patterns = [c.category for c in group if c.source in ("pattern", "memory")]
-    if patterns:
-        return patterns[-1]
-    if any(c.source == "statement" for c in group):
-        return "preference"
-    return group[-1].category
+    return patterns[-1] if patterns else group[-1].category
 
 
 def _scope(group: list[Candidate]) -> str:

@@ -1,0 +1,266 @@
+"""What a statement claims: a subject, and the value it gives that subject.
+
+"I'm currently on page 200" claims 200 for the subject *page*; "we moved the API to port
+9090" claims 9090 for *port* (with *api* around it). When two statements claim different
+values for one subject, the newer one is the current state: a dream replaces the old
+entry, and `read_memory` shows only the newer statement.
+
+A value is what a sentence can change without changing what it talks about: a number
+(`200`, `3.12`, `$500`, `7:30`, `10-12`, `5th`), a number word (`five`, `twice`) or a
+day of the week. Its *unit* is what the value counts — the content words right after it
+("600 *followers*", "five *trips*"), or the word that names it right before ("*page*
+220", "*Python* 3.12"). Everything else in the sentence is its *context*.
+
+Two claims are about one subject when their units agree and their contexts share what
+makes the subject specific: a word that is not a common unit ("followers", "Fitbit"),
+or two words. A word the two contexts do *not* share does not matter in a long sentence
+(people say the same thing in other words), but in a short statement a word on each
+side that the other lacks names two things ("*staging* DB is Postgres 15" / "*prod* DB
+is Postgres 16"), so those stay two facts. The rules err that way on purpose: a missed
+supersession leaves an old value beside the new one, while a wrong one hides a true fact.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from reverie.text import STOPWORDS
+
+# --- sentences ---------------------------------------------------------------------------
+
+_ABBREVIATIONS = frozenset("e.g i.e etc vs dr mr mrs ms st no approx fig cf jr sr prof inc ltd".split())
+_BREAK = re.compile(r"(?<=[.!?])[\"”’')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of `text`, never split inside "3.11", "$1,000", "7:30", a URL or "e.g."."""
+    parts, start = [], 0
+    for match in _BREAK.finditer(text):
+        if _after_abbreviation(text, match.start()) or _before_lowercase(text, match.end()):
+            continue
+        parts.append(text[start : match.end()].strip())
+        start = match.end()
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def _after_abbreviation(text: str, end: int) -> bool:
+    word = text[max(0, end - 8) : end].split()[-1:] or [""]
+    return word[0].rstrip(".").lower() in _ABBREVIATIONS
+
+
+def _before_lowercase(text: str, start: int) -> bool:
+    # "… at 5 p.m. and then" or "approx. three": a lowercase word goes on the same sentence.
+    return start < len(text) and text[start].islower()
+
+
+# --- tokens and values ---------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"\$?\d+(?:[.,:]\d+)*(?:\s?[-–]\s?\$?\d+(?:[.,:]\d+)*)?(?:st|nd|rd|th|am|pm|k|mm|%)?(?!\w|\.\d)"
+    r"|[^\W\d_](?:[\w'’.+/-]*\w)?",
+    re.UNICODE,
+)
+_NUMBER_WORDS = frozenset(
+    """one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+    sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
+    thousand million once twice thrice third fourth fifth sixth seventh eighth ninth tenth""".split()
+)
+_DAYS = {d: d for d in "monday tuesday wednesday thursday friday saturday sunday".split()}
+_DAYS.update({d + "s": d for d in list(_DAYS)})
+
+# Words that never identify a subject: they come with any value. "I've been using it for
+# 6 months" and "it has been 6 months" say nothing about what was used.
+_FILLER = STOPWORDS | frozenset(
+    """i'm i've i'd i'll we're we've it's that's don't didn't can't won't there's
+    now currently current already still just yet so far lately recently today yesterday week weeks
+    since ago about around almost nearly roughly over under least most more less new other different
+    another some any all each every few many much lot lots total whole extra additional same great good
+    really pretty quite actually way by maybe also even well how many last next been get got gotten make made go going went
+    think thinking know say said tell told feel feeling like love want need one ones thing things time
+    times day days month months year years hour hours minute minutes second seconds am pm
+    moved switched changed upgraded renamed replaced raised lowered increased decreased went instead
+    anymore longer
+    """.split()
+)
+# Units too common to name a subject alone: "3 weeks" of what? The context must say.
+_GENERIC_UNITS = frozenset(
+    """time times day days week weeks month months year years hour hours minute minutes second
+    seconds am pm one ones thing things people person percent bit lot point""".split()
+)
+
+
+def tokens(text: str) -> list[str]:
+    return [t.lower().replace("’", "'").rstrip(".") for t in _TOKEN.findall(text)]
+
+
+def is_value(token: str) -> bool:
+    return token[:1].isdigit() or token[:2].startswith("$") or token in _NUMBER_WORDS or token in _DAYS
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def stem(word: str) -> str:
+    """A crude stem, enough to match "followers"/"follower", "trips"/"trip"."""
+    word = word.removesuffix("'s")
+    for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh"), ("xes", "x"), ("ing", ""),
+                         ("ed", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            return word[: -len(suffix)] + keep
+    return word
+
+
+_IMPLIED_TIMES = frozenset({"once", "twice", "thrice"})
+# A value's shape, a unit of last resort: "3-2" and "5-2" are both scores, "7:00" a time.
+_SHAPE = re.compile(r"\d+")
+_SHAPES = frozenset({"#", "#:#", "#-#", "#.#", "$#", "#,#", "weekday"})
+
+
+def _shape(token: str) -> str:
+    return "weekday" if token in _DAYS else _SHAPE.sub("#", token)
+
+
+_NOT_UNITS = frozenset(stem(w) for w in _FILLER - _GENERIC_UNITS)
+
+
+def _value(token: str) -> str:
+    """A value in a form two wordings share: "$1,000" → "1000", "Fridays" → "friday"."""
+    return _DAYS.get(token) or token.lstrip("$").replace(",", "").replace(" ", "")
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    value: str
+    unit: frozenset[str]      # stems naming what the value counts or is
+    words: frozenset[str]     # all the statement's content stems, the unit's among them
+
+    @property
+    def context(self) -> frozenset[str]:
+        return self.words - self.unit
+
+
+def claims(text: str) -> list[Claim]:
+    """The values a statement gives, each with its unit and context."""
+    found = tokens(text)
+    content = frozenset(stem(t) for t in found if t not in _FILLER and not is_value(t) and len(t) > 1)
+    return [Claim(_value(token), _unit(found, i), content | _unit(found, i))
+            for i, token in enumerate(found) if is_value(token)]
+
+
+def _unit(found: list[str], i: int) -> frozenset[str]:
+    """The content word right after the value (two when the first only describes: "15 signed
+    baseballs"), or the one naming it right before ("page 220", "Python 3.12")."""
+    words = [_shape(found[i])] if not found[i][:1].isalpha() or found[i] in _DAYS else []
+    for token in found[i + 1 : i + 4]:
+        if token in STOPWORDS or is_value(token):
+            break
+        words.append(stem(token))
+    words += [stem(t) for t in _named_by(found, i)]
+    if found[i] in _IMPLIED_TIMES:
+        words.append("time")
+    return frozenset(words) - _NOT_UNITS
+
+
+def _named_by(found: list[str], i: int) -> list[str]:
+    """The word before a value that names it: "page 220", "class on Thursday"."""
+    for token in reversed(found[max(0, i - 3) : i]):
+        if is_value(token):
+            return []
+        if token not in _FILLER:
+            return [token]
+    return []
+
+
+def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] = frozenset()) -> bool:
+    """Do two claims give a value to one subject?
+
+    `short`: both come from brief statements, where a word only one side has names a
+    different thing. `asked`: the words of the question being answered; a unit it names
+    is the subject asked about, so the claims need share nothing else.
+    """
+    unit = a.unit & b.unit
+    if not unit:
+        return False
+    shared = (a.words & b.words) - unit
+    if short and (a.context - b.context) and (b.context - a.context):
+        return False
+    specific = {u for u in unit - _GENERIC_UNITS if u not in _SHAPES}
+    if unit & asked or (shared & asked and specific):
+        return True
+    return bool(specific and shared) or len(shared) >= 2 or (bool(specific) and short)
+
+
+# --- statements over time -------------------------------------------------------------------
+
+SHORT = 6  # content words: a statement this brief says one thing, so every word counts
+
+
+@dataclass(frozen=True)
+class Stated:
+    claims: tuple[Claim, ...]
+    short: bool
+
+
+def stated(text: str) -> Stated:
+    found = claims(text)
+    size = len({w for c in found[:1] for w in c.context | c.unit})
+    return Stated(tuple(found), size <= SHORT)
+
+
+def disagree(new: Stated, old: Stated, asked: frozenset[str] = frozenset()) -> bool:
+    """Does `new` give a subject values `old` never gives it?
+
+    Not when the two share a value for it: "4 engineers, plus Rachel: 5 people" beside "5
+    engineers" lists two values and replaces neither, and "03:30 UTC (moved off 02:00)"
+    already holds what "the backup is at 03:30" says.
+    """
+    short = new.short and old.short
+    for o in old.claims:
+        now = {n.value for n in new.claims if same_subject(n, o, short, asked)}
+        before = {c.value for c in old.claims if c is o or same_subject(c, o, short, asked)}
+        if now and not now & before:
+            return True
+    return False
+
+
+def related(a: Stated, b: Stated) -> bool:
+    """Do two statements give a value to one subject (the same value or not)?"""
+    short = a.short and b.short
+    return any(same_subject(x, y, short) for x in a.claims for y in b.claims)
+
+
+def outdated(statements: Sequence[tuple[str, datetime]], query: str | None = None) -> set[int]:
+    """Indexes of the statements that give some subject a value a newer statement replaces.
+
+    With a `query`, only subjects the query asks about count: a reader asking about pages
+    read wants the newest page, and nothing else the excerpts mention is judged.
+    """
+    asked = _asked(query)
+    parsed = [_about(stated(text), asked) for text, _ in statements]
+    order = sorted(range(len(statements)), key=lambda i: statements[i][1])
+    stale = set()
+    for rank, old in enumerate(order):
+        if parsed[old].claims and any(disagree(parsed[new], parsed[old], asked or frozenset())
+                                      for new in order[rank + 1 :] if statements[new][1] > statements[old][1]):
+            stale.add(old)
+    return stale
+
+
+def _asked(query: str | None) -> frozenset[str] | None:
+    if query is None:
+        return None
+    return frozenset(stem(t) for t in tokens(query) if t not in _FILLER and not is_value(t))
+
+
+def _about(statement: Stated, asked: Iterable[str] | None) -> Stated:
+    if asked is None:
+        return statement
+    asked = frozenset(asked)
+    kept = tuple(c for c in statement.claims if c.unit & asked or len(c.context & asked) >= 2)
+    return Stated(kept, statement.short)
