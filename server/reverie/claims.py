@@ -185,15 +185,21 @@ def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] 
     is the subject asked about, so the claims need share nothing else.
     """
     unit = a.unit & b.unit
-    if not unit:
-        return False
+    if not unit or (unit <= _SHAPES and a.unit - _SHAPES and b.unit - _SHAPES):
+        return False  # nothing in common, or only a shape: "4 engineers" and "5 people" count two things
     shared = (a.words & b.words) - unit
-    if short and (a.context - b.context) and (b.context - a.context):
+    if _qualified_apart(a.context - b.context, b.context - a.context, shared, short):
         return False
     specific = {u for u in unit - _GENERIC_UNITS if u not in _SHAPES}
     if unit & asked or (shared & asked and specific):
         return True
     return bool(specific and shared) or len(shared) >= 2 or (bool(specific) and short)
+
+
+def _qualified_apart(a_only: frozenset[str], b_only: frozenset[str], shared: frozenset[str], short: bool) -> bool:
+    """Each side names something the other does not, in statements otherwise alike:
+    "*Production* API rate limit: 600" / "*Sandbox* API rate limit: 60" are two limits."""
+    return bool(a_only and b_only) and (short or len(shared) >= 2 * max(len(a_only), len(b_only)))
 
 
 # --- statements over time -------------------------------------------------------------------

@@ -120,8 +120,15 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
 
 
 def _one_word_swapped(a: frozenset[str], b: frozenset[str]) -> bool:
-    """The same frame with one word in another slot: rewording changes several words."""
-    return len(a - b) == 1 and len(b - a) == 1 and "#" not in a ^ b
+    """The same frame with another word in one slot, or another name on each side ("P1" /
+    "P2", "acme-web" / "acme-api"): rewording changes several plain words, not names."""
+    if len(a - b) == 1 and len(b - a) == 1 and "#" not in a ^ b:
+        return True
+    return any(map(_name_like, a - b)) and any(map(_name_like, b - a))
+
+
+def _name_like(token: str) -> bool:
+    return token != "#" and any(ch.isdigit() or ch in "-_." for ch in token)
 
 
 def conflicts(new: Candidate, new_features: Features, old: Candidate, old_features: Features) -> bool:
