@@ -5,6 +5,7 @@ Run from the repository root (not part of the test suite):
     python -m bench.quality --engine heuristic [--json figures.json] [--show-memory]
     python -m bench.quality --engine agent       # scripted operations through the brief API
     python -m bench.quality --engine anthropic   # only when ANTHROPIC_API_KEY is set
+    python -m bench.quality --external           # public data in ../shared/eval-data (see `external`)
 
 Each scenario in `scenarios/` is logged into a fresh SQLite file, dreamed once with the
 chosen engine, and everything without a risk flag is applied (auto mode). The active
@@ -15,4 +16,5 @@ memory is then scored against the scenario's labels.
 - `runner`   — one scenario end to end in a throwaway database
 - `scoring`  — checks per scenario and the figures they add up to
 - `report`   — the markdown table, per-scenario lines and the JSON document
+- `external` — the same question asked of public benchmarks (LongMemEval, LoCoMo, labelled pairs)
 """

@@ -1,4 +1,8 @@
-"""`python -m bench.quality --engine heuristic|agent|anthropic [--json PATH] [--show-memory]`."""
+"""`python -m bench.quality --engine heuristic|agent|anthropic [--json PATH] [--show-memory]`.
+
+`python -m bench.quality --external [...]` measures on the public data instead (see
+`bench.quality.external`; `--external --help` lists its options).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from reverie.errors import ReverieError
 from bench.quality import report
 from bench.quality.corpus import Scenario, load_corpus
 from bench.quality.engines import DREAMERS, Dreamer, unavailable
+from bench.quality.external import command as external
 from bench.quality.runner import run
 from bench.quality.scoring import Score, failed, score
 
@@ -21,6 +26,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", choices=sorted(DREAMERS), default="heuristic")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every figure and check here")
     parser.add_argument("--show-memory", action="store_true", help="print each scenario's operations and memory")
+    parser.add_argument("--external", action="store_true",
+                        help="measure on the public data in ../shared/eval-data instead (--external --help for its options)")
     return parser.parse_args(argv)
 
 
@@ -35,6 +42,9 @@ async def run_all(corpus: list[Scenario], dreamer: Dreamer) -> list[Score]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--external" in argv:  # its own options: the scenario bench's parser would refuse them
+        return external.main([a for a in argv if a != "--external"])
     args = parse(argv)
     if reason := unavailable(args.engine):
         print(reason)
