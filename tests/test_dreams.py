@@ -339,11 +339,6 @@ async def test_revert_is_refused_while_a_later_dream_builds_on_it_and_allowed_af
     assert await contents(reverie) == []
 
 
-async def test_a_dream_with_nothing_to_change_says_so(reverie):
-    proposal = await reverie.propose_dream("heuristic")
-    assert proposal.operations == [] and "Nothing to change" in proposal.report
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -244,16 +244,17 @@ def related(a: Stated, b: Stated) -> bool:
 def outdated(statements: Sequence[tuple[str, datetime]], query: str | None = None) -> set[int]:
     """Indexes of the statements that give some subject a value a newer statement replaces.
 
+    Of two statements made at the same time, the later one in `statements` is the newer.
     With a `query`, only subjects the query asks about count: a reader asking about pages
     read wants the newest page, and nothing else the excerpts mention is judged.
     """
     asked = _asked(query)
     parsed = [_about(stated(text), asked) for text, _ in statements]
-    order = sorted(range(len(statements)), key=lambda i: statements[i][1])
+    order = sorted(range(len(statements)), key=lambda i: (statements[i][1], i))
     stale = set()
     for rank, old in enumerate(order):
         if parsed[old].claims and any(disagree(parsed[new], parsed[old], asked or frozenset())
-                                      for new in order[rank + 1 :] if statements[new][1] > statements[old][1]):
+                                      for new in order[rank + 1 :]):
             stale.add(old)
     return stale
 

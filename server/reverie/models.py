@@ -17,7 +17,8 @@ Outcome = Literal["success", "failure", "partial", "unknown"]
 Category = Literal["fact", "preference", "workflow", "pitfall", "insight"]
 OpKind = Literal["add", "update", "merge", "prune", "promote"]
 RiskFlag = Literal["from_tool_output", "instruction_like", "secret_redacted", "low_evidence"]
-ProposalStatus = Literal["pending", "applied", "partially_applied", "rejected", "superseded", "reverted"]
+# "empty": the dream proposed nothing, so it consolidated none of its sessions (`service.dreams`).
+ProposalStatus = Literal["pending", "applied", "partially_applied", "rejected", "superseded", "reverted", "empty"]
 OpStatus = Literal["pending", "applied", "rejected"]
 
 CATEGORIES: tuple[Category, ...] = ("fact", "preference", "workflow", "pitfall", "insight")
@@ -137,10 +138,12 @@ class MemoryEntry(Model):
     confidence: float
     sources: list[str] = Field(description="Session ids this entry came from.")
     updated_at: datetime
+    observed_at: datetime = Field(description="When the newest evidence for it was seen.")
 
 
 class NoteEntry(Model):
     session_id: str
+    index: int = Field(description="Its place among the session's notes: the later of two written together is the newer.")
     content: str
     created_at: datetime
 
@@ -151,7 +154,8 @@ class Episode(Model):
     session_id: str
     event_index: int
     role: Role
-    text: str
+    text: str = Field(description="The turn's sentences that hold the query's words, whole; ' … ' marks a gap.")
+    timestamp: datetime = Field(description="When the turn was said (its session's start when it has no time).")
 
 
 class PendingNotice(Model):
@@ -227,6 +231,16 @@ class EngineResult(Model):
     brief: str | None = Field(default=None, description="For the agent engine: what the client's model reflects on.")
 
 
+class LookedAt(Model):
+    """What a dream's sessions held, counted by the service whatever the engine: what the
+    report of a dream that found nothing cites as what it looked at."""
+
+    user_turns: int = 0
+    notes: int = 0
+    sessions_with_tool_errors: int = 0
+    successful_sessions: int = Field(default=0, description="Sessions logged with outcome 'success'.")
+
+
 class DreamStats(Model):
     sessions_reviewed: int
     memories_before: int
@@ -234,6 +248,7 @@ class DreamStats(Model):
     tokens_before: int
     tokens_after: int
     usage: Usage | None = None
+    looked_at: LookedAt | None = Field(default=None, description="Absent on dreams stored before it was counted.")
 
 
 class Proposal(Model):

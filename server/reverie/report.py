@@ -1,13 +1,16 @@
 """Markdown written for people and for the agent's context window.
 
 A proposal's report is what the user reviews in chat, so it is grouped by kind, numbered
-by op id, quotes its evidence, shows risk flags plainly, and ends with how to answer.
+by op id, quotes its evidence, shows risk flags plainly, and ends with how to answer. A
+dream that found nothing says what it looked at, why nothing qualified, and which engine
+to try on the same sessions, which it left unconsolidated.
 """
 
 from __future__ import annotations
 
 from reverie.models import (
     Episode,
+    LookedAt,
     MemoryEntry,
     NoteEntry,
     Operation,
@@ -41,7 +44,8 @@ def note_line(note: NoteEntry) -> str:
 
 
 def episode_line(episode: Episode) -> str:
-    return f"- {episode.session_id}#{episode.event_index} {episode.role}: {shorten(episode.text, 300)}"
+    """The excerpt as recall cut it (whole sentences), with when it was said."""
+    return f"- {episode.session_id}#{episode.event_index} {episode.role}, {episode.timestamp:%Y-%m-%d}: {episode.text}"
 
 
 def pending_line(notice: PendingNotice) -> str:
@@ -67,6 +71,8 @@ def memory_markdown(
 def proposal_markdown(proposal: Proposal) -> str:
     if proposal.brief is not None:
         return brief_markdown(proposal)
+    if proposal.status == "empty":
+        return empty_markdown(proposal)
     stats = proposal.stats
     head = (
         f"# Dream proposal {proposal.id} ({proposal.status})\n"
@@ -74,11 +80,69 @@ def proposal_markdown(proposal: Proposal) -> str:
         f"{stats.memories_before} → {stats.memories_after} entries, ~{stats.tokens_before} → ~{stats.tokens_after} tokens."
     )
     if not proposal.operations:
-        return head + "\n\nNothing to change: memory is already consistent with these sessions."
+        return head + "\n\nNo changes in this proposal."
     sections = [head] + [_section(kind, ops) for kind, ops in _by_kind(proposal.operations)]
     if proposal.status == "pending":
         sections.append(_how_to_answer(proposal))
     return "\n\n".join(sections)
+
+
+def empty_markdown(proposal: Proposal) -> str:
+    """A dream that found nothing: what it looked at, why nothing qualified, and what next."""
+    stats = proposal.stats
+    seen = stats.looked_at if stats.sessions_reviewed else None  # None too for dreams stored before counting
+    inside = f" ({_count(seen.user_turns, 'turn')} by the user, {_count(seen.notes, 'note')})" if seen else ""
+    memories = _count(stats.memories_before, "memory entry", "memory entries")
+    parts = [f"# Dream {proposal.id} found nothing to propose\nEngine {proposal.engine} looked at "
+             f"{_count(stats.sessions_reviewed, 'session')}{inside} and {memories}."]
+    if seen is not None:
+        parts.append("## Why nothing qualified\n" + "\n".join(f"- {r}" for r in _why_nothing(proposal, seen)))
+    parts.append(_still_available(proposal))
+    return "\n\n".join(parts)
+
+
+def _why_nothing(proposal: Proposal, seen: LookedAt) -> list[str]:
+    """Each rule of the heuristic engine with what the sessions offered it; a model engine's verdict."""
+    if proposal.engine != "heuristic":
+        return [f"the {proposal.engine} engine reviewed them and proposed no change"]
+    memories = proposal.stats.memories_before
+    erring, succeeded = seen.sessions_with_tool_errors, seen.successful_sessions
+    rules = [  # (offered, what came of it, what was missing)
+        (seen.notes, f"{_count(seen.notes, 'note')}, none new to memory", "no notes written down"),
+        (seen.user_turns, f"{_count(seen.user_turns, 'turn')} by the user, none read as a new fact or preference",
+         "no turns by the user"),
+        (erring >= 2, f"tool errors in {erring} sessions, none recurring as a new pitfall",
+         "no tool error repeated in two sessions"),
+        (succeeded >= 2, f"{succeeded} successful sessions, no new tool sequence shared by two of them",
+         f"no tool sequence shared by two successful sessions ({succeeded} logged with outcome success)"),
+        (memories, f"{_count(memories, 'memory entry', 'memory entries')}, none duplicated, outdated or stale",
+         "memory is empty, so nothing to merge, update or prune"),
+    ]
+    return [found if offered else missing for offered, found, missing in rules]
+
+
+# What to try after an engine found nothing: every engine but the one that just ran.
+OTHER_ENGINES = {
+    "agent": "in chat, `propose_dream(engine=\"agent\")`: the assistant's own model reflects on them "
+             "(in a terminal, `reverie dream --engine agent` prints that brief for a model to answer)",
+    "anthropic": "`reverie dream --engine anthropic` or `propose_dream(engine=\"anthropic\")`: Claude reads them "
+                 "(needs ANTHROPIC_API_KEY)",
+    "heuristic": "`reverie dream --engine heuristic`: the offline rules",
+}
+
+
+def _still_available(proposal: Proposal) -> str:
+    reviewed = proposal.stats.sessions_reviewed
+    if not reviewed:
+        return "No session awaited a dream. Log sessions first (`log_session`, or `reverie log` in a terminal)."
+    these = "this session stays" if reviewed == 1 else f"these {reviewed} sessions stay"
+    others = [f"- {hint}" for engine, hint in OTHER_ENGINES.items() if engine != proposal.engine]
+    return (f"## Nothing used up\nMemory is unchanged, and {these} available to the next dream. "
+            "Another engine may find what this one missed:\n" + "\n".join(others))
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
 def brief_markdown(proposal: Proposal) -> str:

@@ -9,6 +9,14 @@
   servers sharing the file — never review the same memory at once; the second is
   refused with `DreamRunning`. A holder that dies leaves a lease that lapses after
   `config.DREAM_LOCK_TTL`.
+- a dream that proposes nothing is stored as `empty`. It changed nothing, so it uses up
+  no history: only an applied dream consolidates sessions (`store.sessions`), and these
+  stay for the next dream, where another engine (an `agent` brief, `anthropic`) may find
+  what this one missed; its report says what it looked at and why nothing qualified.
+  It still counts as having reviewed them for the schedule (`sessions.undreamed`), so a
+  scheduled dream that found nothing does not run again on every log for the same
+  sessions: the next is due when new ones arrive, and reviews the old ones with them. It
+  supersedes no pending proposal: finding nothing is no reason to drop another's findings.
 - apply: one transaction. It refuses a proposal the caller may not see, operations
   touching scopes it may not write (`access`), a proposal whose targets changed after its base
   revision, or that would re-add an entry a newer dream already added, and flips the
@@ -45,6 +53,7 @@ from reverie.models import (
     DreamStats,
     Evidence,
     Identity,
+    LookedAt,
     Memory,
     Operation,
     OperationDraft,
@@ -87,16 +96,17 @@ async def propose(
                            stale_after_days=stale_after_days)
         drafted = await dreamer.propose(dream)
         operations = finalize(drafted.operations, {m.id: m for m in current}, {s.id: s for s in reviewed})
-        stats = _stats(current, operations, len(reviewed)).model_copy(update={"usage": drafted.usage})
+        stats = _stats(current, operations, reviewed).model_copy(update={"usage": drafted.usage})
         proposal = Proposal(
             id=f"drm_{uuid.uuid4().hex[:10]}", engine=dreamer.name, scope=scope,
-            status="pending" if operations or drafted.brief else "applied", base_revision=base, created_at=now,
+            status="pending" if operations or drafted.brief else "empty", base_revision=base, created_at=now,
             session_ids=[s.id for s in reviewed], operations=operations, stats=stats, brief=drafted.brief,
         )
         async with db.transaction():
             await _check_still_held(db, holder)
             await proposals.insert_proposal(db, proposal, instructions)
-            await proposals.supersede_pending(db, proposal.id, scope, now)
+            if proposal.status == "pending":
+                await proposals.supersede_pending(db, proposal.id, scope, now)
     return with_report(proposal)
 
 
@@ -151,7 +161,7 @@ async def submit(
         operations = finalize([with_quotes(d, reviewed) for d in drafts], current, reviewed)
         proposal = brief.model_copy(update={
             "id": f"drm_{uuid.uuid4().hex[:10]}", "operations": operations, "created_at": now, "brief": None,
-            "stats": _stats(list(current.values()), operations, len(reviewed)),
+            "stats": _stats(list(current.values()), operations, list(reviewed.values())),
         })
         await proposals.set_status(db, brief.id, ["pending"], "superseded", now)
         await proposals.insert_proposal(db, proposal, None)
@@ -212,14 +222,29 @@ def _checked(
     )
 
 
-def _stats(current: list[Memory], operations: list[Operation], reviewed: int) -> DreamStats:
+def _stats(current: list[Memory], operations: list[Operation], reviewed: list[SessionRecord]) -> DreamStats:
+    return DreamStats(sessions_reviewed=len(reviewed), looked_at=looked_at(reviewed), **_sizes(current, operations))
+
+
+def _sizes(current: list[Memory], operations: list[Operation]) -> dict[str, int]:
+    """Entries and tokens in memory before and after `operations`."""
     archived = {t for op in operations for t in op.targets}
     added = [op.content for op in operations if op.content]
     kept = [m.content for m in current if m.id not in archived]
-    return DreamStats(
-        sessions_reviewed=reviewed, memories_before=len(current), memories_after=len(kept) + len(added),
-        tokens_before=sum(estimate_tokens(m.content) for m in current),
-        tokens_after=sum(map(estimate_tokens, kept + added)),
+    return {
+        "memories_before": len(current), "memories_after": len(kept) + len(added),
+        "tokens_before": sum(estimate_tokens(m.content) for m in current),
+        "tokens_after": sum(map(estimate_tokens, kept + added)),
+    }
+
+
+def looked_at(reviewed: list[SessionRecord]) -> LookedAt:
+    """Counted here, not by the engine, so every engine's empty dream reports the same things."""
+    return LookedAt(
+        user_turns=sum(e.role == "user" for s in reviewed for e in s.events),
+        notes=sum(len(s.notes) for s in reviewed),
+        sessions_with_tool_errors=sum(any(e.is_error for e in s.events) for s in reviewed),
+        successful_sessions=sum(s.outcome == "success" for s in reviewed),
     )
 
 
@@ -301,7 +326,7 @@ async def _hold_for_review(db: Database, proposal: Proposal, held: list[Operatio
     waiting = proposal.model_copy(update={
         "id": f"drm_{uuid.uuid4().hex[:10]}", "status": "pending", "base_revision": revision, "created_at": now,
         "operations": held, "applied_revision": None,
-        "stats": _stats(current, held, proposal.stats.sessions_reviewed),
+        "stats": proposal.stats.model_copy(update={**_sizes(current, held), "usage": None}),  # the applied dream's cost
     })
     await proposals.insert_proposal(db, waiting, None)
     return waiting.id

@@ -5,6 +5,10 @@ yet, or when it is `every` since the last dream and at least one such session ex
 With nothing new to review, nothing is due. That one rule, `dream_due`, answers both
 `log_session` ("a dream is due") and the scheduler, so the two never disagree.
 
+"Reviewed" counts every dream, while "consolidated" counts only applied ones: a dream that
+found nothing leaves its sessions to the next dream (another engine may do better) but does
+not make one due again, so the same engine is not re-run over the same sessions on every log.
+
 `run_schedule` is the loop `reverie serve` runs beside the MCP server. It checks once a
 minute (more often if `every` is shorter) and dreams (engine "auto") when a dream is due
 and no tool call came in for `idle`, so a background dream never competes with a live

@@ -33,7 +33,7 @@ _PRIOR = "(0.6 * m.confidence + 0.4 / (1.0 + max(julianday(?) - julianday(m.obse
 _NEWEST_MATCHES = "SELECT min(rowid) FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?)"
 # What a read shows of a memory: building whole `Memory` models for every candidate was
 # a good part of a read's cost.
-_ENTRY_COLUMNS = "m.id, m.content, m.category, m.scope, m.confidence, m.evidence_json, m.updated_at"
+_ENTRY_COLUMNS = "m.id, m.content, m.category, m.scope, m.confidence, m.evidence_json, m.updated_at, m.observed_at"
 
 
 def _filters(scopes: Sequence[str] | None, categories: Sequence[str] | None) -> tuple[str, list]:
@@ -207,4 +207,5 @@ def _entry(row: sqlite3.Row) -> MemoryEntry:
     return MemoryEntry(
         id=row["id"], content=row["content"], category=row["category"], scope=row["scope"],
         confidence=row["confidence"], sources=sorted(sessions), updated_at=from_iso(row["updated_at"]),
+        observed_at=from_iso(row["observed_at"]),
     )

@@ -14,6 +14,8 @@ Invariants the schema itself enforces, so no code path can break them:
 
 from __future__ import annotations
 
+import sqlite3
+
 import aiosqlite
 
 from reverie.clock import to_iso, utcnow
@@ -206,13 +208,51 @@ m005_active_content_index = [
     "CREATE INDEX memories_active_content ON memories (lower(content)) WHERE valid_to IS NULL",
 ]
 
+m006_empty_dreams = [
+    # A dream that proposed nothing is 'empty', not 'applied': it changed nothing, so it
+    # consolidates none of the sessions it reviewed (`store.sessions`). SQLite widens a
+    # CHECK only by copying the table: the documented rebuild, run with foreign keys off
+    # (`_REBUILDS`), since the old copy is dropped while other tables still point at it.
+    """CREATE TABLE proposals_new (
+        id TEXT PRIMARY KEY,
+        engine TEXT NOT NULL,
+        scope TEXT,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+            ('pending', 'applied', 'partially_applied', 'rejected', 'superseded', 'reverted', 'empty')),
+        base_revision INTEGER NOT NULL,
+        instructions TEXT,
+        stats_json TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        decided_at TEXT,
+        applied_revision INTEGER REFERENCES revisions (id),
+        brief TEXT
+    )""",
+    """INSERT INTO proposals_new (id, engine, scope, status, base_revision, instructions, stats_json, created_at,
+                                 decided_at, applied_revision, brief)
+       SELECT id, engine, scope, status, base_revision, instructions, stats_json, created_at,
+              decided_at, applied_revision, brief FROM proposals""",
+    "DROP TABLE proposals",
+    "ALTER TABLE proposals_new RENAME TO proposals",
+    "CREATE INDEX proposals_status ON proposals (status, created_at)",
+    # Dreams stored before this as 'applied' with nothing in them give their sessions back.
+    """UPDATE proposals SET status = 'empty'
+       WHERE status = 'applied' AND applied_revision IS NULL AND brief IS NULL AND engine != 'import'
+         AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.proposal_id = proposals.id)""",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", m001_initial),
     ("m002_dream_briefs", m002_dream_briefs),
     ("m003_locks", m003_locks),
     ("m004_ranking_indexes", m004_ranking_indexes),
     ("m005_active_content_index", m005_active_content_index),
+    ("m006_empty_dreams", m006_empty_dreams),
 ]
+
+# Migrations that rebuild a table other tables reference. Dropping the old copy would trip
+# those references while foreign keys are on, and the pragma cannot change inside a
+# transaction: these run with it off, and commit only if `foreign_key_check` then finds nothing.
+_REBUILDS = frozenset({"m006_empty_dreams"})
 
 
 async def migrate(connection: aiosqlite.Connection) -> list[str]:
@@ -231,6 +271,19 @@ async def migrate(connection: aiosqlite.Connection) -> list[str]:
 
 
 async def _apply(connection: aiosqlite.Connection, name: str, statements: list[str]) -> None:
+    if name not in _REBUILDS:
+        return await _apply_in_transaction(connection, name, statements)
+    enforced = (await (await connection.execute("PRAGMA foreign_keys")).fetchone())[0]
+    await connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        await _apply_in_transaction(connection, name, statements, check_keys=True)
+    finally:
+        await connection.execute(f"PRAGMA foreign_keys = {enforced}")
+
+
+async def _apply_in_transaction(
+    connection: aiosqlite.Connection, name: str, statements: list[str], check_keys: bool = False
+) -> None:
     await connection.execute("BEGIN IMMEDIATE")
     try:
         # Another process may have migrated between our check and this lock.
@@ -238,6 +291,8 @@ async def _apply(connection: aiosqlite.Connection, name: str, statements: list[s
         if await cursor.fetchone() is None:
             for statement in statements:
                 await connection.execute(statement)
+            if check_keys and await (await connection.execute("PRAGMA foreign_key_check")).fetchone():
+                raise sqlite3.IntegrityError(f"{name} would leave rows pointing at rows that are gone")
             await connection.execute("INSERT INTO _migrations VALUES (?, ?)", (name, to_iso(utcnow())))
     except BaseException:
         await connection.execute("ROLLBACK")

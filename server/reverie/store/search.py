@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reverie.store.database import Database
 from reverie.text import STOPWORDS
@@ -50,6 +50,11 @@ class Focus:
 
     rare: list[str]     # in fewer rows than the threshold: these tell rows apart
     common: list[str]   # the rest, rarest first
+    # How many rows each of the query's words matches (0 for none), counted no further than
+    # `threshold`; and how many rows the table has. Enough for an IDF weight per word.
+    counts: dict[str, int] = field(default_factory=dict)
+    threshold: int = 0
+    rows: int = 0
 
 
 async def focus(db: Database, table: str, text: str) -> Focus:
@@ -62,17 +67,18 @@ async def focus(db: Database, table: str, text: str) -> Focus:
     terms = query_terms(text)
     if not terms:
         return Focus([], [])
-    threshold = await _common_threshold(db, table)
+    rows = await _row_count(db, table)
+    threshold = max(COMMON_FLOOR, math.ceil(rows * COMMON_SHARE))
     counts = await _match_counts(db, table, terms, threshold)
     found = sorted((t for t in terms if counts[t] > 0), key=counts.__getitem__)
-    return Focus([t for t in found if counts[t] < threshold], [t for t in found if counts[t] >= threshold])
+    return Focus([t for t in found if counts[t] < threshold], [t for t in found if counts[t] >= threshold],
+                 counts, threshold, rows)
 
 
-async def _common_threshold(db: Database, table: str) -> int:
+async def _row_count(db: Database, table: str) -> int:
     # Rows are only ever added (memories are archived, events are append-only), so the
     # largest rowid is the row count without counting.
-    rows = await db.scalar(f"SELECT max(rowid) FROM {_checked(table)}") or 0
-    return max(COMMON_FLOOR, math.ceil(rows * COMMON_SHARE))
+    return await db.scalar(f"SELECT max(rowid) FROM {_checked(table)}") or 0
 
 
 async def _match_counts(db: Database, table: str, terms: list[str], cap: int) -> dict[str, int]:

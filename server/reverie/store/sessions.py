@@ -1,7 +1,9 @@
 """Sessions, their events and notes: the append-only record of what happened.
 
 A session is "consolidated" once a proposal that reviewed it has been applied; reverting
-that proposal makes it unconsolidated again, so its notes come back to the next dream.
+that proposal makes it unconsolidated again, so its notes come back to the next dream. A
+dream that proposed nothing (`empty`), or whose every change was rejected, consolidates
+nothing: only what changed memory uses up history.
 """
 
 from __future__ import annotations
@@ -115,8 +117,8 @@ async def undreamed(db: Database, agent_id: str | None = None) -> tuple[int, dat
     and when the oldest was logged.
 
     "Reviewed" means named by any proposal, whatever became of it, so sessions a person
-    rejected do not make the next dream due by themselves (they still join it). A dream
-    brief does not count until the agent's answer to it is stored.
+    rejected, or a dream found nothing in, do not make the next dream due by themselves
+    (they still join it). A dream brief does not count until the agent's answer to it is stored.
     """
     row = await db.fetchone(
         """SELECT count(*), min(logged_at) FROM sessions s WHERE ended_at IS NOT NULL
@@ -200,11 +202,11 @@ def _event(row: sqlite3.Row) -> Event:
 async def pending_notes(db: Database, agent_id: str, limit: int = 200) -> list[NoteEntry]:
     """Notes from the agent's sessions that no applied dream has consolidated yet, newest first."""
     rows = await db.fetchall(
-        f"""SELECT n.session_id, n.content, n.created_at FROM notes n JOIN sessions s ON s.id = n.session_id
+        f"""SELECT n.session_id, n.idx, n.content, n.created_at FROM notes n JOIN sessions s ON s.id = n.session_id
             WHERE s.agent_id = ? AND NOT {_CONSOLIDATED} ORDER BY n.created_at DESC, n.idx LIMIT ?""",
         (agent_id, limit),
     )
-    return [NoteEntry(session_id=r[0], content=r[1], created_at=from_iso(r[2])) for r in rows]
+    return [NoteEntry(session_id=r[0], index=r[1], content=r[2], created_at=from_iso(r[3])) for r in rows]
 
 
 # FTS5's own top-k, before any join: joining every match to its event and session first
@@ -213,7 +215,9 @@ async def pending_notes(db: Database, agent_id: str, limit: int = 200) -> list[N
 # can crowd this agent's out of the top-k; then the whole match is joined and filtered
 # (cheap when matches are few).
 SCORED_TURNS = 2_000
-_TOP_EVENTS = """SELECT e.session_id, e.idx, e.role, e.content
+# A turn without its own time was said when its session started, as far as anyone knows.
+_EPISODE_COLUMNS = "e.session_id, e.idx, e.role, e.content, coalesce(e.timestamp, s.started_at)"
+_TOP_EVENTS = f"""SELECT {_EPISODE_COLUMNS}
     FROM (SELECT rowid, bm25(events_fts) AS relevance FROM events_fts
           WHERE events_fts MATCH ?1 AND rowid >= (
               SELECT min(rowid) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1
@@ -221,21 +225,22 @@ _TOP_EVENTS = """SELECT e.session_id, e.idx, e.role, e.content
           ORDER BY relevance LIMIT ?3) AS f
     JOIN events e ON e.id = f.rowid JOIN sessions s ON s.id = e.session_id
     WHERE s.agent_id = ?4 ORDER BY f.relevance LIMIT ?5"""
-_ALL_EVENTS = """SELECT e.session_id, e.idx, e.role, e.content FROM events_fts
+_ALL_EVENTS = f"""SELECT {_EPISODE_COLUMNS} FROM events_fts
     JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
     WHERE events_fts MATCH ? AND s.agent_id = ? ORDER BY bm25(events_fts) LIMIT ?"""
 TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before the agent filter
 
 
 async def search_events(db: Database, terms: list[str], agent_id: str, limit: int = 20) -> list[Episode]:
-    """The agent's past turns with any of `terms` (words, as `search.query_terms` gives them), best by BM25."""
+    """The agent's past turns with any of `terms` (words, as `search.query_terms` gives them), best by BM25,
+    each whole (`reverie.excerpt` cuts them down to what a reader is shown)."""
     match = any_of(terms)
     if match is None:
         return []
     rows = await db.fetchall(_TOP_EVENTS, (match, SCORED_TURNS, limit * TOP_EVENTS_SHARE, agent_id, limit))
     if len(rows) < limit:
         rows = await db.fetchall(_ALL_EVENTS, (match, agent_id, limit))
-    return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3]) for r in rows]
+    return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3], timestamp=from_iso(r[4])) for r in rows]
 
 
 async def started_at(db: Database, session_ids: Sequence[str]) -> dict[str, datetime]:
