@@ -112,10 +112,15 @@ def _drafts(mix: Mix, targets: list[str], notes: list[Evidence]) -> list[Operati
 
 
 async def dream_corpus(path: Path, sessions: int = 100, turns: int = 100, seed: int = 11) -> None:
-    """Sessions of chat, one note each, for the heuristic engine to chew on for a noticeable moment."""
+    """Sessions of chat, one note each, for the heuristic engine to chew on for a noticeable moment.
+
+    The user only asks (a question is read, never kept), so a dream proposes one add per
+    note: a race over applying it measures the race, not the size of the proposal.
+    """
     rng = random.Random(seed)
     async with open_reverie(Settings(db_path=path, agent_id=AGENT)) as reverie:
         for n in range(sessions):
-            chat = [Turn(role="user" if i % 2 == 0 else "assistant", content=statement(rng, n * 1000 + i))
+            chat = [Turn(role="user", content=f"Is it still so? {statement(rng, n * 1000 + i)[:-1]}?")
+                    if i % 2 == 0 else Turn(role="assistant", content=statement(rng, n * 1000 + i))
                     for i in range(turns)]
             await reverie.log_session(chat, notes=[statement(rng, n)], title=f"session {n}")

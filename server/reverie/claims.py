@@ -147,10 +147,39 @@ class Claim:
 
 def claims(text: str) -> list[Claim]:
     """The values a statement gives, each with its unit and context."""
-    found = tokens(text)
+    found = tokens(_IDENTIFIER.sub(_joined, text))
     content = frozenset(stem(t) for t in found if t not in _FILLER and not is_value(t) and len(t) > 1)
     return [Claim(_value(token), _unit(found, i), content | _unit(found, i))
-            for i, token in enumerate(found) if is_value(token)]
+            for i, token in enumerate(found) if is_value(token) and not _when_or_which(found, i)]
+
+
+_EVENT_DAY = frozenset("last this next yesterday past coming".split())
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
+
+
+def _when_or_which(found: list[str], i: int) -> bool:
+    """A value that dates one event or picks from a set, not a state that can change: "last
+    Friday", "on the 15th", "May 3", "two of my friends"."""
+    before = found[i - 1] if i else ""
+    after = found[i + 1] if i + 1 < len(found) else ""
+    if found[i] in _DAYS and not found[i].endswith("s"):
+        return before in _EVENT_DAY or after in ("night", "morning", "afternoon", "evening")
+    if found[i][:1].isdigit() and found[i][-2:] in ("st", "nd", "rd", "th"):
+        return before in ("the", "of") or before in _MONTHS
+    return (after == "of" and found[i] in _NUMBER_WORDS) or before in _MONTHS
+
+
+# A number that says *which one* rather than how many: "(item 5)", "#431", or a name
+# that opens the statement ("Customer 39 is on the Pro plan"). It is part of the subject:
+# joined into one word, it tells "Customer 0" and "Customer 39" apart instead of making
+# 39 the new value of 0.
+_IDENTIFIER = re.compile(r"(?:(?<=\()|(?<=^)|(?<=[.!?;“\"]\s)|(?<=[“\"]))\s*([A-Za-z][\w-]*)\s+#?(\d+)\b(?![.,:]\d)"
+                         r"|#(\d+)\b")
+
+
+def _joined(match: re.Match) -> str:
+    noun, number, hashed = match.groups()
+    return f"{noun}_{number}" if noun else f"no_{hashed}"
 
 
 def _unit(found: list[str], i: int) -> frozenset[str]:
@@ -199,7 +228,7 @@ def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] 
 def _qualified_apart(a_only: frozenset[str], b_only: frozenset[str], shared: frozenset[str], short: bool) -> bool:
     """Each side names something the other does not, in statements otherwise alike:
     "*Production* API rate limit: 600" / "*Sandbox* API rate limit: 60" are two limits."""
-    return bool(a_only and b_only) and (short or len(shared) >= 2 * max(len(a_only), len(b_only)))
+    return bool(a_only and b_only) and (short or len(shared) >= 3 * max(len(a_only), len(b_only)))
 
 
 # --- statements over time -------------------------------------------------------------------
@@ -213,6 +242,7 @@ class Stated:
     short: bool
 
 
+@functools.lru_cache(maxsize=1 << 14)  # recall judges the same entries and notes on every read
 def stated(text: str) -> Stated:
     found = claims(text)
     size = len({w for c in found[:1] for w in c.context | c.unit})
@@ -244,19 +274,39 @@ def related(a: Stated, b: Stated) -> bool:
 def outdated(statements: Sequence[tuple[str, datetime]], query: str | None = None) -> set[int]:
     """Indexes of the statements that give some subject a value a newer statement replaces.
 
-    Of two statements made at the same time, the later one in `statements` is the newer.
+    A statement's time may be any sortable key (say, time then turn index); two with equal
+    keys have no order between them, so neither replaces the other.
     With a `query`, only subjects the query asks about count: a reader asking about pages
     read wants the newest page, and nothing else the excerpts mention is judged.
     """
+    if query is not None and _EARLIER.search(query):
+        return set()  # "my previous best", "in the first three months": the old value is the answer
     asked = _asked(query)
     parsed = [_about(stated(text), asked) for text, _ in statements]
-    order = sorted(range(len(statements)), key=lambda i: (statements[i][1], i))
     stale = set()
-    for rank, old in enumerate(order):
-        if parsed[old].claims and any(disagree(parsed[new], parsed[old], asked or frozenset())
-                                      for new in order[rank + 1 :]):
+    for old, rivals in _sharing_a_unit(parsed).items():
+        if any(statements[new][1] > statements[old][1] and disagree(parsed[new], parsed[old], asked or frozenset())
+               for new in rivals):
             stale.add(old)
     return stale
+
+
+_EARLIER = re.compile(
+    r"\b(?:previous|previously|earlier|before|first|initially|originally|used to|at first|at the start|"
+    r"when i (?:just )?started|old|former|formerly|last time|prior)\b", re.I)
+
+
+def _sharing_a_unit(parsed: Sequence[Stated]) -> dict[int, set[int]]:
+    """For each statement, the others with a claim of the same unit: only they can disagree."""
+    by_unit: dict[str, set[int]] = {}
+    for i, statement in enumerate(parsed):
+        for unit in {u for c in statement.claims for u in c.unit}:
+            by_unit.setdefault(unit, set()).add(i)
+    rivals: dict[int, set[int]] = {}
+    for group in by_unit.values():
+        for i in group:
+            rivals.setdefault(i, set()).update(group - {i})
+    return rivals
 
 
 def _asked(query: str | None) -> frozenset[str] | None:

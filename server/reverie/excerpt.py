@@ -1,11 +1,11 @@
 """Excerpts of past turns: the whole sentences that hold what a query asks about.
 
-A turn that fits EXCERPT_CHARS is shown whole. A longer one is cut down to its sentences,
-never cut inside one: the sentence that holds most of the query, any other that holds at
-least half as much, then the sentences either side of the best for context, while the
-excerpt stays under EXCERPT_CHARS. Skipped sentences leave " … " behind. Only a single sentence longer than the limit is cut, at clause
-boundaries (", " "; " " — ") around its match, and failing those between words, so a
-value such as "3.11", "$1,000" or "7:30" is never split.
+A turn that fits EXCERPT_CHARS is shown whole. A longer one is cut down to whole sentences
+(`claims.sentences`): the one that holds most of the query, any other that holds at least
+half as much, then the best one's neighbours for context, while the excerpt stays under
+EXCERPT_CHARS; skipped sentences leave " … " behind. Only a single sentence longer than the
+limit is cut, at clause boundaries (", " "; " " — ") around its match, and failing those
+between words, so a value such as "3.11", "$1,000" or "7:30" is never split.
 
 How much of a query a text holds is the sum of the weights of the query's words it
 contains: a word's weight is its IDF among past turns, so "Fitbit" counts for far more
@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -26,7 +25,6 @@ from reverie.claims import sentences, stem
 
 EXCERPT_CHARS = 400  # ~100 tokens: a 500-token read still shows four excerpts
 GAP = " … "
-_K1, _B, _AVERAGE_WORDS = 1.2, 0.75, 25  # BM25's usual constants; a turn's sentence or two
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Where a long sentence may be cut: after , ; : and before a dash or a parenthesis, always
 # at a space ("1,000" and "7:30" have none inside).
@@ -78,15 +76,16 @@ class Query:
 
     def score(self, text: str) -> float:
         """How much of the query `text` holds: the weights of the query's words it contains."""
-        return sum(self.weights[r] for r in roots(text) & self.weights.keys())
+        lowered = text.lower()
+        if not any(probe in lowered for probe in self.probes):  # most sentences: no tokenizing
+            return 0.0
+        return sum(self.weights[r] for r in roots(lowered) & self.weights.keys())
 
-    def relevance(self, text: str) -> float:
-        """BM25 of `text` for the query: `score`, with repeats counting less and less, and
-        long texts discounted, so any two texts compare, whatever they are."""
-        found = [root(w) for w in _WORD.findall(text)]
-        scale = _K1 * (1 - _B + _B * len(found) / _AVERAGE_WORDS)
-        repeats = Counter(w for w in found if w in self.weights)
-        return sum(self.weights[w] * n * (_K1 + 1) / (n + scale) for w, n in repeats.items())
+    @functools.cached_property
+    def probes(self) -> tuple[str, ...]:
+        # A root less its last letter is a prefix of every word it is the root of ("histori"
+        # of "history", "pag" of "pages"), so a text without any of these holds none of them.
+        return tuple({r[:-1] or r for r in self.weights})
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,9 @@ def note_line(note: NoteEntry) -> str:
 
 
 def episode_line(episode: Episode) -> str:
-    """The excerpt as recall cut it (whole sentences), with when it was said."""
-    return f"- {episode.session_id}#{episode.event_index} {episode.role}, {episode.timestamp:%Y-%m-%d}: {episode.text}"
+    # The excerpt as recall cut it (whole sentences). Its time stays in the structured
+    # result: a date on every line cost a 500-token read about one excerpt in six.
+    return f"- {episode.session_id}#{episode.event_index} {episode.role}: {episode.text}"
 
 
 def pending_line(notice: PendingNotice) -> str:

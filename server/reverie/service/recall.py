@@ -1,33 +1,41 @@
 """What an agent loads at session start: ranked memory, fresh notes and past excerpts,
-cut to a token budget, with only the current value of anything that changed.
+cut to a token budget, showing only the current value of anything that changed.
 
 **Current values only.** Before the budget is filled, the candidates that could be shown
 (each section's best, as many as fill JUDGED_SHARE budgets) are judged together by
 `claims.outdated`: an entry, a note, or one sentence of an excerpt that gives some subject
 a value a newer one replaces is left out, so an old "page 200" is never shown beside the
-new "page 220", whichever section each is in. An entry's time is its newest evidence, a
-note's when it was written, an excerpt's its turn's (its session's start when the turn has
-none). Statements reach `outdated` oldest first, by time, then session, then turn and
-sentence, so on equal times the later turn is the newer.
+new "page 220", whichever sections they are in. An entry's time is its newest evidence's,
+a note's when it was written, an excerpt's its turn's (its session's start when the turn
+has none). Each statement's moment is (time, session, turn or note, sentence), so among
+equal times the later turn of a session is the newer. An excerpt left with none of the
+query's words is left out whole.
 
 **Excerpts** are the whole sentences of a matching turn that hold the query's words
 (`reverie.excerpt`), never a cut inside a value.
 
-**The budget.** Without a query: curated memory first (up to 60% when there are notes),
-then the notes; what one leaves unused passes on. With a query, all three sections are
-filled in one order — how much of the query an item holds (the rarity-weighted query words
-it contains, `excerpt.Query`), curated entries before notes before excerpts when equal,
-each section keeping its own order among equals — and an item too big for the room left is
-passed over, not the end of the fill. So entries that share only the query's common words
-never crowd out the excerpt holding its distinctive words: the best evidence for a
-question is shown first whichever section holds it, and a section gets room only for what
-matches. Notes holding none of the query's words come after everything that does. The
-output never exceeds the budget however large memory grows.
+**The budget.** Without a query: curated memory first (up to MEMORY_SHARE when there are
+notes), then the notes; what one leaves unused passes on. With a query, relevance decides
+across sections, so nothing that matches the query less takes the room of its only
+evidence:
+
+- each section keeps its own ranking: entries by BM25 blended with confidence and recency,
+  excerpts by BM25 over their whole turn, notes by how much of the query they hold;
+- the sections are merged by how much of the query (`excerpt.Query.score`: the rarity of
+  the query's words it holds) their next item holds — for excerpts, the best of those
+  still waiting, since BM25 already ranked them by more than the words shown;
+- curated entries go first among equals, then notes; an item too big for the room left
+  is passed over, not the end of the fill.
+
+So a crowd of entries sharing only a common word or a name with the query never pushes
+out the excerpt holding its distinctive words: an entry goes ahead of that excerpt only by
+holding at least as much of the query. The output never exceeds the budget however large memory grows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -35,7 +43,7 @@ from typing import TypeVar
 from reverie import claims, config
 from reverie.errors import InvalidInput
 from reverie.excerpt import Excerpt, Query, excerpt
-from reverie.models import Category, Episode, Identity, MemoryEntry, MemoryView, NoteEntry
+from reverie.models import Category, Episode, Identity, MemoryEntry, MemoryView, NoteEntry, PendingNotice
 from reverie.report import (
     entry_line,
     episode_line,
@@ -60,10 +68,10 @@ def candidates(budget_tokens: int) -> int:
 MEMORY_SHARE = 0.6
 MIN_BUDGET = 100  # below this not even the headings fit
 HEADINGS = 60     # tokens kept back for section headings and the pending-review hint
-# Each section's best items, as many as fill this many budgets, are judged for outdated
-# values: leaving one out makes room for the next, and `claims.outdated` compares every
-# pair, so judging the whole candidate list would cost a read far more than it shows.
-JUDGED_SHARE = 1.5
+# Each section's best, as many as fill this many budgets, are judged for outdated values:
+# leaving one out makes room for the next, and `claims.outdated` compares every pair, so
+# judging every candidate would cost a large read far more than it could show.
+JUDGED_SHARE = 1.25
 
 
 def check_budget(budget_tokens: int) -> None:
@@ -71,13 +79,13 @@ def check_budget(budget_tokens: int) -> None:
         raise InvalidInput(f"budget_tokens must be between {MIN_BUDGET} and {config.MAX_BUDGET_TOKENS:,}; got {budget_tokens}.")
 
 
-def fit(items: Sequence[T], render: Callable[[T], str], budget: int) -> tuple[list[T], int]:
-    """The longest prefix of `items` whose rendered lines fit `budget` tokens."""
+def fit(items: Iterable[T], render: Callable[[T], str], budget: int) -> tuple[list[T], int]:
+    """The longest prefix of `items` whose rendered lines fit `budget` tokens (read no further)."""
     return within_budget(items, lambda item: cost(render(item)), budget)
 
 
 def cost(line: str) -> int:
-    return estimate_tokens(line) + 1  # the line break
+    return estimate_tokens(line) + 1  # and its line break
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,19 @@ class Excerpted:
     turn: Episode
     excerpt: Excerpt
 
-    @property
+    @functools.cached_property
     def episode(self) -> Episode:
         return self.turn.model_copy(update={"text": self.excerpt.text})
+
+    @functools.cached_property
+    def line(self) -> str:
+        return episode_line(self.episode)
 
 
 @dataclass(frozen=True)
 class Candidates:
+    """What a read may show, section by section, each in its own order."""
+
     entries: list[MemoryEntry]
     notes: list[NoteEntry]
     excerpts: list[Excerpted]
@@ -113,28 +127,16 @@ async def read(
         asked, turns = await _matching_turns(db, query, agent_id) if query else (None, [])
         pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
     budget = max(budget_tokens - sum(estimate_tokens(pending_line(p)) for p in pending) - HEADINGS, 0)
-    found = Candidates(entries, notes, [Excerpted(t, excerpt(t.text, asked)) for t in turns] if asked else [])
-    if asked is not None:
-        found = _with_matching_notes_first(found, asked)
-    judged = _judged(found, budget)
-    current = _current(judged, query, asked)
-    shown = _fill_by_relevance(current, asked, budget) if asked else _fill_by_share(current, budget)
-    outdated = len(judged.entries) - len(current.entries)
+    shown, outdated = select(entries, notes, turns, query, asked, budget)
     if shown.entries:
         async with db.transaction():
             await memories.mark_read(db, [e.id for e in shown.entries], now)
-    episodes = [x.episode for x in shown.excerpts]
-    markdown = memory_markdown(shown.entries, shown.notes, episodes, pending)
-    return MemoryView(
-        entries=shown.entries, notes=shown.notes, episodes=episodes, pending_proposals=pending,
-        budget_tokens=budget_tokens, tokens_used=estimate_tokens(markdown),
-        truncated=len(shown.entries) + outdated < len(entries), markdown=markdown,
-    )
+    return _view(shown, pending, budget_tokens, truncated=len(shown.entries) + outdated < len(entries))
 
 
 async def _matching_turns(db: Database, query: str, agent_id: str) -> tuple[Query | None, list[Episode]]:
-    """The query's words weighted by rarity (None if it has none), and the past turns with
-    its rare words, or else its rarest word.
+    """The query's words weighted by rarity (None if it has no words), and the past turns
+    with its rare words, or else its rarest word.
 
     Transcripts repeat common words in thousands of turns: matching by the rare words
     keeps the turns BM25 scores few, and the excerpts specific to what was asked.
@@ -146,27 +148,31 @@ async def _matching_turns(db: Database, query: str, agent_id: str) -> tuple[Quer
     return Query.weighted(words.counts, words.rows), await sessions.search_events(db, terms, agent_id) if terms else []
 
 
-def _with_matching_notes_first(found: Candidates, asked: Query) -> Candidates:
-    """Notes, which come newest first, best-matching first (equals stay newest first).
-    Entries and excerpts are already ranked by relevance, by BM25 that knows their lengths."""
-    return Candidates(found.entries, sorted(found.notes, key=lambda n: -asked.score(n.content)), found.excerpts)
+def select(
+    entries: list[MemoryEntry], notes: list[NoteEntry], turns: list[Episode], query: str | None, asked: Query | None,
+    budget: int,
+) -> tuple[Candidates, int]:
+    """What fits `budget` of the current values among the candidates, and how many entries were outdated."""
+    if asked is not None:  # notes come newest first: with a query, the matching ones first
+        notes = sorted(notes, key=lambda n: -asked.score(n.content))
+    judged = _judged(entries, notes, turns, asked, budget)
+    current = _current(judged, query, asked)
+    shown = _fill_by_relevance(current, asked, budget) if asked else _fill_by_share(current, budget)
+    return shown, len(judged.entries) - len(current.entries)
 
 
-def _judged(found: Candidates, budget: int) -> Candidates:
+def _judged(
+    entries: list[MemoryEntry], notes: list[NoteEntry], turns: list[Episode], asked: Query | None, budget: int
+) -> Candidates:
+    """Each section's best that fill JUDGED_SHARE budgets; turns are excerpted only as far as that."""
     room = int(budget * JUDGED_SHARE)
-    return Candidates(
-        fit(found.entries, entry_line, room)[0],
-        fit(found.notes, note_line, room)[0],
-        fit(found.excerpts, lambda x: episode_line(x.episode), room)[0],
-    )
+    excerpts = (Excerpted(t, excerpt(t.text, asked)) for t in turns) if asked else ()
+    return Candidates(fit(entries, entry_line, room)[0], fit(notes, note_line, room)[0],
+                      fit(excerpts, lambda x: x.line, room)[0])
 
 
 def _current(found: Candidates, query: str | None, asked: Query | None) -> Candidates:
-    """`found` without what a newer entry, note or excerpt sentence replaces (see the module doc).
-
-    An excerpt left with none of the query's words is left out too: what it had to say
-    about the query is outdated.
-    """
+    """`found` without what a newer entry, note or excerpt sentence replaces (see the module doc)."""
     statements = sorted(
         [((e.observed_at, "", -1, 0), e.content, (0, i, 0)) for i, e in enumerate(found.entries)]
         + [((n.created_at, n.session_id, -1, n.index), n.content, (1, i, 0)) for i, n in enumerate(found.notes)]
@@ -174,7 +180,7 @@ def _current(found: Candidates, query: str | None, asked: Query | None) -> Candi
            for i, x in enumerate(found.excerpts) for position, sentence in x.excerpt.parts],
         key=lambda statement: statement[0],
     )
-    stale = {statements[i][2] for i in claims.outdated([(text, key[0]) for key, text, _ in statements], query)}
+    stale = {statements[i][2] for i in claims.outdated([(text, key) for key, text, _ in statements], query)}
     if not stale:
         return found
     excerpts = [Excerpted(x.turn, x.excerpt.without({p for s, i, p in stale if (s, i) == (2, k)}))
@@ -194,14 +200,12 @@ def _fill_by_share(found: Candidates, budget: int) -> Candidates:
 
 
 def _fill_by_relevance(found: Candidates, asked: Query, budget: int) -> Candidates:
-    """The sections merged, each in its own order, by how much of the query each still
-    holds at best (see the module doc); what does not fit the room left is passed over."""
-    import os
-    measure = asked.relevance if os.environ.get("REL") else asked.score
+    """The sections merged by how much of the query their next items hold (see the module
+    doc); an item too big for the room left is passed over."""
     sections = [
-        _best_still_to_come([(measure(e.content), entry_line(e), e) for e in found.entries]),
-        _best_still_to_come([(measure(n.content), note_line(n), n) for n in found.notes]),
-        _best_still_to_come([(measure(x.excerpt.text), episode_line(x.episode), x) for x in found.excerpts]),
+        [(asked.score(e.content), entry_line(e), e) for e in found.entries],
+        [(asked.score(n.content), note_line(n), n) for n in found.notes],
+        _best_still_to_come([(asked.score(x.excerpt.text), x.line, x) for x in found.excerpts]),
     ]
     taken: list[list] = [[], [], []]
     heads = [0, 0, 0]
@@ -215,10 +219,20 @@ def _fill_by_relevance(found: Candidates, asked: Query, budget: int) -> Candidat
     return Candidates(*taken)
 
 
-def _best_still_to_come(section: list[tuple[float, str, T]]) -> list[tuple[float, str, T]]:
-    """Each item with the best score of it and those after it: how good a section's rest is."""
+def _best_still_to_come(ranked: list[tuple[float, str, T]]) -> list[tuple[float, str, T]]:
+    """Each item scored with the best score from it on: what the rest of the ranking still
+    holds, which the words shown of its first turns may undersell."""
     best, marked = 0.0, []
-    for score, line, item in reversed(section):
+    for score, line, item in reversed(ranked):
         best = max(best, score)
         marked.append((best, line, item))
     return marked[::-1]
+
+
+def _view(shown: Candidates, pending: list[PendingNotice], budget_tokens: int, truncated: bool) -> MemoryView:
+    episodes = [x.episode for x in shown.excerpts]
+    markdown = memory_markdown(shown.entries, shown.notes, episodes, pending)
+    return MemoryView(
+        entries=shown.entries, notes=shown.notes, episodes=episodes, pending_proposals=pending,
+        budget_tokens=budget_tokens, tokens_used=estimate_tokens(markdown), truncated=truncated, markdown=markdown,
+    )
