@@ -84,7 +84,8 @@ _FILLER = STOPWORDS | frozenset(
     think thinking know say said tell told feel feeling like love want need one ones thing things time
     times day days month months year years hour hours minute minutes second seconds am pm
     moved switched changed upgraded renamed replaced raised lowered increased decreased went instead
-    anymore longer
+    anymore longer within above below after per via across through between until till during behind
+    beyond near inside outside toward towards upon among against without including
     """.split()
 )
 # Units too common to name a subject alone: "3 weeks" of what? The context must say.
@@ -217,7 +218,8 @@ def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] 
     if not unit or (unit <= _SHAPES and a.unit - _SHAPES and b.unit - _SHAPES):
         return False  # nothing in common, or only a shape: "4 engineers" and "5 people" count two things
     shared = (a.words & b.words) - unit
-    if _qualified_apart(a.context - b.context, b.context - a.context, shared, short):
+    a_only, b_only = (a.words - b.words, b.words - a.words) if short else (a.context - b.context, b.context - a.context)
+    if _qualified_apart(a_only - _SHAPES, b_only - _SHAPES, shared, short):
         return False
     specific = {u for u in unit - _GENERIC_UNITS if u not in _SHAPES}
     if unit & asked or (shared & asked and specific):
@@ -244,9 +246,19 @@ class Stated:
 
 @functools.lru_cache(maxsize=1 << 14)  # recall judges the same entries and notes on every read
 def stated(text: str) -> Stated:
-    found = claims(text)
+    found = claims(unquoted(text))
     size = len({w for c in found[:1] for w in c.context | c.unit})
     return Stated(tuple(found), size <= SHORT)
+
+
+_SAID = re.compile(r"^The user said: “(.*)”$", re.S)
+
+
+def unquoted(text: str) -> str:
+    """The user's own words of an entry that quotes them ("The user said: “…”", as the
+    heuristic dream writes a statement), so the framing never counts as context."""
+    match = _SAID.match(text)
+    return match.group(1) if match else text
 
 
 def disagree(new: Stated, old: Stated, asked: frozenset[str] = frozenset()) -> bool:
@@ -268,7 +280,14 @@ def disagree(new: Stated, old: Stated, asked: frozenset[str] = frozenset()) -> b
 def related(a: Stated, b: Stated) -> bool:
     """Do two statements give a value to one subject (the same value or not)?"""
     short = a.short and b.short
-    return any(same_subject(x, y, short) for x in a.claims for y in b.claims)
+    return any(same_subject(x, y, short) or _restates(x, y, short) for x in a.claims for y in b.claims)
+
+
+def _restates(a: Claim, b: Claim, short: bool) -> bool:
+    """The same value for the same named unit: "on Node 20" beside "runs on Node 20 with pnpm"."""
+    if a.value != b.value or not (a.unit & b.unit) - _SHAPES - _GENERIC_UNITS:
+        return False
+    return not (short and a.words - b.words - _SHAPES and b.words - a.words - _SHAPES)
 
 
 def outdated(statements: Sequence[tuple[str, datetime]], query: str | None = None) -> set[int]:

@@ -40,6 +40,7 @@ class Features:
     # For the caller's own tests of a pair; clustering itself reads only the fields above.
     stated: Stated = Stated((), False)
     left: frozenset[str] = frozenset()
+    negated: bool = False
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:

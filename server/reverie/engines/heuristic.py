@@ -86,7 +86,11 @@ def features_of(text: str) -> Features:
     tokens = words(text)
     masked = frozenset("#" if is_number(w) else w for w in _stems(tokens))
     return Features(tokens=masked, key=_key(text), numbers=tuple(sorted(w for w in tokens if is_number(w))),
-                    stated=claims.stated(text), left=statements.change_terms(text))
+                    stated=claims.stated(text), left=statements.change_terms(claims.unquoted(text)),
+                    negated=bool(_NEGATION.search(text)))
+
+
+_NEGATION = re.compile(r"\b(?:no|not|never|don't|do not|doesn't|without|nothing|none)\b|n't\b", re.I)
 
 
 def _key(text: str) -> str | None:
@@ -112,6 +116,8 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
         return False  # "Staging database: …" and "Production database: …" are two facts
     if _one_word_swapped(a.tokens, b.tokens):
         return False  # "run make lint before pushing" / "run make test before pushing": two rules
+    if a.negated != b.negated:
+        return False  # "deploys need approval" / "deploys need no approval": not one rule said twice
     if a.numbers != b.numbers:
         if x.memory is None and x.sessions == y.sessions:
             return False  # one session noting two values means two facts, not a change
@@ -220,13 +226,15 @@ def representatives_first(pool: list[Candidate]) -> list[int]:
 
 
 def _representative(group: list[Candidate]) -> Candidate:
-    """Prefer the agent's own words, then a detected pattern, then a user quote (the tersest).
+    """Prefer words that hold no redacted secret, then the agent's own words, then a detected
+    pattern, then a user quote (the tersest).
 
     Among notes and patterns the newest wins: it is the latest wording of the fact.
     """
     rank = {"memory": 0, "note": 1, "pattern": 2, "statement": 3}
     return min(reversed(group), key=lambda c: (
-        rank[c.source], len(c.text) if c.source == "statement" else 0, -c.observed_at.timestamp()))
+        "[REDACTED:" in c.text, rank[c.source], len(c.text) if c.source == "statement" else 0,
+        -c.observed_at.timestamp()))
 
 
 def _add(best: Candidate, group: list[Candidate], replaced: list[Candidate]) -> OperationDraft:

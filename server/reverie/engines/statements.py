@@ -162,13 +162,15 @@ def _fact(sentence: str) -> bool:
         return True
     if any(c.unit for c in claims.claims(sentence)) or _named_value(sentence):
         return personal or len(sentence.split()) <= 20
-    return not personal and len(sentence.split()) <= 20 and bool(_SPECIFIC.search(sentence[1:]))
+    return not personal and len(sentence.split()) <= 20 and bool(_VERB.search(sentence) or _LABELLED.match(sentence))
 
 
+# A plain sentence states something only if it says what a thing is or does ("Wow, Melanie!" does not).
+_VERB = re.compile(r"\b(?:is|are|was|were|has|have|had|uses?|runs?|lives?|needs?|must|owns?|goes|go|reads?|"
+                   r"stores?|requires?|expires?|belongs|holds?|takes?|works?|points?|sits?|stays?|mirrors?)\b", re.I)
+_LABELLED = re.compile(r"^[\w' -]{2,40}:\s+\S")  # "Primary database host: db-primary.internal"
 _MOVED_TO = re.compile(r"\b(?:upgraded|downgraded|renamed|changed|moved|switched|migrated|raised|lowered|bumped)\s+"
                        r"(?:\w+\s+)?to\s+\S", re.I)
-# A name, a host, a path, an identifier or a number: what makes a plain sentence a fact.
-_SPECIFIC = re.compile(r"\b[A-Z][a-z]+|\w[.\-_/=]\w|`[^`]+`|\d|\$")
 
 
 _NAMED = re.compile(
