@@ -140,6 +140,7 @@ class Claim:
     value: str
     unit: frozenset[str]      # stems naming what the value counts or is
     words: frozenset[str]     # all the statement's content stems, the unit's among them
+    changes: bool = False     # the statement says something changed ("moved", "now", "upgraded")
 
     @property
     def context(self) -> frozenset[str]:
@@ -150,8 +151,14 @@ def claims(text: str) -> list[Claim]:
     """The values a statement gives, each with its unit and context."""
     found = tokens(_IDENTIFIER.sub(_joined, text))
     content = frozenset(stem(t) for t in found if t not in _FILLER and not is_value(t) and len(t) > 1)
-    return [Claim(_value(token), _unit(found, i), content | _unit(found, i))
+    changes = not _CHANGE_WORDS.isdisjoint(found)
+    return [Claim(_value(token), _unit(found, i), content | _unit(found, i), changes)
             for i, token in enumerate(found) if is_value(token) and not _when_or_which(found, i)]
+
+
+_CHANGE_WORDS = frozenset(
+    "now moved switched changed upgraded downgraded renamed replaced raised lowered increased decreased "
+    "bumped migrated instead anymore".split())
 
 
 _EVENT_DAY = frozenset("last this next yesterday past coming".split())
@@ -219,7 +226,7 @@ def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] 
         return False  # nothing in common, or only a shape: "4 engineers" and "5 people" count two things
     shared = (a.words & b.words) - unit
     a_only, b_only = (a.words - b.words, b.words - a.words) if short else (a.context - b.context, b.context - a.context)
-    if _qualified_apart(a_only - _SHAPES, b_only - _SHAPES, shared, short):
+    if not (a.changes or b.changes) and _qualified_apart(a_only - _SHAPES, b_only - _SHAPES, shared, short):
         return False
     specific = {u for u in unit - _GENERIC_UNITS if u not in _SHAPES}
     if unit & asked or (shared & asked and specific):
