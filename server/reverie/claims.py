@@ -99,6 +99,7 @@ def tokens(text: str) -> list[str]:
     return [t.lower().replace("’", "'").rstrip(".") for t in _TOKEN.findall(text)]
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a vocabulary repeats: judge each word once
 def is_value(token: str) -> bool:
     return token[:1].isdigit() or token[:2].startswith("$") or token in _NUMBER_WORDS or token in _DAYS
 
@@ -150,10 +151,18 @@ class Claim:
 def claims(text: str) -> list[Claim]:
     """The values a statement gives, each with its unit and context."""
     found = tokens(_IDENTIFIER.sub(_joined, text))
-    content = frozenset(stem(t) for t in found if t not in _FILLER and not is_value(t) and len(t) > 1)
+    values = [is_value(t) for t in found]
+    if not any(values):
+        return []  # most statements: nothing more to read
+    content = frozenset(stem(t) for t, value in zip(found, values, strict=True)
+                        if not value and len(t) > 1 and t not in _FILLER)
     changes = not _CHANGE_WORDS.isdisjoint(found)
-    return [Claim(_value(token), _unit(found, i), content | _unit(found, i), changes)
-            for i, token in enumerate(found) if is_value(token) and not _when_or_which(found, i)]
+    result = []
+    for i, token in enumerate(found):
+        if values[i] and not _when_or_which(found, i):
+            unit = _unit(found, i)
+            result.append(Claim(_value(token), unit, content | unit, changes))
+    return result
 
 
 _CHANGE_WORDS = frozenset(

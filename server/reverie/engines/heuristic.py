@@ -179,6 +179,8 @@ def _claim_links(pool: list[Candidate], features: list[Features]) -> list[tuple[
 
 
 def _one_subject(x: Candidate, y: Candidate, a: Features, b: Features) -> bool:
+    if x.memory and y.memory:
+        return False  # two entries both kept by an earlier dream: only new words can join them
     if x.memory is None and y.memory is None and x.sessions == y.sessions and claims.disagree(a.stated, b.stated):
         return False  # one session giving two values means two facts, not a change
     return claims.related(a.stated, b.stated)

@@ -157,12 +157,11 @@ def _fact(sentence: str) -> bool:
     """A first-person or plain declarative that gives something a value, or says what changed."""
     if sentence.split()[0].lower().strip(",:;!") in _REQUEST_VERBS | _RULE_VERBS | _TASK_VERBS:
         return False  # an imperative asks for something; it states nothing
-    personal = bool(_FIRST_PERSON.search(sentence))
     if _MOVED_TO.search(sentence) or change_terms(sentence):
         return True
-    if any(c.unit for c in claims.claims(sentence)) or _named_value(sentence):
-        return personal or len(sentence.split()) <= 20
-    return not personal and len(sentence.split()) <= 20 and bool(_VERB.search(sentence) or _LABELLED.match(sentence))
+    if _FIRST_PERSON.search(sentence):
+        return any(c.unit for c in claims.claims(sentence)) or _named_value(sentence)
+    return len(sentence.split()) <= 20 and bool(_VERB.search(sentence) or _LABELLED.match(sentence))
 
 
 # A plain sentence states something only if it says what a thing is or does ("Wow, Melanie!" does not).
@@ -196,6 +195,8 @@ def _category(kind: Kind, text: str) -> Category:
 def change_terms(text: str) -> frozenset[str]:
     """Words a statement names as the value it leaves behind: "switched from *npm*",
     "*Braintree* is retired", "instead of *Tuesdays*", "no *tabs*", "stop using *pytest*"."""
+    if not _LEFT_HINT.search(text):
+        return frozenset()  # most statements: none of the words a change is said with
     found = set()
     for pattern in _LEFT_BEHIND:
         found |= {claims.stem(w) for m in pattern.finditer(text) for w in claims.tokens(m.group("old"))}
@@ -212,4 +213,6 @@ _LEFT_BEHIND = [
                re.I),
     re.compile(r"[;,]\s*no\s+(?P<old>[\w.+#/-]+)\s*(?:anywhere|anymore|any more|[.(]|$)", re.I),
 ]
+_LEFT_HINT = re.compile(r"\b(?:from|instead|replaced|no longer|stop|stopped|quit|retired|deprecated|gone|dropped|"
+                        r"removed|no)\b", re.I)
 _NOT_A_VALUE = frozenset("the a an my our it this that using use more".split())
