@@ -3,7 +3,13 @@ like any other proposal. Driven through a real MCP client, as a chat model would
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from conftest import chat
+from reverie.engines.guidance import CURRENT_VALUE, STATEMENTS, TIMES
+from reverie.models import Evidence, OperationDraft
+from reverie.report import RISK_TEXT
 from test_mcp import call, error_of, turns
 
 pytestmark = pytest.mark.anyio
@@ -150,3 +156,99 @@ async def test_an_agent_op_citing_a_note_that_copies_tool_output_is_flagged(clie
     proposal = await call(client, "propose_dream", brief_id=brief["id"],
                           operations=[add(page, brief["session_ids"][0], note_index=0)])
     assert proposal["operations"][0]["risk"] == ["from_tool_output"]
+
+
+# --- replacements are held to the offline engine's newest-wins rules -------------------------
+
+PAGE_200 = "The user is on page 200 of the Bryson book."
+
+
+def on(day: int, hour: int = 9, minute: int = 0) -> datetime:
+    return datetime(2024, 3, day, hour, minute, tzinfo=UTC)
+
+
+async def remember(reverie, memory_id: str, content: str, observed: datetime) -> None:
+    at = observed.isoformat()
+    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": [{
+        "id": memory_id, "content": content, "category": "fact", "scope": "agent:tester", "confidence": 0.7,
+        "evidence": [{"session_id": "s_before", "quote": content}], "created_at": at, "updated_at": at,
+        "observed_at": at,
+    }]})
+
+
+async def log_page_sessions(reverie) -> tuple[str, str]:
+    """The newer session is logged first: time, not log order, decides which one is news."""
+    newer = await reverie.log_session(chat("I'm now on page 220 of the Bryson book.", "Nice progress!",
+                                           "I prefer pytest for tests.", "Noted.", timestamp=on(20)))
+    older = await reverie.log_session(chat("I'm on page 150 of the Bryson book.", "Keep going!", timestamp=on(1)))
+    return newer.session_id, older.session_id
+
+
+async def submitted(reverie, *drafts: OperationDraft):
+    brief = await reverie.propose_dream("agent")
+    return await reverie.propose_dream(operations=list(drafts), brief_id=brief.id)
+
+
+async def active_contents(reverie) -> list[str]:
+    return sorted(e.content for e in (await reverie.read_memory()).entries)
+
+
+@pytest.mark.parametrize(
+    ("content", "session", "event", "risk"),
+    [
+        ("The user is on page 150 of the Bryson book.", "older", 0, ["older_than_target"]),
+        ("The user prefers pytest for tests.", "newer", 2, ["unrelated_update"]),
+        ("The user is on page 220 of the Bryson book.", "newer", 0, []),
+    ],
+    ids=["cites-an-older-turn", "about-another-subject", "newer-and-same-subject"],
+)
+async def test_an_agent_update_is_flagged_unless_its_evidence_is_newer_and_about_its_target(
+    reverie, content, session, event, risk
+):
+    await remember(reverie, "mem_page", PAGE_200, on(10))
+    sessions = dict(zip(("newer", "older"), await log_page_sessions(reverie), strict=True))
+    update = OperationDraft(kind="update", targets=["mem_page"], content=content, category="fact",
+                            rationale="The user gave the page again.",
+                            evidence=[Evidence(session_id=sessions[session], event_index=event)])
+
+    proposal = await submitted(reverie, update)
+    (op,) = proposal.operations
+    await reverie.apply_unflagged(proposal.id)
+
+    assert op.risk == risk and op.content == content  # flagged as written, never rewritten
+    assert all(RISK_TEXT[flag] in proposal.report for flag in risk)
+    assert await active_contents(reverie) == [PAGE_200 if risk else content]  # auto mode applies only news
+
+
+@pytest.mark.parametrize(
+    ("kept", "risk"),
+    [(PAGE_200, ["older_than_target"]), ("The user is on page 220 of the Bryson book.", [])],
+    ids=["keeps-the-older-value", "keeps-the-newest-value"],
+)
+async def test_a_merge_that_keeps_an_older_value_than_one_it_archives_is_flagged(reverie, kept, risk):
+    await remember(reverie, "mem_200", PAGE_200, on(10))
+    await remember(reverie, "mem_220", "The user is on page 220 of the Bryson book.", on(20))
+    await log_page_sessions(reverie)
+    merge = OperationDraft(kind="merge", targets=["mem_200", "mem_220"], content=kept, category="fact",
+                           rationale="Two entries about the same book.")
+
+    (op,) = (await submitted(reverie, merge)).operations
+
+    assert op.risk == risk
+
+
+async def test_the_brief_states_the_newest_value_rules_and_shows_session_and_turn_times(client):
+    await call(client, "log_session", transcript=[
+        {"role": "user", "content": "I'm on page 200 of the Bryson book.", "timestamp": "2024-03-01T09:00:00Z"},
+        {"role": "assistant", "content": "Enjoy!", "timestamp": "2024-03-01T09:00:30Z"},
+        {"role": "user", "content": "Actually, page 210 by now.", "timestamp": "2024-03-01T16:40:00Z"},
+        {"role": "user", "content": "And page 230 the next morning.", "timestamp": "2024-03-02T08:05:00Z"},
+    ])
+    text = (await brief_of(client))["brief"]
+    assert "started 2024-03-01 09:00 UTC" in text and "#1 assistant: Enjoy!" in text
+    assert "#2 [16:40] user: Actually, page 210 by now." in text
+    assert "#3 [2024-03-02 08:05] user: And page 230 the next morning." in text
+    assert STATEMENTS in text and TIMES in text and CURRENT_VALUE in text
+    for rule in ("the one said last wins", "never by the order", "Not statements: questions",
+                 "a correction", "staging vs the production database", "older_than_target", "unrelated_update"):
+        assert rule in text

@@ -24,8 +24,9 @@ from reverie.engines.claude import (
     checked,
 )
 from reverie.engines.condensing import FULL, condensed
+from reverie.engines.guidance import CURRENT_VALUE, STATEMENTS, TIMES
 from reverie.errors import EngineFailed
-from reverie.models import Event, Evidence, Note, OperationDraft, SessionRecord, Usage
+from reverie.models import Event, Evidence, Note, OperationDraft, SessionRecord, Turn, Usage
 
 pytestmark = pytest.mark.anyio
 
@@ -393,3 +394,67 @@ async def test_a_chat_client_dreams_with_claude_reviews_and_applies_through_the_
     await client.call_tool("apply_dream", {"proposal_id": proposal["id"], "approve": "all"})
     memory = (await client.call_tool("read_memory", {})).structured_content
     assert [e["content"] for e in memory["entries"]] == ["Run the tests from the repo root with python -m pytest"]
+
+
+# --- the newest-wins rules, in the prompts and in what is done with the answer ----------------
+
+
+def said_on(day: str, *lines: str) -> list:
+    return chat(*lines, timestamp=datetime.fromisoformat(f"{day}T09:00:00+00:00"))
+
+
+def update_of(target: str, content: str, *evidence: dict) -> dict:
+    return {"kind": "update", "targets": [target], "content": content, "category": "fact",
+            "rationale": "The user gave the version again.", "evidence": list(evidence)}
+
+
+@pytest.mark.parametrize(
+    ("day", "said", "content", "risk"),
+    [
+        ("2026-09-15", "The build box ran Python 3.10.", "The project runs on Python 3.10.", ["older_than_target"]),
+        ("2026-10-20", "I prefer pytest for tests.", "The user prefers pytest for tests.", ["unrelated_update"]),
+        ("2026-10-20", "We upgraded the project to Python 3.12.", "The project runs on Python 3.12.", []),
+    ],
+    ids=["cites-an-older-turn", "about-another-subject", "newer-and-same-subject"],
+)
+async def test_a_model_update_is_flagged_unless_its_evidence_is_newer_and_about_its_target(
+    reverie, api, day, said, content, risk
+):
+    await remember(reverie, "mem_py", "The project runs on Python 3.11.")  # observed 2026-10-01
+    sid = (await reverie.log_session(said_on(day, said, "Noted."))).session_id
+    api.reply(candidates({"category": "fact", "statement": said, "evidence": [{"event": 0, "quote": said}]}))
+    api.reply(operations(update_of("mem_py", content, cite(sid, event=0, quote=said))))
+
+    proposal = await reverie.propose_dream("anthropic")
+    (op,) = proposal.operations
+    await reverie.apply_unflagged(proposal.id)
+
+    assert op.risk == risk and op.content == content  # flagged as the model wrote it, never rewritten
+    entries = [e.content for e in (await reverie.read_memory()).entries]
+    assert entries == ["The project runs on Python 3.11." if risk else content]
+
+
+async def test_the_prompts_state_the_newest_value_rules_and_show_session_and_turn_times(reverie, api):
+    await remember(reverie, "mem_py", "The project runs on Python 3.11.")
+    turns = said_on("2026-10-20", "We run Python 3.11.", "Noted.")
+    turns.append(Turn(role="user", content="Actually, we upgraded to 3.12 this afternoon.",
+                      timestamp=datetime(2026, 10, 20, 16, 40, tzinfo=UTC)))
+    await reverie.log_session(turns)
+    api.reply(candidates({"category": "fact", "statement": "The project runs on Python 3.12.",
+                          "evidence": [{"event": 2, "quote": "upgraded to 3.12"}]}))
+    api.reply(operations())
+
+    await reverie.propose_dream("anthropic")
+
+    mapped, reduced = api.requests
+    map_rules, reduce_rules = mapped["system"][0]["text"], reduced["system"][0]["text"]
+    assert STATEMENTS in map_rules and TIMES in map_rules and "record the one said last" in map_rules
+    assert CURRENT_VALUE in reduce_rules and TIMES in reduce_rules
+    for rule in ("the one said last wins", "never by the order", "staging vs the production database",
+                 "older_than_target", "unrelated_update"):
+        assert rule in reduce_rules
+    transcript = mapped["messages"][0]["content"]
+    assert "started 2026-10-20 09:00 UTC" in transcript and "\n#0 user: We run Python 3.11." in transcript
+    assert "\n#2 [16:40] user: Actually, we upgraded to 3.12 this afternoon." in transcript
+    assert "#2 [16:40] (user) “upgraded to 3.12”" in reduced["messages"][0]["content"]
+    assert "observed 2026-10-01 09:00" in reduced["system"][1]["text"]

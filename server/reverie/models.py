@@ -16,7 +16,10 @@ Role = Literal["user", "assistant", "tool", "system"]
 Outcome = Literal["success", "failure", "partial", "unknown"]
 Category = Literal["fact", "preference", "workflow", "pitfall", "insight"]
 OpKind = Literal["add", "update", "merge", "prune", "promote"]
-RiskFlag = Literal["from_tool_output", "instruction_like", "secret_redacted", "low_evidence"]
+# older_than_target / unrelated_update: a replacement that breaks the newest-wins rules
+# (`service.supersession`).
+RiskFlag = Literal["from_tool_output", "instruction_like", "secret_redacted", "low_evidence", "older_than_target",
+                   "unrelated_update"]
 # "empty": the dream proposed nothing, so it consolidated none of its sessions (`service.dreams`).
 ProposalStatus = Literal["pending", "applied", "partially_applied", "rejected", "superseded", "reverted", "empty"]
 OpStatus = Literal["pending", "applied", "rejected"]

@@ -31,6 +31,8 @@ RISK_TEXT = {
     "instruction_like": "reads like an instruction to the agent",
     "secret_redacted": "a secret was redacted",
     "low_evidence": "thin evidence",
+    "older_than_target": "its evidence is older than the entry it replaces",
+    "unrelated_update": "not recognisably about the entry it replaces",
 }
 
 

@@ -4,12 +4,20 @@ Both model-backed paths (the Claude engine's map calls and the agent engine's br
 sessions the same way, so evidence cites the same `#index` and `note index` whichever model
 reflects. Each event is cut to a length and a session to a budget, keeping its head and
 tail; lines inside an event are indented so transcript text cannot pose as a new event.
+
+Times are shown because the newest statement of a subject wins: the header gives the
+session's start (UTC, to the minute), and an event said at another time carries its own
+(`#7 [16:40] user: …`, with the date when the day differs). An event without a mark was
+said when the session started; notes carry none, as their time is their session's. Each
+mark stands on its own, so a reader of a session cut in the middle never misdates a turn.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from reverie.clock import as_utc
 from reverie.models import Event, Memory, SessionRecord
 from reverie.text import within_budget
 
@@ -28,7 +36,8 @@ FULL = Cut()
 
 def condensed(session: SessionRecord, cut: Cut = FULL) -> str:
     """A header, then numbered events and notes, cut to fit."""
-    events = fit([event_line(e, cut) for e in session.events], cut.session_chars, "events") or ["(none)"]
+    lines = [event_line(e, cut, turn_time(e, session)) for e in session.events]
+    events = fit(lines, cut.session_chars, "events") or ["(none)"]
     notes = fit([f"note {n.index}: {clipped(n.content, cut)}" for n in session.notes], cut.notes_chars, "notes")
     return "\n".join([session_header(session), "Events:", *events, *(["Notes:", *notes] if notes else [])])
 
@@ -36,14 +45,29 @@ def condensed(session: SessionRecord, cut: Cut = FULL) -> str:
 def session_header(session: SessionRecord) -> str:
     title = f' "{session.title}"' if session.title else ""
     summary = f": {session.outcome_summary}" if session.outcome_summary else ""
-    return (f"## Session {session.id}{title}, agent {session.agent_id}, {session.started_at.date()}, "
+    return (f"## Session {session.id}{title}, agent {session.agent_id}, started {moment(session.started_at)} UTC, "
             f"outcome {session.outcome}{summary}")
 
 
-def event_line(event: Event, cut: Cut = FULL) -> str:
+def event_line(event: Event, cut: Cut = FULL, time: str = "") -> str:
     label = f"{event.role}[{event.tool_name}]" if event.tool_name else event.role
     error = " (error)" if event.is_error else ""
-    return f"#{event.index} {label}{error}: {clipped(event.content, cut)}"
+    when = f"[{time}] " if time else ""
+    return f"#{event.index} {when}{label}{error}: {clipped(event.content, cut)}"
+
+
+def turn_time(event: Event, session: SessionRecord) -> str:
+    """When `event` was said, if not at its session's start: "16:40", or "2026-05-04 09:00"."""
+    if event.timestamp is None:
+        return ""
+    said, started = as_utc(event.timestamp), as_utc(session.started_at)
+    if said.replace(second=0, microsecond=0) == started.replace(second=0, microsecond=0):
+        return ""
+    return f"{said:%H:%M}" if said.date() == started.date() else moment(said)
+
+
+def moment(when: datetime) -> str:
+    return f"{as_utc(when):%Y-%m-%d %H:%M}"
 
 
 def clipped(text: str, cut: Cut = FULL) -> str:
@@ -78,5 +102,5 @@ def memory_snapshot(memories: list[Memory]) -> str:
 def memory_line(memory: Memory) -> str:
     read = memory.last_read_at.date() if memory.last_read_at else "never"
     return (f"- {memory.id} [{memory.category}, {memory.scope}, confidence {memory.confidence:.2f}, "
-            f"observed {memory.observed_at.date()}, last read {read}, {len(memory.sources)} source(s)]: "
+            f"observed {moment(memory.observed_at)}, last read {read}, {len(memory.sources)} source(s)]: "
             f"{indented(memory.content)}")

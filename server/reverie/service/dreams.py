@@ -65,6 +65,7 @@ from reverie.report import proposal_markdown
 from reverie.safety import instruction_like, redact
 from reverie.service import access
 from reverie.service.evidence import ToolOutputs, from_tool_output, submission_problems, with_quotes
+from reverie.service.supersession import supersession_risks
 from reverie.store import Database, locks, memories, proposals, revisions, sessions
 from reverie.text import estimate_tokens
 
@@ -187,7 +188,11 @@ def check_dream_arguments(max_sessions: int, instructions: str | None) -> None:
 def finalize(
     drafts: list[OperationDraft], current: dict[str, Memory], reviewed: dict[str, SessionRecord]
 ) -> list[Operation]:
-    """Give drafts ids and the targets' text; drop ones that target nothing known; flag risks."""
+    """Give drafts ids and the targets' text; drop ones that target nothing known; flag risks.
+
+    The flags are the same whichever engine drafted: secrets and instructions (here), tool
+    output (`evidence`), and replacements that break the newest-wins rules (`supersession`).
+    """
     operations, outputs = [], ToolOutputs(reviewed.values())
     for draft in drafts:
         if not draft.targets and draft.kind != "add" or any(t not in current for t in draft.targets):
@@ -214,6 +219,7 @@ def _checked(
         risk.add("instruction_like")
     if draft.kind in ("add", "update") and not evidence:
         risk.add("low_evidence")
+    risk |= supersession_risks(draft, current, reviewed)
     return Operation(
         **draft.model_dump(exclude={"content", "evidence", "risk", "category", "rationale"}),
         op_id=op_id, content=content, rationale=rationale, evidence=evidence, risk=sorted(risk),
