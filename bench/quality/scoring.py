@@ -4,7 +4,9 @@ Every check counts towards one metric (`superseded`, `survive`, `duplicates`, ..
 scenario passes when all its checks pass. Text matching is by case-insensitive
 substring. Duplicates are judged by provenance, not wording: a group of statements is
 merged when exactly one active entry cites any of them in its evidence, and an entry is
-precise when the labelled statements it cites all belong to one group.
+precise when the labelled statements it cites all belong to one group. A turn may say
+several things, so evidence from a turn cites a labelled statement only when its quote
+holds that statement (or lies inside it).
 """
 
 from __future__ import annotations
@@ -128,13 +130,24 @@ def not_applied(texts: list[str], injection: str) -> Check:
 # --- duplicates by provenance ---------------------------------------------------------
 
 
-def citations(memory: Memory) -> set[Ref]:
-    return {Ref(e.session_id, e.note_index, e.event_index) for e in memory.evidence}
+def citations(memory: Memory, labelled: dict[Ref, str]) -> set[Ref]:
+    """The labelled notes and turns `memory` rests on. A turn can say several things, so
+    a quote from it counts only when it holds the labelled statement (or lies within it)."""
+    return {ref for e in memory.evidence if (ref := Ref(e.session_id, e.note_index, e.event_index)) in labelled
+            and (e.event_index is None or _overlap(e.quote, labelled[ref]))}
+
+
+def _overlap(quote: str, statement: str) -> bool:
+    quote, statement = quote.lower().rstrip("…"), statement.lower()
+    return statement in quote or quote in statement
 
 
 def duplicate_checks(run: Run) -> list[Check]:
-    groups = [set(g) for g in duplicate_groups(run.scenario)]
-    cited = [(m, citations(m)) for m in run.memory]
+    located = duplicate_groups(run.scenario)
+    labelled = {ref: text for refs, texts in zip(located, run.scenario.expected.duplicates, strict=True)
+                for ref, text in zip(refs, texts, strict=True)}
+    groups = [set(refs) for refs in located]
+    cited = [(m, citations(m, labelled)) for m in run.memory]
     checks = [merged(i, group, cited) for i, group in enumerate(groups, 1)]
     for memory, refs in cited:
         touched = [i for i, group in enumerate(groups, 1) if refs & group]

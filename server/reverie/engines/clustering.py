@@ -53,18 +53,32 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 def cluster(
     items: Sequence[Features], threshold: float, linked: Callable[[int, int], bool],
     more_links: Iterable[tuple[int, int]] = (), order: Sequence[int] | None = None,
+    parts: Iterable[tuple[int, int]] = (),
 ) -> list[list[int]]:
     """Groups of item indexes; `linked(i, j)` decides each candidate pair (>= threshold).
 
     `more_links` are pairs known to belong together; `order` (default: as given) is the
-    order in which items may become representatives.
+    order in which items may become representatives. `parts` are (part, whole) pairs: a
+    part left alone joins its whole's group, since it says nothing the whole does not
+    (that is not chaining: the part adds no word the group could grow on).
     """
     neighbours: dict[int, set[int]] = defaultdict(set)
     pairs = [(i, j) for i, j in _candidate_pairs(items, threshold) if linked(i, j)]
     for i, j in [*pairs, *_same_key(items), *more_links]:
         neighbours[i].add(j)
         neighbours[j].add(i)
-    return _around_representatives(neighbours, order if order is not None else range(len(items)))
+    groups = _around_representatives(neighbours, order if order is not None else range(len(items)))
+    return _absorb(groups, parts)
+
+
+def _absorb(groups: list[list[int]], parts: Iterable[tuple[int, int]]) -> list[list[int]]:
+    home = {i: group for group in groups for i in group}
+    for part, whole in parts:
+        if len(home[part]) == 1 and home[whole] is not home[part]:
+            home[part].clear()
+            home[whole].append(part)
+            home[part] = home[whole]
+    return [group for group in groups if group]
 
 
 def _around_representatives(neighbours: dict[int, set[int]], order: Iterable[int]) -> list[list[int]]:

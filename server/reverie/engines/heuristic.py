@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import timedelta
 
 import anyio
@@ -56,7 +56,8 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
     pool += found.recurring_errors(dream.sessions) + found.shared_workflows(dream.sessions)
     features = [features_of(c.text) for c in pool]
     groups = cluster(features, SIMILAR, lambda i, j: _same_subject(features[i], features[j], pool[i], pool[j]),
-                     more_links=subject_links(pool, features), order=representatives_first(pool))
+                     more_links=subject_links(pool, features), order=representatives_first(pool),
+                     parts=_restated_parts(pool, features))
     ops, current = [], set()
     for group in groups:
         members = [pool[i] for i in group]
@@ -116,9 +117,9 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
         return False  # "Staging database: …" and "Production database: …" are two facts
     if _one_word_swapped(a.tokens, b.tokens):
         return False  # "run make lint before pushing" / "run make test before pushing": two rules
-    if a.negated != b.negated:
+    if a.negated != b.negated and not (a.tokens <= b.tokens or b.tokens <= a.tokens):
         return False  # "deploys need approval" / "deploys need no approval": not one rule said twice
-    if a.numbers != b.numbers:
+    if a.numbers and b.numbers and a.numbers != b.numbers:
         if x.memory is None and x.sessions == y.sessions:
             return False  # one session noting two values means two facts, not a change
         return jaccard(a.tokens, b.tokens) >= SAME_SUBJECT
@@ -126,15 +127,19 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
 
 
 def _one_word_swapped(a: frozenset[str], b: frozenset[str]) -> bool:
-    """The same frame with another word in one slot, or another name on each side ("P1" /
-    "P2", "acme-web" / "acme-api"): rewording changes several plain words, not names."""
+    """The same frame with another word in one slot, or sibling names on each side ("P1" /
+    "P2", "acme-web" / "acme-api"): rewording changes plain words, not which thing is named."""
     if len(a - b) == 1 and len(b - a) == 1 and "#" not in a ^ b:
         return True
-    return any(map(_name_like, a - b)) and any(map(_name_like, b - a))
+    return bool(_families(a - b) & _families(b - a))
 
 
-def _name_like(token: str) -> bool:
-    return token != "#" and any(ch.isdigit() or ch in "-_." for ch in token)
+_NAME_PARTS = re.compile(r"[-_.0-9]")
+
+
+def _families(tokens: frozenset[str]) -> set[str]:
+    """'acme-web' → 'acme', 'p1' → 'p': the family a numbered or hyphenated name belongs to."""
+    return {_NAME_PARTS.split(t, 1)[0] for t in tokens if t != "#" and _NAME_PARTS.search(t)} - {""}
 
 
 def conflicts(new: Candidate, new_features: Features, old: Candidate, old_features: Features) -> bool:
@@ -165,7 +170,59 @@ def subject_links(pool: list[Candidate], features: list[Features]) -> list[tuple
     """Pairs that talk about one subject though worded apart: a value for one unit
     ("page 200" / "page 220"), or a newer statement naming the older one's value as left
     behind ("the team uses npm" / "we switched from npm to pnpm")."""
-    return [*_claim_links(pool, features), *_change_links(pool, features)]
+    return [*_claim_links(pool, features), *_change_links(pool, features), *_reworded_links(pool, features)]
+
+
+REWORDED = 0.55   # share of the shorter statement's words the longer one holds ...
+MIN_SHARED = 4    # ... and in how many words, unless it holds all of them (at least two)
+
+
+def _reworded_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+    """New words that say what another statement says, in other words or in part: most of
+    the shorter one's words recur in the longer ("Please always check that PR descriptions
+    have a Testing section" / "PR descriptions must include a Testing section").
+
+    Jaccard misses these when the longer adds a reason; the same guards against near
+    misses apply (`_same_subject`). Only new statements are probed, through their words
+    that few others share, so an existing memory of 10k entries costs little.
+    """
+    holding = _holding(features)
+    pairs = set()
+    for i, candidate in enumerate(pool):
+        if candidate.memory is None:
+            pairs |= {(min(i, j), max(i, j)) for j in _rewordings(i, features, holding)
+                      if _same_subject(features[i], features[j], candidate, pool[j])}
+    return sorted(pairs)
+
+
+def _restated_parts(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+    """(part, whole): a new statement whose every word another statement holds."""
+    holding = _holding(features)
+    return [(i, j) for i, c in enumerate(pool) if c.memory is None and len(features[i].tokens) >= 2
+            for j in _rewordings(i, features, holding) if features[i].tokens <= features[j].tokens
+            and len(features[j].tokens) > len(features[i].tokens)]
+
+
+def _holding(features: list[Features]) -> dict[str, list[int]]:
+    holding: dict[str, list[int]] = defaultdict(list)
+    for i, f in enumerate(features):
+        for token in f.tokens:
+            holding[token].append(i)
+    return holding
+
+
+def _rewordings(i: int, features: list[Features], holding: dict[str, list[int]]) -> set[int]:
+    mine = features[i].tokens - {"#"}
+    counts: Counter = Counter()
+    for token in mine:
+        if len(holding[token]) <= MAX_UNIT_BLOCK:
+            counts.update(holding[token])
+    return {j for j, shared in counts.items() if j != i and _reworded(mine, features[j].tokens - {"#"}, shared)}
+
+
+def _reworded(a: frozenset[str], b: frozenset[str], shared: int) -> bool:
+    smaller = min(len(a), len(b))
+    return smaller >= 2 and (shared == smaller or (shared >= MIN_SHARED and shared >= REWORDED * smaller))
 
 
 def _claim_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
@@ -187,10 +244,7 @@ def _one_subject(x: Candidate, y: Candidate, a: Features, b: Features) -> bool:
 
 
 def _change_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
-    holding: dict[str, list[int]] = defaultdict(list)
-    for i, f in enumerate(features):
-        for token in f.tokens:
-            holding[token].append(i)
+    holding = _holding(features)
     return [(i, j) for i, f in enumerate(features) for term in f.left for j in holding.get(term, ())[:MAX_UNIT_BLOCK]
             if j != i and pool[j].observed_at <= pool[i].observed_at and term not in features[j].left]
 

@@ -173,7 +173,7 @@ _MOVED_TO = re.compile(r"\b(?:upgraded|downgraded|renamed|changed|moved|switched
 
 
 _NAMED = re.compile(
-    r"\b(?:is|are|was|were|'s|uses?|runs? on|lives? (?:on|at|in)|moved to|switched to|is at|owns?|leads?|"
+    r"\b(?:is|are|was|were|uses?|runs? on|lives? (?:on|at|in)|moved to|switched to|is at|owns?|leads?|"
     r"belongs to|goes through|go through|is on|are on|is in|needs?|has to|owns|is responsible for)\s+(?:the\s+|a\s+|an\s+|my\s+|our\s+)?"
     r"(?:[A-Z][\w'.-]+|[\w-]+\.[\w.-]+|`[^`]+`|\w+[-_]\w+)"
 )
