@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).parents[1]))  # bench/ sits beside tests/ 
 from bench.quality.__main__ import main as quality_main
 from bench.quality.external import command, locomo, longmemeval
 from bench.quality.external.agent import connect
-from bench.quality.external.cases import Case, Question, Session, clock_after
-from bench.quality.external.figures import Measure
+from bench.quality.external.cases import Case, Clock, Question, Session, batches, clock_after, dream_time
+from bench.quality.external.figures import Measure, restates, supersedes
 from bench.quality.external.measures import Reading, ans_hit, evid_hit, ku_fresh, normalise, occurs
 from bench.quality.external.pairs import Pair, outcome
 
@@ -220,3 +220,104 @@ def test_the_whole_bench_runs_on_a_tiny_data_folder_through_mcp_and_writes_every
 def test_without_the_data_folder_the_bench_says_so_and_succeeds(tmp_path, capsys):
     assert quality_main(["--external", "--data", str(tmp_path / "absent")]) == 0
     assert "no data folder" in capsys.readouterr().out
+
+
+# --- dreams on a schedule (--dream-every N) ---------------------------------------------------------
+
+
+def said(text: str) -> list[dict]:
+    return [{"role": "user", "content": text, "has_answer": True}, {"role": "assistant", "content": "Noted."}]
+
+
+def port_question() -> dict:
+    """The API's port, stated in session 1 and changed in session 3; session 2 is other chat."""
+    old, new = said("Our API runs on port 8080."), said("We moved the API to port 9090.")
+    chat = [{"role": "user", "content": "Any tips for growing basil on a windowsill?"},
+            {"role": "assistant", "content": "Water it when the soil is dry."}]
+    return {
+        "question_id": "q-port", "question_type": "knowledge-update", "question": "Which port does our API run on?",
+        "answer": "9090", "question_date": "2023/06/20 (Tue) 10:00",
+        "haystack_dates": ["2023/05/01 (Mon) 09:00", "2023/05/15 (Mon) 09:00"], "haystack_session_ids": ["a1", "a2"],
+        "haystack_sessions": [old, new], "answer_session_ids": ["a1", "a2"], "stale_values": ["8080"],
+        "new_value": "9090",
+        "with_distractors": {
+            "haystack_dates": ["2023/05/15 (Mon) 09:00", "2023/05/08 (Mon) 09:00", "2023/05/01 (Mon) 09:00"],
+            "haystack_session_ids": ["a2", "d1", "a1"], "haystack_sessions": [new, chat, old],
+            "answer_session_ids": ["a1", "a2"],
+        },
+    }
+
+
+def port_data(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / longmemeval.FILE).write_text(json.dumps([port_question()]), encoding="utf-8")
+    return folder
+
+
+def test_batches_end_with_the_last_session_and_one_batch_without_a_schedule():
+    sessions = [Session(f"session-{n}", MAY_1 + timedelta(days=n), []) for n in range(1, 6)]
+    assert [[s.id[-1] for s in b] for b in batches(sessions, 2)] == [["1", "2"], ["3", "4"], ["5"]]
+    assert [len(b) for b in batches(sessions, 5)] == [5]  # the dream after a full last batch is the final one
+    assert batches(sessions, None) == [sessions]
+
+
+def test_a_dream_runs_a_day_after_its_last_session_but_never_after_the_next_one_starts():
+    last = Session("session-1", MAY_1, [])
+    assert dream_time(last, None) == MAY_1 + timedelta(days=1)
+    assert dream_time(last, Session("session-2", MAY_1 + timedelta(days=9), [])) == MAY_1 + timedelta(days=1)
+    assert dream_time(last, Session("session-2", MAY_1 + timedelta(hours=2), [])) == MAY_1 + timedelta(hours=2)
+
+
+def test_the_bench_clock_ticks_and_never_goes_back():
+    clock = Clock(MAY_1)
+    assert clock() == MAY_1 and clock() == MAY_1 + timedelta(seconds=1)
+    clock.move_to(MAY_1)  # earlier than now: ignored
+    assert clock() == MAY_1 + timedelta(seconds=2)
+    clock.move_to(MAY_1 + timedelta(days=3))
+    assert clock() == MAY_1 + timedelta(days=3)
+
+
+def op(kind: str, sessions: list[str], rationale: str = "Stated.") -> dict:
+    return {"kind": kind, "rationale": rationale, "evidence": [{"session_id": s, "quote": "…"} for s in sessions]}
+
+
+def test_adds_are_counted_as_restating_when_they_cite_two_sessions_and_superseding_by_the_rationale():
+    assert restates(op("add", ["s1", "s2", "s1"])) and not restates(op("add", ["s1", "s1"]))
+    assert not restates(op("merge", ["s1", "s2"]))
+    assert supersedes(op("add", ["s2"], "Stated in 1 session(s); supersedes the older “port 8080”."))
+    assert not supersedes(op("add", ["s2"])) and not supersedes(op("update", ["s2"], "supersedes the older x"))
+
+
+def test_one_dream_counts_an_add_that_supersedes_the_older_statement(tmp_path, capsys):
+    folder = port_data(tmp_path / "data")
+    assert quality_main(["--external", "--data", str(folder), "--json", str(tmp_path / "f.json")]) == 0
+    (lme,) = json.loads((tmp_path / "f.json").read_text(encoding="utf-8"))["datasets"]
+    assert lme["operations"]["dreams"] == 1 and lme["operations"]["superseding_adds"] == 1
+    assert lme["dream_every"] is None
+    out = capsys.readouterr().out
+    assert "Mode: one dream" in out and "1 supersede an older statement" in out
+
+
+def test_dreams_every_two_sessions_turn_a_changed_fact_into_an_update(tmp_path, capsys):
+    folder = port_data(tmp_path / "data")
+    argv = ["--external", "--data", str(folder), "--dream-every", "2", "--json", str(tmp_path / "f.json"), "--verbose"]
+    assert quality_main(argv) == 0
+    figures = json.loads((tmp_path / "f.json").read_text(encoding="utf-8"))
+    (lme,) = figures["datasets"]
+    assert figures["settings"]["dream_every"] == 2 and lme["dream_every"] == 2
+    dreams = lme["dreams"]["q-port"]
+    assert [d["sessions_logged"] for d in dreams] == [2, 3]
+    # each dream a day after its last session: the first before session 3 (15 May), the last after it
+    assert [d["at"][:16] for d in dreams] == ["2023-05-09T09:00", "2023-05-16T09:00"]
+    assert [o["kind"] for o in dreams[0]["operations"]] == ["add"]      # the first dream adds port 8080 ...
+    assert [o["kind"] for o in dreams[1]["operations"]] == ["update"]   # ... the last replaces it with 9090
+    assert lme["operations"]["by_kind"]["update"] == 1 and lme["operations"]["dreams"] == 2
+    out = capsys.readouterr().out
+    assert "Mode: scheduled dreams (--dream-every 2)" in out
+    assert "over 2 dreams" in out and "1 update" in out and "dream 2 of 2, after 3 session(s)" in out
+
+
+def test_dream_every_must_be_a_positive_number(capsys):
+    with pytest.raises(SystemExit):
+        command.parse(["--dream-every", "0"])
+    assert "must be 1 or more" in capsys.readouterr().err

@@ -3,12 +3,15 @@
 Run from the repository root (the data is read where it lies, never copied in):
 
     python -m bench.quality --external [--data ../shared/eval-data] [--only lme|locomo|pairs]
-                                       [--no-distractors] [--limit N] [--verbose] [--json PATH]
+                                       [--no-distractors] [--limit N] [--dream-every N]
+                                       [--verbose] [--json PATH]
 
 Each LongMemEval knowledge-update question and each LoCoMo conversation gets a fresh SQLite
 file. Its sessions are logged through a real MCP client, as transcripts only and in date
 order; every question is read (`read_memory(query, budget_tokens=500)`) before and after
-one heuristic dream whose unflagged operations are applied. The text the agent would read
+one heuristic dream whose unflagged operations are applied — or, with `--dream-every N`,
+after a dream every N sessions and a last one after the final session, as a server that
+dreams on schedule would (operations counted over all the dreams). The text the agent would read
 is scored as the data set's README defines it (ans_hit, ku_fresh, evid_hit); labelled
 statement pairs are logged two sessions apart, dreamed, and judged by provenance.
 

@@ -5,9 +5,11 @@ what is scored is the tool result's text — the markdown a model reads — not 
 object. A tool error stops the run: the bench measures quality, not error handling.
 
 The server needs a clock a day after the data's last session (the data is from 2022-23,
-and staleness and recency are judged against "now"). `build_server` takes no clock today,
-so the bench hands its service one by replacing `open_reverie` in `reverie.mcp_server`
-for as long as the connection lives; once `build_server` accepts `clock=`, that is used.
+and staleness and recency are judged against "now"); with `--dream-every`, a clock the
+bench moves along the data, so that each dream runs just after the sessions it reviews
+(`cases.Clock`). `build_server` takes no clock today, so the bench hands its service one
+by replacing `open_reverie` in `reverie.mcp_server` for as long as the connection lives;
+once `build_server` accepts `clock=`, that is used.
 
 Applying: the unflagged operations are approved by id through `apply_dream`, the way a
 person approving everything without a risk flag would; the flagged ones are thereby
@@ -48,6 +50,8 @@ class Dream:
 
     operations: list[dict] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
+    sessions_logged: int = 0  # how many of the case's sessions were logged when it ran
+    at: datetime | None = None  # the server's clock when it ran
 
     @property
     def flagged(self) -> list[dict]:

@@ -53,8 +53,41 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def clock_after(last: datetime):
+DAY = timedelta(days=1)
+SECOND = timedelta(seconds=1)
+
+
+class Clock:
+    """The server's clock, moved by the bench along the data: it ticks a second per reading
+    and never goes back (a move to an earlier moment is ignored)."""
+
+    def __init__(self, start: datetime):
+        self.now = as_utc(start)
+
+    def move_to(self, moment: datetime) -> None:
+        self.now = max(self.now, as_utc(moment))
+
+    def __call__(self) -> datetime:
+        reading, self.now = self.now, self.now + SECOND
+        return reading
+
+
+def clock_after(last: datetime) -> Clock:
     """A clock a day after `last` that ticks a second per call: nothing in the data is stale yet."""
-    start = as_utc(last) + timedelta(days=1)
-    ticks = iter(range(10**9))
-    return lambda: start + timedelta(seconds=next(ticks))
+    return Clock(as_utc(last) + DAY)
+
+
+def dream_time(last: Session, following: Session | None) -> datetime:
+    """When a dream after `last` runs: a day after it, as for the single dream, or when the
+    following session starts if that is sooner — a user's server dreams between sessions, so
+    no dream is judged from a "now" later than a session it has not seen yet."""
+    after = as_utc(last.date) + DAY
+    return after if following is None else max(as_utc(last.date), min(after, as_utc(following.date)))
+
+
+def batches(sessions: list[Session], every: int | None) -> list[list[Session]]:
+    """The sessions logged before each dream: `every` at a time, the rest before the final
+    dream; all of them before one dream when `every` is None."""
+    if every is None:
+        return [sessions]
+    return [sessions[i : i + every] for i in range(0, len(sessions), every)]

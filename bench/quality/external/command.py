@@ -1,5 +1,10 @@
 """`python -m bench.quality --external [--data DIR] [--only lme|locomo|pairs] [--no-distractors]
-[--limit N] [--verbose] [--json PATH]`: consolidation quality on the public development data.
+[--limit N] [--dream-every N] [--verbose] [--json PATH]`: consolidation quality on the public
+development data.
+
+By default one dream runs after every session is logged (the data README's protocol).
+`--dream-every N` dreams on a schedule instead, as a server that dreams by itself would:
+after every N sessions and once after the last (see `pipeline`).
 
 The data is read where it lies (`../shared/eval-data` beside the repository by default):
 its licences keep it out of the repository. Without it, the bench says so and exits 0.
@@ -32,9 +37,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-distractors", action="store_true",
                         help="LongMemEval: log only the evidence sessions, not the ~50-session haystack")
     parser.add_argument("--limit", type=int, metavar="N", help="at most N questions (pairs) per part")
+    parser.add_argument("--dream-every", type=positive, metavar="N",
+                        help="dream (unflagged operations applied) after every N sessions logged and after the last, "
+                             "instead of once after all of them")
     parser.add_argument("--verbose", action="store_true", help="name what the dream made worse, and every op")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every figure here")
     return parser.parse_args(argv)
+
+
+def positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
 
 
 @dataclass
@@ -65,27 +80,27 @@ def limited(cases: list[Case], limit: int | None) -> list[Case]:
     return kept
 
 
-async def run_cases(title: str, cases: list[Case]) -> DatasetFigures:
-    return figures.of_cases(title, [await run_case(case) for case in cases])
+async def run_cases(title: str, cases: list[Case], every: int | None = None) -> DatasetFigures:
+    return figures.of_cases(title, [await run_case(case, every) for case in cases], every)
 
 
-async def run_pairs(chosen_pairs: list[pairs.Pair]) -> PairFigures:
+async def run_pairs(chosen_pairs: list[pairs.Pair], every: int | None = None) -> PairFigures:
     started = time.perf_counter()
-    runs = [await run_pair(pair) for pair in chosen_pairs]
-    return figures.of_pairs(runs, time.perf_counter() - started)
+    runs = [await run_pair(pair, every) for pair in chosen_pairs]
+    return figures.of_pairs(runs, time.perf_counter() - started, every)
 
 
 async def run_parts(args: argparse.Namespace, parts: list[str]) -> Results:
-    results = Results([])
+    results, every = Results([]), args.dream_every
     if "lme" in parts:
         haystack = "evidence sessions only" if args.no_distractors else "with distractors"
         questions = limited(longmemeval.load(args.data, distractors=not args.no_distractors), args.limit)
-        results.datasets.append(await run_cases(f"LongMemEval knowledge-update ({haystack})", questions))
+        results.datasets.append(await run_cases(f"LongMemEval knowledge-update ({haystack})", questions, every))
     if "locomo" in parts:
         conversations = limited(locomo.load(args.data), args.limit)
-        results.datasets.append(await run_cases("LoCoMo (categories 1-4)", conversations))
+        results.datasets.append(await run_cases("LoCoMo (categories 1-4)", conversations, every))
     if "pairs" in parts:
-        results.pairs = await run_pairs(pairs.load(args.data)[: args.limit])
+        results.pairs = await run_pairs(pairs.load(args.data)[: args.limit], every)
     return results
 
 
@@ -98,8 +113,9 @@ def run(args: argparse.Namespace) -> Results | None:
     return None
 
 
-def show(results: Results, verbose: bool) -> None:
+def show(results: Results, verbose: bool, every: int | None = None) -> None:
     print("## Consolidation quality on public data: heuristic engine, read_memory at 500 tokens\n")
+    print(report.mode(every), "\n")
     for f in results.datasets:
         print(report.dataset(f), "\n")
     if results.pairs:
@@ -119,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args)
     if results is None:
         return 1
-    show(results, args.verbose)
+    show(results, args.verbose, args.dream_every)
     if args.json:
         settings = {"data": str(args.data), "distractors": not args.no_distractors, "limit": args.limit,
-                    "only": args.only, "engine": "heuristic", "budget_tokens": 500}
+                    "only": args.only, "engine": "heuristic", "budget_tokens": 500,
+                    "dream_every": args.dream_every}
         report.write_json(args.json, results.datasets, results.pairs, settings)
     return 0

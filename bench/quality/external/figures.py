@@ -1,5 +1,6 @@
-"""The runs added up: per data set, each measure before and after the dream, what the dream
-proposed and applied, and where the time went; per label, what became of the pairs.
+"""The runs added up: per data set, each measure before and after the dream(s), what the
+dreams proposed and applied (summed over all of a case's dreams), and where the time went;
+per label, what became of the pairs.
 
 A measure keeps its per-question values, so a question the dream made worse ("evidence
 lost", "answer lost") can be named, not just counted.
@@ -17,6 +18,26 @@ from bench.quality.external.pipeline import CaseRun, PairRun
 
 MEASURES = {"ans_hit": ans_hit, "ku_fresh": ku_fresh, "evid_hit": evid_hit}
 OP_KINDS = ("add", "update", "merge", "prune", "promote")
+SUPERSEDES = "supersedes the older"  # what the heuristic engine's rationale says of an add that outranks a statement
+
+
+def restates(op: dict) -> bool:
+    """An add that folds statements from two or more sessions into one entry: its evidence
+    (the statements that agree with it) cites at least two sessions."""
+    return op["kind"] == "add" and len({e["session_id"] for e in op.get("evidence") or ()}) >= 2
+
+
+def supersedes(op: dict) -> bool:
+    """An add whose statement outranks an older one about the same subject.
+
+    Counted by rationale, for want of a structural signal: the Operation model marks
+    nothing of it. An add has no `targets` or `before` (it archives nothing: the older
+    statement was never an entry), and its evidence holds only the statements that agree
+    with the new value, not the one it outranks. So this counts the heuristic engine's own
+    wording ("…; supersedes the older “…”"), which another engine — or a reworded
+    rationale — would not be counted by.
+    """
+    return op["kind"] == "add" and SUPERSEDES in (op.get("rationale") or "")
 
 
 @dataclass
@@ -43,14 +64,22 @@ class Measure:
 
 @dataclass
 class Operations:
+    """What dreams proposed, summed over every dream of every case."""
+
     by_kind: Counter = field(default_factory=Counter)
     flagged: int = 0
     applied: int = 0
+    dreams: int = 0
+    restating_adds: int = 0    # adds folding statements from ≥ 2 sessions
+    superseding_adds: int = 0  # adds outranking an older statement (by the engine's rationale)
 
     def add(self, dream: Dream) -> None:
+        self.dreams += 1
         self.by_kind.update(op["kind"] for op in dream.operations)
         self.flagged += len(dream.flagged)
         self.applied += len(dream.applied)
+        self.restating_adds += sum(map(restates, dream.operations))
+        self.superseding_adds += sum(map(supersedes, dream.operations))
 
     @property
     def proposed(self) -> int:
@@ -66,14 +95,16 @@ class DatasetFigures:
     operations: Operations = field(default_factory=Operations)
     seconds: Counter = field(default_factory=Counter)
     runs: list[CaseRun] = field(default_factory=list)
+    dream_every: int | None = None  # None: one dream after every session is logged
 
 
-def of_cases(title: str, runs: list[CaseRun]) -> DatasetFigures:
-    figures = DatasetFigures(title, runs=runs)
+def of_cases(title: str, runs: list[CaseRun], dream_every: int | None = None) -> DatasetFigures:
+    figures = DatasetFigures(title, runs=runs, dream_every=dream_every)
     for run in runs:
         figures.cases += 1
         figures.questions += len(run.case.questions)
-        figures.operations.add(run.dream)
+        for dream in run.dreams:
+            figures.operations.add(dream)
         figures.seconds.update(run.seconds)
         score_questions(figures, run)
     return figures
@@ -92,6 +123,7 @@ class PairFigures:
     outcomes: dict[str, Counter] = field(default_factory=dict)  # label → outcome → pairs
     operations: Operations = field(default_factory=Operations)
     seconds: float = 0.0
+    dream_every: int | None = None
 
     def count(self, label: str, outcomes: tuple[str, ...]) -> int:
         return sum(n for o, n in self.outcomes.get(label, Counter()).items() if o in outcomes)
@@ -108,11 +140,12 @@ class PairFigures:
         return [r for r in self.runs if r.outcome not in WANTED.get(r.pair.label, ())]
 
 
-def of_pairs(runs: list[PairRun], seconds: float) -> PairFigures:
-    figures = PairFigures(runs, seconds=seconds)
+def of_pairs(runs: list[PairRun], seconds: float, dream_every: int | None = None) -> PairFigures:
+    figures = PairFigures(runs, seconds=seconds, dream_every=dream_every)
     for run in runs:
         figures.outcomes.setdefault(run.pair.label, Counter())[run.outcome] += 1
-        figures.operations.add(run.dream)
+        for dream in run.dreams:
+            figures.operations.add(dream)
     return figures
 
 
