@@ -116,13 +116,14 @@ def stem(word: str) -> str:
 
 
 _IMPLIED_TIMES = frozenset({"once", "twice", "thrice"})
-# A value's shape, a unit of last resort: "3-2" and "5-2" are both scores, "7:00" a time.
-_SHAPE = re.compile(r"\d+")
-_SHAPES = frozenset({"#", "#:#", "#-#", "#.#", "$#", "#,#", "weekday"})
+_SHAPES = frozenset({"#", "#:#", "#-#", "weekday"})
 
 
 def _shape(token: str) -> str:
-    return "weekday" if token in _DAYS else _SHAPE.sub("#", token)
+    """A value's kind: a time, a range or score, a day, or any other number ("$5,000", "3.12", "5th")."""
+    if token in _DAYS:
+        return "weekday"
+    return "#:#" if ":" in token else "#-#" if "-" in token or "–" in token else "#"
 
 
 _NOT_UNITS = frozenset(stem(w) for w in _FILLER - _GENERIC_UNITS)

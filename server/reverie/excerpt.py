@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from reverie.claims import sentences, stem
 
-EXCERPT_CHARS = 400  # ~100 tokens: a 500-token read still shows four excerpts
+import os
+EXCERPT_CHARS = int(os.environ.get("XC", "400"))  # ~100 tokens: a 500-token read still shows four excerpts
 GAP = " … "
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Where a long sentence may be cut: after , ; : and before a dash or a parenthesis, always

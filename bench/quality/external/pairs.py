@@ -61,6 +61,9 @@ def outcome(pair: Pair, entries: list[dict]) -> str:
     holders = [(e, c) for e, c in zip(entries, cited, strict=True) if c]
     if not holders:
         return "none"
+    sources = set().union(*(c for _, c in holders))
+    if len(holders) > 1 and len(sources) == 1:
+        return f"{sources.pop()} only"  # one statement read as two sentences, the other gone
     if len(holders) > 1:
         return "both"
     entry, sessions = holders[0]

@@ -44,6 +44,7 @@ class Candidate:
     memory: Memory | None = None
     scope: str | None = None
     correction: bool = False  # "actually, …": it replaces what it corrects
+    leaves: frozenset[str] = frozenset()  # old values its sentence names as left behind
 
 
 def from_memory(memory: Memory) -> Candidate:
@@ -102,7 +103,7 @@ def _statement(session: SessionRecord, event: Event, found: statements.Statement
         observed_at=event.timestamp or session.started_at, agents=frozenset({session.agent_id}),
         sessions=frozenset({session.id}),
         evidence=[Evidence(session_id=session.id, event_index=event.index, quote=shorten(found.text))],
-        scope="user", correction=found.correction,
+        scope="user", correction=found.correction, leaves=found.leaves,
     )
 
 

@@ -41,6 +41,7 @@ class Features:
     stated: Stated = Stated((), False)
     left: frozenset[str] = frozenset()
     negated: bool = False
+    changed: bool = False
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:

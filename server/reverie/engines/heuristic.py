@@ -35,7 +35,7 @@ SAME_SUBJECT = 0.8     # ... and for "the same sentence with another number in i
 MAX_EVIDENCE = 5
 GENERIC_KEYS = frozenset(
     "note notes tip todo fyi important reminder warning error example question answer issue ticket user customer "
-    "step lesson update summary status context".split()
+    "step lesson update summary status context instruction instructions request task prompt".split()
 )
 _EXTRA_STOPWORDS = frozenset("please user said".split())
 _LABEL = re.compile(r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S")
@@ -54,7 +54,7 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
     for session in dream.sessions:
         pool += found.from_notes(session) + found.from_statements(session)
     pool += found.recurring_errors(dream.sessions) + found.shared_workflows(dream.sessions)
-    features = [features_of(c.text) for c in pool]
+    features = [features_of(c.text, c.leaves, c.correction) for c in pool]
     groups = cluster(features, SIMILAR, lambda i, j: _same_subject(features[i], features[j], pool[i], pool[j]),
                      more_links=subject_links(pool, features), order=representatives_first(pool),
                      parts=_restated_parts(pool, features))
@@ -82,13 +82,13 @@ def _stems(tokens: list[str]) -> list[str]:
     return [stem(w) for w in tokens if w not in STOPWORDS and w not in _EXTRA_STOPWORDS]
 
 
-def features_of(text: str) -> Features:
+def features_of(text: str, leaves: frozenset[str] = frozenset(), correction: bool = False) -> Features:
     """Computed once per statement: clustering and resolving ask them of every pair they meet."""
     tokens = words(text)
     masked = frozenset("#" if is_number(w) else w for w in _stems(tokens))
     return Features(tokens=masked, key=_key(text), numbers=tuple(sorted(w for w in tokens if is_number(w))),
-                    stated=claims.stated(text), left=statements.change_terms(claims.unquoted(text)),
-                    negated=bool(_NEGATION.search(text)))
+                    stated=claims.stated(text), left=leaves | statements.change_terms(claims.unquoted(text)),
+                    negated=bool(_NEGATION.search(text)), changed=correction or bool(_CHANGED.search(text)))
 
 
 _NEGATION = re.compile(r"\b(?:no|not|never|don't|do not|doesn't|without|nothing|none)\b|n't\b", re.I)
@@ -100,7 +100,7 @@ def _key(text: str) -> str | None:
     Only a short plain label before ": " counts: not a time (17:00), a URL, or a quoted
     error message ("fails with “KeyError: …”").
     """
-    match = _LABEL.match(text)
+    match = _LABEL.match(claims.unquoted(text))
     if match is None:
         return None
     key = " ".join(_content_words(match.group(1)))
@@ -151,7 +151,7 @@ def conflicts(new: Candidate, new_features: Features, old: Candidate, old_featur
     """
     if new_features.key and new_features.key == old_features.key:
         return _value(new.text) != _value(old.text)
-    if new.correction or new_features.left & old_features.tokens:
+    if new.correction or new_features.left & old_features.tokens or _says_changed(new_features, old_features):
         return True
     if claims.disagree(new_features.stated, old_features.stated):
         return True
@@ -170,7 +170,8 @@ def subject_links(pool: list[Candidate], features: list[Features]) -> list[tuple
     """Pairs that talk about one subject though worded apart: a value for one unit
     ("page 200" / "page 220"), or a newer statement naming the older one's value as left
     behind ("the team uses npm" / "we switched from npm to pnpm")."""
-    return [*_claim_links(pool, features), *_change_links(pool, features), *_reworded_links(pool, features)]
+    return [*_claim_links(pool, features), *_change_links(pool, features), *_changed_links(pool, features),
+            *_reworded_links(pool, features)]
 
 
 REWORDED = 0.55   # share of the shorter statement's words the longer one holds ...
@@ -241,6 +242,33 @@ def _one_subject(x: Candidate, y: Candidate, a: Features, b: Features) -> bool:
     if x.memory is None and y.memory is None and x.sessions == y.sessions and claims.disagree(a.stated, b.stated):
         return False  # one session giving two values means two facts, not a change
     return claims.related(a.stated, b.stated)
+
+
+def _says_changed(new: Features, old: Features) -> bool:
+    """`new` says its subject changed ("was renamed", "upgraded to", "actually, …") and
+    names `old`'s subject: two words in common, or one when both are brief."""
+    if not new.changed or new.negated != old.negated or max(len(new.tokens), len(old.tokens)) > BRIEF:
+        return False  # in long chat, two words in common are chance
+    shared = len((new.tokens & old.tokens) - _NOT_A_SUBJECT)
+    return shared >= 2 or (shared == 1 and max(len(new.tokens), len(old.tokens)) <= 5)
+
+
+BRIEF = 10  # words: a statement this short says one thing
+_NOT_A_SUBJECT = frozenset({"#", "use", "user", "prefer", "want", "like", "alway", "now", "team"})
+_CHANGED = re.compile(r"\b(?:switched|moved|migrated|changed|upgraded|downgraded|renamed|replaced|"
+                      r"retired|deprecated|from now on|no longer|instead of)\b", re.I)
+
+
+def _changed_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+    """A new statement that says its subject changed, with the older ones about that subject."""
+    holding = _holding(features)
+    pairs = set()
+    for i, f in enumerate(features):
+        if f.changed and pool[i].memory is None:
+            near = {j for token in f.tokens - _NOT_A_SUBJECT for j in holding[token][:MAX_UNIT_BLOCK]}
+            pairs |= {(i, j) for j in near if j != i and pool[j].observed_at <= pool[i].observed_at
+                      and _says_changed(f, features[j])}
+    return sorted(pairs)
 
 
 def _change_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:

@@ -81,23 +81,26 @@ class Statement:
     kind: Kind
     category: Category
     correction: bool   # "actually, …": it replaces what it corrects
+    leaves: frozenset[str] = frozenset()  # old values its sentence names as left behind (`change_terms`)
 
 
 def statements(turn: str) -> list[Statement]:
     """The memory-worthy sentences of one user turn."""
     found = []
-    for sentence in _clauses(turn):
-        text = _LEAD_IN.sub("", sentence).strip()
-        if text and (kind := classify(text)):
-            found.append(Statement(text[0].upper() + text[1:], kind, _category(kind, text),
-                                   bool(_CORRECTION.search(sentence))))
+    for sentence in claims.sentences(turn):
+        leaves = change_terms(sentence)  # "we moved to unittest; stop using pytest": the whole sentence says it
+        for clause in _clauses(sentence):
+            text = _LEAD_IN.sub("", clause).strip()
+            if text and (kind := classify(text)):
+                found.append(Statement(text[0].upper() + text[1:], kind, _category(kind, text),
+                                       bool(_CORRECTION.search(clause)), leaves))
     return found
 
 
-def _clauses(turn: str) -> list[str]:
-    """Sentences, and the parts of a sentence joined by ";" — "Convert this file; I prefer
-    pytest" is a request and a preference."""
-    return [part for sentence in claims.sentences(turn) for part in re.split(r";\s+", sentence) if part]
+def _clauses(sentence: str) -> list[str]:
+    """The parts of a sentence joined by ";" — "Convert this file; I prefer pytest" is a
+    request and a preference."""
+    return [part for part in re.split(r";\s+", sentence) if part]
 
 
 def classify(sentence: str) -> Kind | None:
@@ -165,7 +168,7 @@ def _fact(sentence: str) -> bool:
 
 
 # A plain sentence states something only if it says what a thing is or does ("Wow, Melanie!" does not).
-_VERB = re.compile(r"\b(?:is|are|was|were|has|have|had|uses?|runs?|lives?|needs?|must|owns?|goes|go|reads?|"
+_VERB = re.compile(r"\b(?:is|are|was|were|be|has|have|had|uses?|runs?|lives?|needs?|must|owns?|goes|go|reads?|"
                    r"stores?|requires?|expires?|belongs|holds?|takes?|works?|points?|sits?|stays?|mirrors?)\b", re.I)
 _LABELLED = re.compile(r"^[\w' -]{2,40}:\s+\S")  # "Primary database host: db-primary.internal"
 _MOVED_TO = re.compile(r"\b(?:upgraded|downgraded|renamed|changed|moved|switched|migrated|raised|lowered|bumped)\s+"
@@ -204,15 +207,19 @@ def change_terms(text: str) -> frozenset[str]:
 
 
 _OLD = r"(?P<old>[\w.+#/-]+(?:\s+[\w.+#/-]+)?)"
+_CHANGED = r"(?:switched|moved|migrated|changed|upgraded|downgraded|converted|transitioned|swapped|went)"
+# Each names the old value in a frame only a change is said in: "from X to" counts after
+# "switched" ("switched from npm to pnpm"), not in "from start to finish" or "home from work".
 _LEFT_BEHIND = [
-    re.compile(rf"\bfrom\s+{_OLD}\s+to\b", re.I),
-    re.compile(rf"\binstead\s+of\s+{_OLD}", re.I),
+    re.compile(rf"\b{_CHANGED}\s+(?:\w+\s+){{0,3}}?from\s+{_OLD}\s+to\b", re.I),
+    re.compile(r"\binstead\s+of\s+(?!\w+ing\b|just\b|the\b|a\b|my\b)(?P<old>[\w.+#/-]+(?:\s+[\w.+#/-]+)?)", re.I),
     re.compile(rf"\breplaced\s+{_OLD}\s+with\b", re.I),
-    re.compile(rf"\b(?:no longer|stop|stopped|quit)\s+(?:using\s+|use\s+)?{_OLD}", re.I),
+    re.compile(rf"\b(?:no longer use|stop using|stopped using|quit using|don't use .{{0,20}}anymore|moved off)\s+{_OLD}",
+               re.I),
     re.compile(r"\b(?P<old>[\w.+#/-]+)\s+(?:is|was|has been|got)\s+(?:now\s+)?(?:retired|deprecated|gone|dropped|removed)",
                re.I),
     re.compile(r"[;,]\s*no\s+(?P<old>[\w.+#/-]+)\s*(?:anywhere|anymore|any more|[.(]|$)", re.I),
 ]
 _LEFT_HINT = re.compile(r"\b(?:from|instead|replaced|no longer|stop|stopped|quit|retired|deprecated|gone|dropped|"
-                        r"removed|no)\b", re.I)
+                        r"removed|no|off)\b", re.I)
 _NOT_A_VALUE = frozenset("the a an my our it this that using use more".split())

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from reverie import claims, config
@@ -65,6 +65,9 @@ def candidates(budget_tokens: int) -> int:
     (building rows is a good part of a read's cost at 2,000 tokens).
     """
     return min(max(budget_tokens // 20, 50), 5_000)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_STAND_IN_NOTE = NoteEntry(session_id="s", index=0, content="x", created_at=_EPOCH)
+_STAND_IN_EPISODE = Episode(session_id="s", event_index=0, role="user", text="x", timestamp=_EPOCH)
 MEMORY_SHARE = 0.6
 MIN_BUDGET = 100  # below this not even the headings fit
 HEADINGS = 60     # tokens kept back for section headings and the pending-review hint
@@ -72,6 +75,14 @@ HEADINGS = 60     # tokens kept back for section headings and the pending-review
 # leaving one out makes room for the next, and `claims.outdated` compares every pair, so
 # judging every candidate would cost a large read far more than it could show.
 JUDGED_SHARE = 1.25
+
+
+def _frame(notes: bool, excerpts: bool, pending: list[PendingNotice]) -> int:
+    """Tokens the markdown spends besides the lines of entries, notes and excerpts: the
+    headings of the sections that may appear and the pending-review hint."""
+    rendered = memory_markdown([], [_STAND_IN_NOTE] if notes else [], [_STAND_IN_EPISODE] if excerpts else [], pending)
+    lines = (cost(note_line(_STAND_IN_NOTE)) if notes else 0) + (cost(episode_line(_STAND_IN_EPISODE)) if excerpts else 0)
+    return estimate_tokens(rendered) - lines + 2
 
 
 def check_budget(budget_tokens: int) -> None:
@@ -126,7 +137,7 @@ async def read(
         notes = await sessions.pending_notes(db, agent_id) if include_notes else []
         asked, turns = await _matching_turns(db, query, agent_id) if query else (None, [])
         pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
-    budget = max(budget_tokens - sum(estimate_tokens(pending_line(p)) for p in pending) - HEADINGS, 0)
+    budget = max(budget_tokens - _frame(bool(notes), bool(turns), pending), 0)
     shown, outdated = select(entries, notes, turns, query, asked, budget)
     if shown.entries:
         async with db.transaction():

@@ -26,13 +26,15 @@ FTS_TABLES = frozenset({"memories_fts", "events_fts"})
 
 
 MAX_TERMS = 24  # words past these cost an index lookup each and seldom change the order
+import os
+ASKING = frozenset(os.environ.get("ASKING", "").split())
 
 
 def query_terms(text: str) -> list[str]:
     """Distinct lowercased words, without stopwords (unless that would leave none)."""
     terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(text)))
     # Words like "what" or "the" match nearly everything and only slow the ranking down.
-    return ([t for t in terms if t not in STOPWORDS] or terms)[:MAX_TERMS]
+    return ([t for t in terms if t not in STOPWORDS and t not in ASKING] or terms)[:MAX_TERMS]
 
 
 def any_of(terms: list[str]) -> str | None:
