@@ -222,8 +222,16 @@ def _rewordings(i: int, features: list[Features], holding: dict[str, list[int]])
 
 
 def _reworded(a: frozenset[str], b: frozenset[str], shared: int) -> bool:
+    """Most of the shorter one's words, or, in two brief statements, a name they both
+    give ("staging.acme.dev", "acme-web") and another word."""
     smaller = min(len(a), len(b))
-    return smaller >= 2 and (shared == smaller or (shared >= MIN_SHARED and shared >= REWORDED * smaller))
+    if smaller >= 2 and (shared == smaller or (shared >= MIN_SHARED and shared >= REWORDED * smaller)):
+        return True
+    return shared >= 2 and max(len(a), len(b)) <= BRIEF and any(map(_name_like, a & b))
+
+
+def _name_like(token: str) -> bool:
+    return any(ch in "._/-" for ch in token) or (any(ch.isdigit() for ch in token) and not token[0].isdigit())
 
 
 def _claim_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
