@@ -117,8 +117,16 @@ def classify(sentence: str) -> Kind | None:
 
 # Plans, what the assistant can do, and feelings are not facts to keep.
 _NOT_A_FACT = re.compile(
-    r"^(?:you|your|it|this|that|there|here|for example|e\.g\.)\b|\b(?:i'll|i will|we'll|we will|let's|i'd|"
-    r"i feel|i felt|i'm (?:excited|happy|glad|sure|interested|curious|so|really|not sure)|i think|i guess)\b",
+    r"^(?:you|your|it|this|that|there|here|for example|e\.g\.|moreover|however|overall|in addition)\b"
+    r"|\b(?:i'll|i will|we'll|we will|let's|i'd|i feel|i felt|i'm (?:excited|happy|glad|sure|interested|curious|so|"
+    r"really|not sure)|i think|i guess|will|would|must have|might|can|could|may)\b(?! be \w+ed\b)",
+    re.I,
+)
+# Said to the other person, or exclaimed: a reaction, not a fact ("Glad you had support.",
+# "Being yourself is great!"). First-person facts may end with "!" ("I'm now at 600 followers!").
+_REACTION = re.compile(
+    r"!\s*$|^(?:glad|sorry|nice|great|awesome|cool|wow|congrats|congratulations|sounds|looks|hope|must|being|so)\b"
+    r"|\byou(?:'re|'ve| are| were| had| have| did| must| should| guys)\b",
     re.I,
 )
 
@@ -164,6 +172,8 @@ def _fact(sentence: str) -> bool:
         return True
     if _FIRST_PERSON.search(sentence):
         return any(c.unit for c in claims.claims(sentence)) or _named_value(sentence)
+    if _REACTION.search(sentence):
+        return False
     return len(sentence.split()) <= 20 and bool(_VERB.search(sentence) or _LABELLED.match(sentence))
 
 
