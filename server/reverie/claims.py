@@ -151,7 +151,7 @@ class Claim:
 
 def claims(text: str) -> list[Claim]:
     """The values a statement gives, each with its unit and context."""
-    found = tokens(_IDENTIFIER.sub(_joined, text))
+    found = tokens(_IDENTIFIER.sub(_joined, text) if _DIGIT.search(text) else text)
     values = [is_value(t) for t in found]
     if not any(values):
         return []  # most statements: nothing more to read
@@ -171,6 +171,7 @@ _CHANGE_WORDS = frozenset(
     "bumped migrated instead anymore".split())
 
 
+_DIGIT = re.compile(r"\d")
 _EVENT_DAY = frozenset("last this next yesterday past coming".split())
 _MONTHS = frozenset("january february march april may june july august september october november december".split())
 
@@ -261,7 +262,7 @@ class Stated:
     short: bool
 
 
-@functools.lru_cache(maxsize=1 << 14)  # recall judges the same entries and notes on every read
+@functools.lru_cache(maxsize=1 << 15)  # recall judges the same entries and notes on every read
 def stated(text: str) -> Stated:
     found = claims(unquoted(text))
     size = len({w for c in found[:1] for w in c.context | c.unit})

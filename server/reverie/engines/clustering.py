@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from reverie.claims import Stated
+from reverie.claims import Stated, stated
 
 # Statements sharing one prefix token are compared; past this many the token is too common
 # to say anything, so later statements no longer probe through it.
@@ -38,10 +38,16 @@ class Features:
     key: str | None = None
     numbers: tuple[str, ...] = ()  # the statement's numbers, sorted: what masking hid from `tokens`
     # For the caller's own tests of a pair; clustering itself reads only the fields above.
-    stated: Stated = Stated((), False)
+    text: str = ""
     left: frozenset[str] = frozenset()
     negated: bool = False
     changed: bool = False
+
+    @property
+    def stated(self) -> Stated:
+        """The statement's values, read when first asked (`claims.stated` caches them): most
+        entries of a large memory are never compared by value, and reading costs."""
+        return stated(self.text)
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:

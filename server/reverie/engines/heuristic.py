@@ -30,7 +30,7 @@ from reverie.engines.clustering import Features, cluster, jaccard
 from reverie.models import DreamInput, EngineResult, Evidence, OperationDraft
 from reverie.text import STOPWORDS, is_number, words
 
-SIMILAR = 0.45         # Jaccard over masked words for "says the same thing" (in other words)
+SIMILAR = 0.6          # Jaccard over masked words for "says the same thing" (in other words)
 SAME_SUBJECT = 0.8     # ... and for "the same sentence with another number in it"
 MAX_EVIDENCE = 5
 GENERIC_KEYS = frozenset(
@@ -55,9 +55,11 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
         pool += found.from_notes(session) + found.from_statements(session)
     pool += found.recurring_errors(dream.sessions) + found.shared_workflows(dream.sessions)
     features = [features_of(c.text, c.leaves, c.correction) for c in pool]
+    holding = _holding(features)
+    reworded = {i: _rewordings(i, features, holding) for i, c in enumerate(pool) if c.memory is None}
     groups = cluster(features, SIMILAR, lambda i, j: _same_subject(features[i], features[j], pool[i], pool[j]),
-                     more_links=subject_links(pool, features), order=representatives_first(pool),
-                     parts=_restated_parts(pool, features))
+                     more_links=subject_links(pool, features, holding) + _reworded_links(pool, features, reworded),
+                     order=representatives_first(pool), parts=_restated_parts(features, reworded))
     ops, current = [], set()
     for group in groups:
         members = [pool[i] for i in group]
@@ -86,9 +88,22 @@ def features_of(text: str, leaves: frozenset[str] = frozenset(), correction: boo
     """Computed once per statement: clustering and resolving ask them of every pair they meet."""
     tokens = words(text)
     masked = frozenset("#" if is_number(w) else w for w in _stems(tokens))
-    return Features(tokens=masked, key=_key(text), numbers=tuple(sorted(w for w in tokens if is_number(w))),
-                    stated=claims.stated(text), left=leaves | statements.change_terms(claims.unquoted(text)),
-                    negated=bool(_NEGATION.search(text)), changed=correction or bool(_CHANGED.search(text)))
+    plain = set(tokens)  # the cheap test first: most statements hold none of these words
+    return Features(
+        tokens=masked, key=_key(text), numbers=tuple(sorted(w for w in tokens if is_number(w))),
+        text=text,
+        left=leaves | (statements.change_terms(claims.unquoted(text)) if plain & _LEFT_WORDS else frozenset()),
+        negated=bool(plain & _NEGATION_WORDS and _NEGATION.search(text)),
+        changed=correction or bool(plain & _CHANGED_WORDS and _CHANGED.search(text)),
+    )
+
+
+# Words (as `words` splits them) without which the patterns below cannot match.
+_NEGATION_WORDS = frozenset("no not never don doesn without nothing none n t".split()) | {"can"}
+_CHANGED_WORDS = frozenset("switched moved migrated changed upgraded downgraded renamed replaced retired deprecated "
+                           "now longer instead".split())
+_LEFT_WORDS = frozenset("from instead replaced longer stop stopped quit retired deprecated gone dropped removed no "
+                        "off".split())
 
 
 _NEGATION = re.compile(r"\b(?:no|not|never|don't|do not|doesn't|without|nothing|none)\b|n't\b", re.I)
@@ -166,19 +181,26 @@ def conflicts(new: Candidate, new_features: Features, old: Candidate, old_featur
 MAX_UNIT_BLOCK = 200  # a unit shared by more statements than this says too little to compare by
 
 
-def subject_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+Holding = dict[str, list[int]]  # a word → the statements that hold it, in pool order
+
+
+def subject_links(pool: list[Candidate], features: list[Features], holding: Holding) -> list[tuple[int, int]]:
     """Pairs that talk about one subject though worded apart: a value for one unit
-    ("page 200" / "page 220"), or a newer statement naming the older one's value as left
-    behind ("the team uses npm" / "we switched from npm to pnpm")."""
-    return [*_claim_links(pool, features), *_change_links(pool, features), *_changed_links(pool, features),
-            *_reworded_links(pool, features)]
+    ("page 200" / "page 220"), a newer statement naming the older one's value as left
+    behind ("the team uses npm" / "we switched from npm to pnpm"), or saying its subject
+    changed ("the default branch was renamed to main")."""
+    return [*_claim_links(pool, features, holding), *_change_links(pool, features, holding),
+            *_changed_links(pool, features, holding)]
 
 
 REWORDED = 0.55   # share of the shorter statement's words the longer one holds ...
 MIN_SHARED = 4    # ... and in how many words, unless it holds all of them (at least two)
 
 
-def _reworded_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+Reworded = dict[int, set[int]]  # a new statement → the statements that hold most of its words (`_rewordings`)
+
+
+def _reworded_links(pool: list[Candidate], features: list[Features], reworded: Reworded) -> list[tuple[int, int]]:
     """New words that say what another statement says, in other words or in part: most of
     the shorter one's words recur in the longer ("Please always check that PR descriptions
     have a Testing section" / "PR descriptions must include a Testing section").
@@ -187,24 +209,18 @@ def _reworded_links(pool: list[Candidate], features: list[Features]) -> list[tup
     misses apply (`_same_subject`). Only new statements are probed, through their words
     that few others share, so an existing memory of 10k entries costs little.
     """
-    holding = _holding(features)
-    pairs = set()
-    for i, candidate in enumerate(pool):
-        if candidate.memory is None:
-            pairs |= {(min(i, j), max(i, j)) for j in _rewordings(i, features, holding)
-                      if _same_subject(features[i], features[j], candidate, pool[j])}
+    pairs = {(min(i, j), max(i, j)) for i, near in reworded.items() for j in near
+             if _same_subject(features[i], features[j], pool[i], pool[j])}
     return sorted(pairs)
 
 
-def _restated_parts(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+def _restated_parts(features: list[Features], reworded: Reworded) -> list[tuple[int, int]]:
     """(part, whole): a new statement whose every word another statement holds."""
-    holding = _holding(features)
-    return [(i, j) for i, c in enumerate(pool) if c.memory is None and len(features[i].tokens) >= 2
-            for j in _rewordings(i, features, holding) if features[i].tokens <= features[j].tokens
-            and len(features[j].tokens) > len(features[i].tokens)]
+    return [(i, j) for i, near in reworded.items() if len(features[i].tokens) >= 2 for j in near
+            if features[i].tokens < features[j].tokens]
 
 
-def _holding(features: list[Features]) -> dict[str, list[int]]:
+def _holding(features: list[Features]) -> Holding:
     holding: dict[str, list[int]] = defaultdict(list)
     for i, f in enumerate(features):
         for token in f.tokens:
@@ -212,7 +228,7 @@ def _holding(features: list[Features]) -> dict[str, list[int]]:
     return holding
 
 
-def _rewordings(i: int, features: list[Features], holding: dict[str, list[int]]) -> set[int]:
+def _rewordings(i: int, features: list[Features], holding: Holding) -> set[int]:
     mine = features[i].tokens - {"#"}
     counts: Counter = Counter()
     for token in mine:
@@ -227,21 +243,23 @@ def _reworded(a: frozenset[str], b: frozenset[str], shared: int) -> bool:
     smaller = min(len(a), len(b))
     if smaller >= 2 and (shared == smaller or (shared >= MIN_SHARED and shared >= REWORDED * smaller)):
         return True
-    return shared >= 2 and max(len(a), len(b)) <= BRIEF and any(map(_name_like, a & b))
+    return (shared >= 2 and shared >= smaller / 2 and max(len(a), len(b)) <= BRIEF
+            and any(map(_name_like, a & b)))
 
 
 def _name_like(token: str) -> bool:
     return any(ch in "._/-" for ch in token) or (any(ch.isdigit() for ch in token) and not token[0].isdigit())
 
 
-def _claim_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
-    by_unit: dict[str, list[int]] = defaultdict(list)
+def _claim_links(pool: list[Candidate], features: list[Features], holding: Holding) -> list[tuple[int, int]]:
+    """New statements with the statements holding one of their values' units ("page")."""
+    pairs = set()
     for i, f in enumerate(features):
-        for unit in {u for c in f.stated.claims for u in c.unit}:
-            by_unit[unit].append(i)
-    pairs = {(i, j) for block in by_unit.values() if len(block) <= MAX_UNIT_BLOCK
-             for n, i in enumerate(block) for j in block[n + 1 :]}
-    return [(i, j) for i, j in pairs if _one_subject(pool[i], pool[j], features[i], features[j])]
+        if pool[i].memory is None and f.stated.claims:
+            units = {u for c in f.stated.claims for u in c.unit} & holding.keys()
+            near = {j for u in units if len(holding[u]) <= MAX_UNIT_BLOCK for j in holding[u]} - {i}
+            pairs |= {(min(i, j), max(i, j)) for j in near if _one_subject(pool[i], pool[j], f, features[j])}
+    return sorted(pairs)
 
 
 def _one_subject(x: Candidate, y: Candidate, a: Features, b: Features) -> bool:
@@ -267,9 +285,8 @@ _CHANGED = re.compile(r"\b(?:switched|moved|migrated|changed|upgraded|downgraded
                       r"retired|deprecated|from now on|no longer|instead of)\b", re.I)
 
 
-def _changed_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
+def _changed_links(pool: list[Candidate], features: list[Features], holding: Holding) -> list[tuple[int, int]]:
     """A new statement that says its subject changed, with the older ones about that subject."""
-    holding = _holding(features)
     pairs = set()
     for i, f in enumerate(features):
         if f.changed and pool[i].memory is None:
@@ -279,8 +296,7 @@ def _changed_links(pool: list[Candidate], features: list[Features]) -> list[tupl
     return sorted(pairs)
 
 
-def _change_links(pool: list[Candidate], features: list[Features]) -> list[tuple[int, int]]:
-    holding = _holding(features)
+def _change_links(pool: list[Candidate], features: list[Features], holding: Holding) -> list[tuple[int, int]]:
     return [(i, j) for i, f in enumerate(features) for term in f.left for j in holding.get(term, ())[:MAX_UNIT_BLOCK]
             if j != i and pool[j].observed_at <= pool[i].observed_at and term not in features[j].left]
 

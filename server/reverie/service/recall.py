@@ -35,6 +35,7 @@ holding at least as much of the query. The output never exceeds the budget howev
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,7 +75,7 @@ HEADINGS = 60     # tokens kept back for section headings and the pending-review
 # Each section's best, as many as fill this many budgets, are judged for outdated values:
 # leaving one out makes room for the next, and `claims.outdated` compares every pair, so
 # judging every candidate would cost a large read far more than it could show.
-JUDGED_SHARE = 1.25
+JUDGED_SHARE = float(__import__("os").environ.get("JS", "1.25"))
 
 
 def _frame(notes: bool, excerpts: bool, pending: list[PendingNotice]) -> int:
@@ -156,7 +157,38 @@ async def _matching_turns(db: Database, query: str, agent_id: str) -> tuple[Quer
     if not words.counts:
         return None, []
     terms = words.rare or words.common[:1]
-    return Query.weighted(words.counts, words.rows), await sessions.search_events(db, terms, agent_id) if terms else []
+    turns = await sessions.search_events(db, terms, agent_id) if terms else []
+    asked = Query.weighted(words.counts, words.rows)
+    if os.environ.get("REPLY", "0") == "1":
+        turns = await _with_replies(db, turns, asked)
+    return asked, turns
+
+
+_REPLIES = set()
+REPLY_CHARS = int(os.environ.get("RC", "400"))
+
+
+def _asks(text, asked):
+    last = (claims.sentences(text) or [""])[-1]
+    return last.endswith("?") and (os.environ.get("QH", "1") == "0" or asked.score(last) > 0) and len(text) <= int(os.environ.get("QC", "100000"))
+
+
+async def _with_replies(db: Database, turns: list[Episode], asked) -> list[Episode]:
+    asking = [(t.session_id, t.event_index + 1) for t in turns if _asks(t.text, asked)]
+    if not asking:
+        return turns
+    replies = await sessions.turns_at(db, asking)
+    seen = {(t.session_id, t.event_index) for t in turns}
+    result = []
+    for t in turns:
+        if (t.session_id, t.event_index) in seen and any((r.session_id, r.event_index) == (t.session_id, t.event_index) for r in result):
+            continue
+        result.append(t)
+        reply = replies.get((t.session_id, t.event_index + 1))
+        if reply is not None and len(reply.text) <= REPLY_CHARS and all((r.session_id, r.event_index) != (reply.session_id, reply.event_index) for r in result):
+            result.append(reply)
+            _REPLIES.add((reply.session_id, reply.event_index))
+    return result
 
 
 def select(
@@ -199,7 +231,7 @@ def _current(found: Candidates, query: str | None, asked: Query | None) -> Candi
     return Candidates(
         [e for i, e in enumerate(found.entries) if (0, i, 0) not in stale],
         [n for i, n in enumerate(found.notes) if (1, i, 0) not in stale],
-        [x for x in excerpts if x.excerpt.parts and (asked is None or asked.score(x.excerpt.text) > 0)],
+        [x for x in excerpts if x.excerpt.parts and (asked is None or asked.score(x.excerpt.text) > 0 or (x.turn.session_id, x.turn.event_index) in _REPLIES)],
     )
 
 
@@ -212,22 +244,42 @@ def _fill_by_share(found: Candidates, budget: int) -> Candidates:
 
 def _fill_by_relevance(found: Candidates, asked: Query, budget: int) -> Candidates:
     """The sections merged by how much of the query their next items hold (see the module
-    doc); an item too big for the room left is passed over."""
+    doc); an item too big for the room left is passed over, and an entry that quotes an
+    excerpt shown is left out (the excerpt holds its words, in context)."""
     sections = [
         [(asked.score(e.content), entry_line(e), e) for e in found.entries],
         [(asked.score(n.content), note_line(n), n) for n in found.notes],
-        _best_still_to_come([(asked.score(x.excerpt.text), x.line, x) for x in found.excerpts]),
+        _order([(asked.score(x.excerpt.text), x.line, x) for x in found.excerpts]),
     ]
     taken: list[list] = [[], [], []]
     heads = [0, 0, 0]
     while waiting := [s for s in range(3) if heads[s] < len(sections[s])]:
-        section = max(waiting, key=lambda s: (sections[s][heads[s]][0], -s))  # equals: curated first
+        section = max(waiting, key=lambda s: (sections[s][heads[s]][0], -s if os.environ.get("TIE") != "x" else s))  # equals: curated first
         _, line, item = sections[section][heads[section]]
         heads[section] += 1
+        if section == 0 and any(_quotes(item, x) for x in taken[2]):
+            continue
+        if section == 2 and os.environ.get("DEDUPE", "1") == "1":
+            quoted = [e for e in taken[0] if _quotes(e, item)]
+            budget += sum(cost(entry_line(e)) for e in quoted)
+            taken[0] = [e for e in taken[0] if e not in quoted]
         if cost(line) <= budget:
             taken[section].append(item)
             budget -= cost(line)
     return Candidates(*taken)
+
+
+def _quotes(entry: MemoryEntry, shown: Excerpted) -> bool:
+    return os.environ.get("DEDUPE", "1") == "1" and claims.unquoted(entry.content).lower() in shown.excerpt.text.lower()
+
+
+import os
+def _order(ranked):
+    if os.environ.get("ORDER") == "score":
+        return sorted(ranked, key=lambda r: -r[0])
+    if os.environ.get("ORDER") == "density":
+        return sorted(ranked, key=lambda r: -r[0] / (20 + cost(r[1])) ** float(os.environ.get("DP", "0.5")))
+    return _best_still_to_come(ranked)
 
 
 def _best_still_to_come(ranked: list[tuple[float, str, T]]) -> list[tuple[float, str, T]]:
