@@ -302,10 +302,9 @@ def related(a: Stated, b: Stated) -> bool:
 
 
 def _restates(a: Claim, b: Claim, short: bool) -> bool:
-    """The same value for the same named unit: "on Node 20" beside "runs on Node 20 with pnpm"."""
-    if a.value != b.value or not (a.unit & b.unit) - _SHAPES - _GENERIC_UNITS:
-        return False
-    return not (short and a.words - b.words - _SHAPES and b.words - a.words - _SHAPES)
+    """The same value for the same named unit: "on Node 20" beside "runs on Node 20 with
+    pnpm", "runs at 03:30 UTC" beside "window: 03:30 UTC"."""
+    return a.value == b.value and bool((a.unit & b.unit) - _SHAPES - _GENERIC_UNITS)
 
 
 def outdated(statements: Sequence[tuple[str, datetime]], query: str | None = None) -> set[int]:

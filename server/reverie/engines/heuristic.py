@@ -109,6 +109,9 @@ _LEFT_WORDS = frozenset("from instead replaced longer stop stopped quit retired 
 _NEGATION = re.compile(r"\b(?:no|not|never|don't|do not|doesn't|without|nothing|none)\b|n't\b", re.I)
 
 
+_PERSONAL = re.compile(r"\b(?:i|me|my|we|us|our|you|your)\b", re.I)
+
+
 def _key(text: str) -> str | None:
     """'Team database: PostgreSQL 16' → 'team databas'; None when there is no usable key.
 
@@ -116,8 +119,8 @@ def _key(text: str) -> str | None:
     error message ("fails with “KeyError: …”").
     """
     match = _LABEL.match(claims.unquoted(text))
-    if match is None:
-        return None
+    if match is None or _PERSONAL.search(match.group(1)):
+        return None  # "Quick brain dump for you: …" is a lead-in, not a subject
     key = " ".join(_content_words(match.group(1)))
     return None if not key or key in GENERIC_KEYS else key
 
@@ -265,6 +268,8 @@ def _claim_links(pool: list[Candidate], features: list[Features], holding: Holdi
 def _one_subject(x: Candidate, y: Candidate, a: Features, b: Features) -> bool:
     if x.memory and y.memory:
         return False  # two entries both kept by an earlier dream: only new words can join them
+    if (a.key and b.key and a.key != b.key) or _families(a.tokens - b.tokens) & _families(b.tokens - a.tokens):
+        return False  # "Staging database: …:5432" / "Production database: …", "P1 tickets" / "P2 tickets"
     if x.memory is None and y.memory is None and x.sessions == y.sessions and claims.disagree(a.stated, b.stated):
         return False  # one session giving two values means two facts, not a change
     return claims.related(a.stated, b.stated)
