@@ -98,8 +98,10 @@ def statements(turn: str) -> list[Statement]:
 
 
 def _clauses(sentence: str) -> list[str]:
-    """The parts of a sentence joined by ";" — "Convert this file; I prefer pytest" is a
-    request and a preference."""
+    """The sentence, if it states something as a whole; else its parts joined by ";"
+    ("Add the charting library: pnpm add recharts; the lockfile is pnpm-lock.yaml")."""
+    if classify(_LEAD_IN.sub("", sentence).strip()):
+        return [sentence]
     return [part for part in re.split(r";\s+", sentence) if part]
 
 
