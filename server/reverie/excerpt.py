@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 from reverie.claims import sentences, stem
 
-import os
-EXCERPT_CHARS = int(os.environ.get("XC", "400"))  # ~100 tokens: a 500-token read still shows four excerpts
+EXCERPT_CHARS = 400  # ~100 tokens: a 500-token read still shows four excerpts
 GAP = " … "
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Where a long sentence may be cut: after , ; : and before a dash or a parenthesis, always
@@ -55,8 +54,9 @@ def root(word: str) -> str:
     return found
 
 
-def roots(text: str) -> set[str]:
-    return {root(w) for w in _WORD.findall(text)}
+@functools.lru_cache(maxsize=1 << 12)  # reads score the same notes and entries again and again
+def roots(text: str) -> frozenset[str]:
+    return frozenset(root(w) for w in _WORD.findall(text))
 
 
 @dataclass(frozen=True)

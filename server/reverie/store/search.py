@@ -26,15 +26,18 @@ FTS_TABLES = frozenset({"memories_fts", "events_fts"})
 
 
 MAX_TERMS = 24  # words past these cost an index lookup each and seldom change the order
-import os
-ASKING = frozenset(os.environ.get("ASKING", "").split())
+# Words that frame a question and say nothing of its subject: "*how many* followers",
+# "*where* do I keep…". The answer rarely holds them, so matching by them ranks turns that
+# ask something (or say "many") above the one that answers. ("what", "when", "which" and
+# "who" are stopwords already.)
+QUESTION_WORDS = frozenset("how many much often where why whom whose".split())
 
 
 def query_terms(text: str) -> list[str]:
-    """Distinct lowercased words, without stopwords (unless that would leave none)."""
+    """Distinct lowercased words, without stopwords and question words (unless that would leave none)."""
     terms = list(dict.fromkeys(t.lower() for t in _TERM.findall(text)))
     # Words like "what" or "the" match nearly everything and only slow the ranking down.
-    return ([t for t in terms if t not in STOPWORDS and t not in ASKING] or terms)[:MAX_TERMS]
+    return ([t for t in terms if t not in STOPWORDS and t not in QUESTION_WORDS] or terms)[:MAX_TERMS]
 
 
 def any_of(terms: list[str]) -> str | None:

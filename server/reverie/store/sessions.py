@@ -231,7 +231,7 @@ _ALL_EVENTS = f"""SELECT {_EPISODE_COLUMNS} FROM events_fts
 TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before the agent filter
 
 
-async def search_events(db: Database, terms: list[str], agent_id: str, limit: int = int(__import__("os").environ.get("LIM", "20"))) -> list[Episode]:
+async def search_events(db: Database, terms: list[str], agent_id: str, limit: int = 20) -> list[Episode]:
     """The agent's past turns with any of `terms` (words, as `search.query_terms` gives them), best by BM25,
     each whole (`reverie.excerpt` cuts them down to what a reader is shown)."""
     match = any_of(terms)
@@ -243,14 +243,14 @@ async def search_events(db: Database, terms: list[str], agent_id: str, limit: in
     return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3], timestamp=from_iso(r[4])) for r in rows]
 
 
-async def turns_at(db: Database, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Episode]:
-    """The turns at these (session id, index) places, those that exist."""
+async def turns_at(db: Database, places: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Episode]:
+    """The turns at these (session id, index) places, by place; places with no turn are left out."""
     found: dict[tuple[str, int], Episode] = {}
-    for start in range(0, len(keys), _IDS_PER_QUERY // 2):
-        chunk = keys[start : start + _IDS_PER_QUERY // 2]
+    for start in range(0, len(places), _IDS_PER_QUERY // 2):  # two bound values a place
+        chunk = places[start : start + _IDS_PER_QUERY // 2]
         pairs = " OR ".join("(e.session_id = ? AND e.idx = ?)" for _ in chunk)
         rows = await db.fetchall(f"SELECT {_EPISODE_COLUMNS} FROM events e JOIN sessions s ON s.id = e.session_id "
-                                 f"WHERE {pairs}", [v for key in chunk for v in key])
+                                 f"WHERE {pairs}", [value for place in chunk for value in place])
         for r in rows:
             found[(r[0], r[1])] = Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3],
                                           timestamp=from_iso(r[4]))
