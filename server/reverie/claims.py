@@ -68,7 +68,7 @@ _TOKEN = re.compile(
 _NUMBER_WORDS = frozenset(
     """one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
     sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred
-    thousand million once twice thrice third fourth fifth sixth seventh eighth ninth tenth""".split()
+    thousand million single once twice thrice third fourth fifth sixth seventh eighth ninth tenth""".split()
 )
 _DAYS = {d: d for d in "monday tuesday wednesday thursday friday saturday sunday".split()}
 _DAYS.update({d + "s": d for d in list(_DAYS)})
@@ -198,6 +198,8 @@ _IDENTIFIER = re.compile(r"(?:(?<=\()|(?<=^)|(?<=[.!?;“\"]\s)|(?<=[“\"]))\s*
 
 def _joined(match: re.Match) -> str:
     noun, number, hashed = match.groups()
+    if noun and noun.lower() in _FILLER:
+        return match.group(0)  # "With 30 dozen eggs": a preposition names nothing
     return f"{noun}_{number}" if noun else f"no_{hashed}"
 
 
@@ -247,8 +249,19 @@ def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] 
 
 def _qualified_apart(a_only: frozenset[str], b_only: frozenset[str], shared: frozenset[str], short: bool) -> bool:
     """Each side names something the other does not, in statements otherwise alike:
-    "*Production* API rate limit: 600" / "*Sandbox* API rate limit: 60" are two limits."""
-    return bool(a_only and b_only) and (short or len(shared) >= 3 * max(len(a_only), len(b_only)))
+    "*Production* API rate limit: 600" / "*Sandbox* API rate limit: 60" are two limits,
+    and "Customer 0" / "Customer 7" two customers however much else they share."""
+    if not (a_only and b_only):
+        return False
+    return short or len(shared) >= 3 * max(len(a_only), len(b_only)) or bool(_which(a_only) and _which(b_only))
+
+
+def _which(words: frozenset[str]) -> set[str]:
+    """The identifiers among `words` (as `_joined` writes them: "customer_7", "no_431")."""
+    return {w for w in words if _JOINED.search(w)}
+
+
+_JOINED = re.compile(r"_\d+$")
 
 
 # --- statements over time -------------------------------------------------------------------
@@ -303,8 +316,11 @@ def related(a: Stated, b: Stated) -> bool:
 
 def _restates(a: Claim, b: Claim, short: bool) -> bool:
     """The same value for the same named unit: "on Node 20" beside "runs on Node 20 with
-    pnpm", "runs at 03:30 UTC" beside "window: 03:30 UTC"."""
-    return a.value == b.value and bool((a.unit & b.unit) - _SHAPES - _GENERIC_UNITS)
+    pnpm", "runs at 03:30 UTC" beside "window: 03:30 UTC" — unless each names something
+    the other does not ("Customer 0 … in 1 copy" / "Customer 7 … in 1 copy")."""
+    if a.value != b.value or not (a.unit & b.unit) - _SHAPES - _GENERIC_UNITS:
+        return False
+    return not _qualified_apart(a.context - b.context, b.context - a.context, (a.words & b.words) - a.unit, False)
 
 
 def outdated(statements: Sequence[tuple[str, datetime]], query: str | None = None) -> set[int]:

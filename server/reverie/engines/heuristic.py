@@ -109,6 +109,7 @@ _LEFT_WORDS = frozenset("from instead replaced longer stop stopped quit retired 
 _NEGATION = re.compile(r"\b(?:no|not|never|don't|do not|doesn't|without|nothing|none)\b|n't\b", re.I)
 
 
+MAX_LABEL_WORDS = 5  # "Python version for the project" is a label; a longer lead-in is a sentence
 _PERSONAL = re.compile(r"\b(?:i|me|my|we|us|our|you|your)\b", re.I)
 
 
@@ -119,8 +120,8 @@ def _key(text: str) -> str | None:
     error message ("fails with “KeyError: …”").
     """
     match = _LABEL.match(claims.unquoted(text))
-    if match is None or _PERSONAL.search(match.group(1)):
-        return None  # "Quick brain dump for you: …" is a lead-in, not a subject
+    if match is None or _PERSONAL.search(match.group(1)) or len(match.group(1).split()) > MAX_LABEL_WORDS:
+        return None  # "Quick brain dump for you: …", "Ops finished the upgrade over the weekend: …" lead in
     key = " ".join(_content_words(match.group(1)))
     return None if not key or key in GENERIC_KEYS else key
 
@@ -163,15 +164,20 @@ def _families(tokens: frozenset[str]) -> set[str]:
 def conflicts(new: Candidate, new_features: Features, old: Candidate, old_features: Features) -> bool:
     """Does `new` state a different value for what `old` says?
 
-    Yes when it corrects it ("actually, …"), names the old value as left behind ("we
-    switched from npm"), gives the same key another value, or gives one of its subjects
-    another value (`claims`). Restating a preference only reinforces it.
+    Yes when it gives the same key another value, corrects it ("actually, …"), names the
+    old value as left behind ("we switched from npm"), or gives one of its subjects another
+    value (`claims`). Where both give a value to one subject, the values decide: "we moved
+    to PostgreSQL 17" agrees with "Team database: PostgreSQL 17". A brief statement that
+    says its subject changed replaces one with no value to compare. Restating a preference
+    only reinforces it.
     """
     if new_features.key and new_features.key == old_features.key:
         return _value(new.text) != _value(old.text)
-    if new.correction or new_features.left & old_features.tokens or _says_changed(new_features, old_features):
+    if new.correction or new_features.left & old_features.tokens:
         return True
-    if claims.disagree(new_features.stated, old_features.stated):
+    if claims.related(new_features.stated, old_features.stated):
+        return claims.disagree(new_features.stated, old_features.stated)
+    if _says_changed(new_features, old_features):
         return True
     if "statement" in (new.source, old.source):
         return False
@@ -302,7 +308,8 @@ def _changed_links(pool: list[Candidate], features: list[Features], holding: Hol
 
 
 def _change_links(pool: list[Candidate], features: list[Features], holding: Holding) -> list[tuple[int, int]]:
-    return [(i, j) for i, f in enumerate(features) for term in f.left for j in holding.get(term, ())[:MAX_UNIT_BLOCK]
+    return [(i, j) for i, f in enumerate(features) if pool[i].memory is None
+            for term in f.left for j in holding.get(term, ())[:MAX_UNIT_BLOCK]
             if j != i and pool[j].observed_at <= pool[i].observed_at and term not in features[j].left]
 
 
@@ -317,7 +324,7 @@ def resolve(group: list[Candidate], features: list[Features]) -> OperationDraft 
     memories = [c for c in group if c.memory]
     fresh = [group[i] for i in agree if not group[i].memory]
     if group[newest].memory is None and any(c.memory for c in replaced):
-        return _update(group[newest], [group[i] for i in agree], memories, replaced)
+        return _update(_representative(fresh), [group[i] for i in agree], memories, replaced)
     if not memories:
         return _add(_representative(fresh), fresh, replaced) if _supported(fresh) else None
     if len(memories) >= 2:

@@ -214,7 +214,10 @@ def change_terms(text: str) -> frozenset[str]:
         return frozenset()  # most statements: none of the words a change is said with
     found = set()
     for pattern in _LEFT_BEHIND:
-        found |= {claims.stem(w) for m in pattern.finditer(text) for w in claims.tokens(m.group("old"))}
+        for match in pattern.finditer(text):
+            # "from PostgreSQL 14 to PostgreSQL 16": what the rest says again is the subject, not the old value
+            kept = {claims.stem(w) for w in claims.tokens(text[match.end():])}
+            found |= {claims.stem(w) for w in claims.tokens(match.group("old"))} - kept
     return frozenset(w for w in found if w not in _NOT_A_VALUE)
 
 
