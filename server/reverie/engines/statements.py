@@ -88,21 +88,21 @@ def statements(turn: str) -> list[Statement]:
     """The memory-worthy sentences of one user turn."""
     found = []
     for sentence in claims.sentences(turn):
-        leaves = change_terms(sentence)  # "we moved to unittest; stop using pytest": the whole sentence says it
-        for clause in _clauses(sentence):
-            text = _LEAD_IN.sub("", clause).strip()
-            if text and (kind := classify(text)):
-                found.append(Statement(text[0].upper() + text[1:], kind, _category(kind, text),
-                                       bool(_CORRECTION.search(clause)), leaves))
+        kept = [(clause, text, kind) for clause, text in _clauses(sentence) if (kind := classify(text))]
+        leaves = change_terms(sentence) if kept else frozenset()  # "moved to unittest; stop using pytest"
+        found += [Statement(text[0].upper() + text[1:], kind, _category(kind, text),
+                            bool(_CORRECTION.search(clause)), leaves) for clause, text, kind in kept]
     return found
 
 
-def _clauses(sentence: str) -> list[str]:
-    """The sentence, if it states something as a whole; else its parts joined by ";"
-    ("Add the charting library: pnpm add recharts; the lockfile is pnpm-lock.yaml")."""
-    if classify(_LEAD_IN.sub("", sentence).strip()):
-        return [sentence]
-    return [part for part in re.split(r";\s+", sentence) if part]
+def _clauses(sentence: str) -> list[tuple[str, str]]:
+    """(clause, its words without a lead-in): the sentence, if it states something as a
+    whole; else its parts joined by ";" ("Convert this file; I prefer pytest")."""
+    whole = _LEAD_IN.sub("", sentence).strip()
+    if ";" not in sentence or classify(whole):
+        return [(sentence, whole)]
+    parts = [part for part in re.split(r";\s+", sentence) if part]
+    return [(part, _LEAD_IN.sub("", part).strip()) for part in parts]
 
 
 def classify(sentence: str) -> Kind | None:
