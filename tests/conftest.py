@@ -109,3 +109,21 @@ def tool_call(name: str, arguments: str, output: str, *, error: bool = False) ->
         Turn(role="assistant", content=arguments, tool_name=name),
         Turn(role="tool", content=output, tool_name=name, is_error=error),
     ]
+
+
+async def call(client, tool: str, **arguments) -> dict:
+    """A tool's structured result through a real MCP client; the test fails on a tool error."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+def memory_entry(mid: str, content: str, observed: datetime, confidence: float = 0.7) -> dict:
+    """An entry as `reverie import` reads it: to place a curated memory at a known time."""
+    at = observed.isoformat()
+    return {"id": mid, "content": content, "category": "fact", "scope": "agent:tester", "confidence": confidence,
+            "evidence": [], "created_at": at, "updated_at": at, "observed_at": at}
+
+
+async def remember(reverie, *entries: dict) -> None:
+    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": list(entries)})

@@ -7,6 +7,7 @@ is what Claude Desktop and Claude Code speak, and over the stateless 2026-07-28 
 from __future__ import annotations
 
 import pytest
+from conftest import call
 
 pytestmark = pytest.mark.anyio
 
@@ -21,12 +22,6 @@ TOOLS = {
 
 def turns(*lines: str) -> list[dict]:
     return [{"role": "user" if i % 2 == 0 else "assistant", "content": line} for i, line in enumerate(lines)]
-
-
-async def call(client, tool: str, **arguments) -> dict:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
 
 
 async def error_of(client, tool: str, **arguments) -> str:

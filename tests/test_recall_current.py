@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import call, memory_entry, remember
 from reverie.excerpt import EXCERPT_CHARS, Query, excerpt
 from reverie.models import Turn
 
@@ -25,22 +26,6 @@ CHATTER = [
 def said(text: str, at: datetime) -> list[dict]:
     return [{"role": "user", "content": text, "timestamp": at.isoformat()},
             {"role": "assistant", "content": "Thanks for sharing!", "timestamp": at.isoformat()}]
-
-
-async def call(client, tool: str, **arguments) -> dict:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
-def entry(mid: str, content: str, observed: datetime, confidence: float = 0.7) -> dict:
-    at = observed.isoformat()
-    return {"id": mid, "content": content, "category": "fact", "scope": "agent:tester", "confidence": confidence,
-            "evidence": [], "created_at": at, "updated_at": at, "observed_at": at}
-
-
-async def remember(reverie, *entries: dict) -> None:
-    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": list(entries)})
 
 
 # --- excerpts: whole sentences ----------------------------------------------------------------
@@ -95,7 +80,7 @@ def test_a_sentence_longer_than_an_excerpt_is_cut_at_clauses_away_from_its_value
 
 
 async def test_entries_sharing_only_a_common_word_do_not_crowd_out_the_excerpt_with_the_rare_one(reverie):
-    await remember(reverie, *[entry(f"mem_deploy{n}", f"Deploy checklist item {n}: verify the dashboards after a "
+    await remember(reverie, *[memory_entry(f"mem_deploy{n}", f"Deploy checklist item {n}: verify the dashboards after a "
                                                       f"deploy and post in the channel", MAY_20, 0.95)
                               for n in range(30)])
     evidence = ("The zebulon worker cannot deploy on Fridays because its queue drains over the weekend, "
@@ -112,7 +97,7 @@ async def test_entries_sharing_only_a_common_word_do_not_crowd_out_the_excerpt_w
 async def test_a_crowd_of_matching_excerpts_does_not_push_out_the_entry_that_answers(reverie):
     await reverie.log_session([Turn(role="user", content=f"The zebulon deploy log, part {n}: all green so far, "
                                                          f"nothing to report from the workers yet") for n in range(30)])
-    await remember(reverie, entry("mem_zebulon", "The zebulon worker deploys on Mondays only", MAY_29))
+    await remember(reverie, memory_entry("mem_zebulon", "The zebulon worker deploys on Mondays only", MAY_29))
 
     view = await reverie.read_memory("When does the zebulon worker deploy?", budget_tokens=200)
 
@@ -130,7 +115,7 @@ async def test_with_a_query_notes_holding_none_of_it_come_after_those_that_do(re
 
 
 async def test_without_a_query_memory_leaves_room_for_the_notes(reverie):
-    await remember(reverie, *[entry(f"mem_{n}", f"Fact number {n} about the billing service", MAY_20)
+    await remember(reverie, *[memory_entry(f"mem_{n}", f"Fact number {n} about the billing service", MAY_20)
                               for n in range(100)])
     await reverie.log_session([Turn(role="user", content="ok")], notes=["Invoices go out on the first"])
 
@@ -158,7 +143,7 @@ async def test_the_outdated_value_is_not_shown_beside_the_newer_one(client):
 
 
 async def test_a_newer_excerpt_replaces_an_older_curated_entry(reverie):
-    await remember(reverie, entry("mem_port", "The API runs on port 8080", MAY_20))
+    await remember(reverie, memory_entry("mem_port", "The API runs on port 8080", MAY_20))
     await reverie.log_session(said_turns("We moved the API to port 9090 last night", MAY_29))
 
     view = await reverie.read_memory("Which port does the API run on?")
@@ -168,7 +153,7 @@ async def test_a_newer_excerpt_replaces_an_older_curated_entry(reverie):
 
 async def test_a_newer_curated_entry_replaces_older_excerpts(reverie):
     await reverie.log_session(said_turns("I'm currently on page 200 of A Short History of Nearly Everything", MAY_20))
-    await remember(reverie, entry("mem_page", "The user is on page 220 of A Short History of Nearly Everything",
+    await remember(reverie, memory_entry("mem_page", "The user is on page 220 of A Short History of Nearly Everything",
                                   MAY_29))
 
     view = await reverie.read_memory("What page of A Short History of Nearly Everything am I on?")
@@ -223,7 +208,7 @@ async def test_excerpts_carry_their_turns_time_else_their_sessions_start(reverie
 
 
 async def test_entries_carry_when_their_newest_evidence_was_seen(reverie):
-    await remember(reverie, entry("mem_port", "The API runs on port 8080", MAY_20))
+    await remember(reverie, memory_entry("mem_port", "The API runs on port 8080", MAY_20))
 
     assert [e.observed_at for e in (await reverie.read_memory()).entries] == [MAY_20]
 

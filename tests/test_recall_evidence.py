@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from conftest import call, memory_entry, remember
 from reverie.excerpt import EXCERPT_CHARS
 from reverie.models import Turn
 
@@ -16,24 +17,12 @@ pytestmark = pytest.mark.anyio
 MAY_20 = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
 
 
-async def call(client, tool: str, **arguments) -> dict:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content
-
-
 def user(*texts: str) -> list[dict]:
     return [{"role": "user", "content": text, "timestamp": MAY_20.isoformat()} for text in texts]
 
 
 def entry(mid: str, content: str, confidence: float = 0.9) -> dict:
-    at = MAY_20.isoformat()
-    return {"id": mid, "content": content, "category": "fact", "scope": "agent:tester", "confidence": confidence,
-            "evidence": [], "created_at": at, "updated_at": at, "observed_at": at}
-
-
-async def remember(reverie, *entries: dict) -> None:
-    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": list(entries)})
+    return memory_entry(mid, content, MAY_20, confidence)
 
 
 # --- the question's words ---------------------------------------------------------------------
