@@ -18,6 +18,12 @@ or two words. A word the two contexts do *not* share does not matter in a long s
 side that the other lacks names two things ("*staging* DB is Postgres 15" / "*prod* DB
 is Postgres 16"), so those stay two facts. The rules err that way on purpose: a missed
 supersession leaves an old value beside the new one, while a wrong one hides a true fact.
+
+Not every number is a value. One that says *which one* ("Customer 39", "(item 5)", "#431")
+is part of the subject; one that dates a single event ("last Friday", "on the 15th") or
+picks from a set ("two of my friends") changes nothing. Two statements that share a value
+for one named unit restate each other ("Node 20"), and one that says its subject changed
+("moved", "upgraded") is not kept apart by the words it changed.
 """
 
 from __future__ import annotations
@@ -80,7 +86,8 @@ _FILLER = STOPWORDS | frozenset(
     now currently current already still just yet so far lately recently today yesterday week weeks
     since ago about around almost nearly roughly over under least most more less new other different
     another some any all each every few many much lot lots total whole extra additional same great good
-    really pretty quite actually way by maybe also even well how many last next been get got gotten make made go going went
+    really pretty quite actually way by maybe also even well how many last next been get got gotten
+    make made go going went
     think thinking know say said tell told feel feeling like love want need one ones thing things time
     times day days month months year years hour hours minute minutes second seconds am pm
     moved switched changed upgraded renamed replaced raised lowered increased decreased went instead
@@ -101,7 +108,7 @@ def tokens(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1 << 16)  # a vocabulary repeats: judge each word once
 def is_value(token: str) -> bool:
-    return token[:1].isdigit() or token[:2].startswith("$") or token in _NUMBER_WORDS or token in _DAYS
+    return token[:1].isdigit() or token[:1] == "$" or token in _NUMBER_WORDS or token in _DAYS
 
 
 @functools.lru_cache(maxsize=1 << 16)
