@@ -1,12 +1,13 @@
 """The offline dream: deterministic rules, no network, no model.
 
-1. Read candidates out of the sessions (see `candidates`) and pool them with the current
-   memories.
-2. Cluster statements that say the same thing (`clustering`), with numbers masked so that
-   "PostgreSQL 14" and "PostgreSQL 16" land together.
+1. Read candidates out of the sessions (see `candidates`: notes, what the user said in
+   plain turns, recurring errors, shared workflows) and pool them with the memories.
+2. Cluster statements about one subject (`clustering`, star-shaped: no chaining): by
+   word overlap with numbers masked, by label, by a value for one unit (`claims`), by a
+   newer statement naming the old value or saying its subject changed, and by rewording.
 3. Resolve each cluster: duplicates become one entry (add or merge); a changed value
-   makes the newest statement win (update, the old entry archived); an entry seen across
-   several agents is promoted to `shared`.
+   makes the statement said last win (update, the old entry archived); an entry seen
+   across several agents is promoted to `shared`.
 4. Memories nobody has read or restated for `stale_after_days` are pruned.
 
 It proposes; it never writes. Every add, update and merge carries the evidence it rests on.
