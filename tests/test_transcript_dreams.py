@@ -68,3 +68,11 @@ async def test_two_customers_with_numbered_names_stay_two_facts(reverie):
     await reverie.log_session(chat("bulk", "ok"), notes=notes)
     proposal = await reverie.propose_dream("heuristic")
     assert len(proposal.operations) == 6
+
+
+async def test_notes_that_differ_only_in_their_numbers_are_never_folded_into_one(reverie):
+    notes = ["Codename 12345678 stands for abcdef12", "Codename 87654321 stands for 11223344",
+             "Codename 55554444 stands for 99887766"]
+    await reverie.log_session(chat("Remember these codenames.", "ok"), notes=notes)
+    proposal = await reverie.propose_dream("heuristic")
+    assert sorted(op.content for op in proposal.operations) == sorted(notes)

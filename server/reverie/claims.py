@@ -264,11 +264,12 @@ def _qualified_apart(a_only: frozenset[str], b_only: frozenset[str], shared: fro
 
 
 def _which(words: frozenset[str]) -> set[str]:
-    """The identifiers among `words` (as `_joined` writes them: "customer_7", "no_431")."""
-    return {w for w in words if _JOINED.search(w)}
+    """The identifiers among `words`: as `_joined` writes them ("customer_7", "no_431"), or
+    names mixing letters and digits ("d5600", "f9c2a1b")."""
+    return {w for w in words if _NAMED_BY_NUMBER.search(w)}
 
 
-_JOINED = re.compile(r"_\d+$")
+_NAMED_BY_NUMBER = re.compile(r"_\d+$|[a-z]\d|\d[a-z]")
 
 
 # --- statements over time -------------------------------------------------------------------

@@ -60,7 +60,7 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
     reworded = {i: _rewordings(i, features, holding) for i, c in enumerate(pool) if c.memory is None}
     groups = cluster(features, SIMILAR, lambda i, j: _same_subject(features[i], features[j], pool[i], pool[j]),
                      more_links=subject_links(pool, features, holding) + _reworded_links(pool, features, reworded),
-                     order=representatives_first(pool), parts=_restated_parts(features, reworded))
+                     order=representatives_first(pool), parts=_restated_parts(pool, features, reworded))
     ops, current = [], set()
     for group in groups:
         members = [pool[i] for i in group]
@@ -224,10 +224,11 @@ def _reworded_links(pool: list[Candidate], features: list[Features], reworded: R
     return sorted(pairs)
 
 
-def _restated_parts(features: list[Features], reworded: Reworded) -> list[tuple[int, int]]:
-    """(part, whole): a new statement whose every word another statement holds."""
+def _restated_parts(pool: list[Candidate], features: list[Features], reworded: Reworded) -> list[tuple[int, int]]:
+    """(part, whole): a new statement whose every word another statement holds, under the
+    near-miss guards ("Codename 1234 stands for …" is no part of "Codename 8765 stands for …")."""
     return [(i, j) for i, near in reworded.items() if len(features[i].tokens) >= 2 for j in near
-            if features[i].tokens < features[j].tokens]
+            if features[i].tokens < features[j].tokens and _same_subject(features[i], features[j], pool[i], pool[j])]
 
 
 def _holding(features: list[Features]) -> Holding:
