@@ -205,6 +205,7 @@ def subject_links(pool: list[Candidate], features: list[Features], holding: Hold
 
 REWORDED = 0.55   # share of the shorter statement's words the longer one holds ...
 MIN_SHARED = 4    # ... and in how many words, unless it holds all of them (at least two)
+MOSTLY = 0.75     # ... or one word fewer, when it holds three in four of them
 
 
 Reworded = dict[int, set[int]]  # a new statement → the statements that hold most of its words (`_rewordings`)
@@ -252,7 +253,8 @@ def _reworded(a: frozenset[str], b: frozenset[str], shared: int) -> bool:
     """Most of the shorter one's words, or, in two brief statements, a name they both
     give ("staging.acme.dev", "acme-web") and another word."""
     smaller = min(len(a), len(b))
-    if smaller >= 2 and (shared == smaller or (shared >= MIN_SHARED and shared >= REWORDED * smaller)):
+    if smaller >= 2 and (shared == smaller or (shared >= MIN_SHARED and shared >= REWORDED * smaller)
+                         or (shared >= MIN_SHARED - 1 and shared >= MOSTLY * smaller)):
         return True
     return (shared >= 2 and shared >= smaller / 2 and max(len(a), len(b)) <= BRIEF
             and any(map(_name_like, a & b)))
