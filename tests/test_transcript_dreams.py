@@ -70,9 +70,13 @@ async def test_two_customers_with_numbered_names_stay_two_facts(reverie):
     assert len(proposal.operations) == 6
 
 
-async def test_notes_that_differ_only_in_their_numbers_are_never_folded_into_one(reverie):
-    notes = ["Codename 12345678 stands for abcdef12", "Codename 87654321 stands for 11223344",
-             "Codename 55554444 stands for 99887766"]
+@pytest.mark.parametrize("notes", [
+    ["Codename 12345678 stands for abcdef12", "Codename 87654321 stands for 11223344",
+     "Codename 55554444 stands for 99887766"],
+    ["Codename 81249743 stands for 94984705", "Codename 201f326f stands for 1e620c8c",
+     "Codename 7a3eda63 stands for b58bd59b"],
+], ids=["numbers-masked-away", "names-against-numbers"])
+async def test_notes_that_differ_only_in_their_names_are_never_folded_into_one(reverie, notes):
     await reverie.log_session(chat("Remember these codenames.", "ok"), notes=notes)
     proposal = await reverie.propose_dream("heuristic")
     assert sorted(op.content for op in proposal.operations) == sorted(notes)

@@ -135,7 +135,7 @@ def _same_subject(a: Features, b: Features, x: Candidate, y: Candidate) -> bool:
     """A candidate pair above SIMILAR: do they talk about the same thing?"""
     if a.key and b.key and a.key != b.key:
         return False  # "Staging database: …" and "Production database: …" are two facts
-    if _one_word_swapped(a.tokens, b.tokens):
+    if _one_word_swapped(a.tokens, b.tokens) or _named_apart(a, b):
         return False  # "run make lint before pushing" / "run make test before pushing": two rules
     if a.negated != b.negated and not (a.tokens <= b.tokens or b.tokens <= a.tokens):
         return False  # "deploys need approval" / "deploys need no approval": not one rule said twice
@@ -260,8 +260,28 @@ def _reworded(a: frozenset[str], b: frozenset[str], shared: int) -> bool:
             and any(map(_name_like, a & b)))
 
 
+def _named_apart(a: Features, b: Features) -> bool:
+    """Each names something the other does not, one of them by a name mixing letters with
+    digits or marks, and little else is shared: "Codename 81249743 stands for …" /
+    "Codename 201f326f stands for …". (Two numbers alone may be one subject's old and new
+    value; two notes sharing most words may each add a detail of its own.)"""
+    a_names = {t for t in a.tokens - b.tokens if _name_like(t)}
+    b_names = {t for t in b.tokens - a.tokens if _name_like(t)}
+    a_own = a_names or set(a.numbers) - set(b.numbers)
+    b_own = b_names or set(b.numbers) - set(a.numbers)
+    shared = len(a.tokens & b.tokens - {"#"})
+    return bool(a_names or b_names) and bool(a_own) and bool(b_own) and shared < MIN_SHARED
+
+
 def _name_like(token: str) -> bool:
-    return any(ch in "._/-" for ch in token) or (any(ch.isdigit() for ch in token) and not token[0].isdigit())
+    """A host, path or hyphenated name, or letters mixed with digits ("p1", "d5600", "7defd388"),
+    but not a number with a unit ("5th", "16gb")."""
+    if any(ch in "._/-" for ch in token):
+        return True
+    return any(ch.isdigit() for ch in token) and any(ch.isalpha() for ch in token) and not _MEASURE.match(token)
+
+
+_MEASURE = re.compile(r"^\d+(?:st|nd|rd|th|am|pm|k|m|mm|cm|km|kg|g|gb|mb|tb|ms|s|h|x|px|d|y)$")
 
 
 def _claim_links(pool: list[Candidate], features: list[Features], holding: Holding) -> list[tuple[int, int]]:
