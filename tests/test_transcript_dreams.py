@@ -63,6 +63,11 @@ async def test_questions_requests_and_chit_chat_leave_nothing_to_remember(reveri
     assert proposal.operations == [] and proposal.status == "empty"
 
 
+async def test_the_state_of_todays_task_is_not_a_lasting_fact(reverie):
+    await reverie.log_session(chat("We shut at five today.", "OK.", "Ticket #7802 was charged twice, $740 each time.", "On it."))
+    assert (await reverie.propose_dream("heuristic")).operations == []
+
+
 async def test_two_customers_with_numbered_names_stay_two_facts(reverie):
     notes = [f"Customer {n} prefers invoices in {n % 3 + 1} copies, delivered to office {n}" for n in range(6)]
     await reverie.log_session(chat("bulk", "ok"), notes=notes)

@@ -170,6 +170,8 @@ def _fact(sentence: str) -> bool:
     """A first-person or plain declarative that gives something a value, or says what changed."""
     if sentence.split()[0].lower().strip(",:;!") in _REQUEST_VERBS | _RULE_VERBS | _TASK_VERBS:
         return False  # an imperative asks for something; it states nothing
+    if _PASSING.search(sentence):
+        return False  # "We shut at five today", "Ticket #7802: …": this task's state, not a lasting fact
     if _MOVED_TO.search(sentence) or change_terms(sentence):
         return True
     if _FIRST_PERSON.search(sentence):
@@ -183,6 +185,7 @@ def _fact(sentence: str) -> bool:
 _VERB = re.compile(r"\b(?:is|are|was|were|be|has|have|had|uses?|runs?|lives?|needs?|must|owns?|goes|go|reads?|"
                    r"stores?|requires?|expires?|belongs|holds?|takes?|works?|points?|sits?|stays?|mirrors?)\b", re.I)
 _LABELLED = re.compile(r"^[\w' -]{2,40}:\s+\S")  # "Primary database host: db-primary.internal"
+_PASSING = re.compile(r"\b(?:today|tonight|this (?:morning|afternoon|evening)|right now)\b|#\d", re.I)
 _MOVED_TO = re.compile(r"\b(?:upgraded|downgraded|renamed|changed|moved|switched|migrated|raised|lowered|bumped)\s+"
                        r"(?:\w+\s+)?to\s+\S", re.I)
 
