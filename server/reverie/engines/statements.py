@@ -149,9 +149,9 @@ def _instruction(sentence: str) -> bool:
     match = _IMPERATIVE.match(sentence)
     if match is None or _FIRST_PERSON.match(sentence):
         return False
-    if _STANDING.search(sentence):
-        return True
     verb = match.group(0).split()[-1].lower()
+    if _STANDING.search(sentence):  # an order, or a rule that opens with when it holds ("From now on, …")
+        return verb in _RULE_VERBS | _TASK_VERBS | _REQUEST_VERBS or bool(_STANDING.match(sentence))
     return verb in _RULE_VERBS and not _THIS_TASK.search(sentence)
 
 
