@@ -67,11 +67,6 @@ _REQUEST_VERBS = frozenset(
 )
 _IMPERATIVE = re.compile(r"^(?:please\s+)?(?:(?:always|never|just)\s+)?(?:don't|do not|never|always|[a-z]+)\b", re.I)
 _CORRECTION = re.compile(r"^\s*(?:actually|correction|sorry|no|wait)\b|\bnot\s+\$?\d|\bi meant\b", re.I)
-_CHANGE = re.compile(
-    r"\b(?:now|switched|moved|migrated|changed|upgraded|downgraded|renamed|replaced|raised|lowered|"
-    r"increased|decreased|bumped|instead|no longer|anymore|retired|deprecated|from now on)\b",
-    re.I,
-)
 MIN_WORDS, MAX_WORDS = 2, 60
 
 
