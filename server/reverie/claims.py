@@ -300,6 +300,21 @@ def unquoted(text: str) -> str:
     return match.group(1) if match else text
 
 
+_LABEL = re.compile(r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S")
+_PERSONAL = re.compile(r"\b(?:i|me|my|we|us|our|you|your)\b", re.I)
+MAX_LABEL_WORDS = 5  # "Python version for the project" is a label; a longer lead-in is a sentence
+
+
+def label(text: str) -> str | None:
+    """The short label a statement opens with ("Team database: PostgreSQL 16" → "Team
+    database"), which names its subject; None when there is none. Not a time (17:00), a URL,
+    a quoted error message, or a lead-in ("Quick brain dump for you: …")."""
+    match = _LABEL.match(unquoted(text))
+    if match is None or _PERSONAL.search(match.group(1)) or len(match.group(1).split()) > MAX_LABEL_WORDS:
+        return None
+    return match.group(1)
+
+
 def disagree(new: Stated, old: Stated, asked: frozenset[str] = frozenset()) -> bool:
     """Does `new` give a subject values `old` never gives it?
 

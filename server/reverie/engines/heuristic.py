@@ -39,7 +39,6 @@ GENERIC_KEYS = frozenset(
     "step lesson update summary status context instruction instructions request task prompt".split()
 )
 _EXTRA_STOPWORDS = frozenset("please user said".split())
-_LABEL = re.compile(r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S")
 
 
 class HeuristicEngine:
@@ -110,20 +109,15 @@ _LEFT_WORDS = frozenset("from instead replaced longer stop stopped quit retired 
 _NEGATION = re.compile(r"\b(?:no|not|never|don't|do not|doesn't|without|nothing|none)\b|n't\b", re.I)
 
 
-MAX_LABEL_WORDS = 5  # "Python version for the project" is a label; a longer lead-in is a sentence
-_PERSONAL = re.compile(r"\b(?:i|me|my|we|us|our|you|your)\b", re.I)
-
-
 def _key(text: str) -> str | None:
     """'Team database: PostgreSQL 16' → 'team databas'; None when there is no usable key.
 
-    Only a short plain label before ": " counts: not a time (17:00), a URL, or a quoted
-    error message ("fails with “KeyError: …”").
+    Only what `claims.label` accepts counts, and not a label every note might open with.
     """
-    match = _LABEL.match(claims.unquoted(text))
-    if match is None or _PERSONAL.search(match.group(1)) or len(match.group(1).split()) > MAX_LABEL_WORDS:
-        return None  # "Quick brain dump for you: …", "Ops finished the upgrade over the weekend: …" lead in
-    key = " ".join(_content_words(match.group(1)))
+    label = claims.label(text)
+    if label is None:
+        return None
+    key = " ".join(_content_words(label))
     return None if not key or key in GENERIC_KEYS else key
 
 

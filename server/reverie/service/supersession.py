@@ -30,7 +30,6 @@ evidence has one is not judged by time (`low_evidence` covers one that cites not
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from reverie import claims
@@ -45,8 +44,6 @@ _ANY_SUBJECT = frozenset(
     use uses used using prefer prefers preferred like likes want wants wanted switch switched moved changed
     upgraded renamed replaced raised lowered increased decreased retired""".split()
 )
-# "Team database: PostgreSQL 16": a short label names the subject (as in the offline engine).
-_LABEL = re.compile(r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S")
 
 
 def supersession_risks(
@@ -138,5 +135,5 @@ def _content(text: str) -> frozenset[str]:
 
 def _label(text: str) -> frozenset[str] | None:
     """The words of a short label before ": " ("Team database: …"), or None."""
-    match = _LABEL.match(text)
-    return _content(match.group(1)) or None if match else None
+    found = claims.label(text)
+    return _content(found) or None if found else None
