@@ -112,6 +112,7 @@ def is_value(token: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 16)  # a dream stems each of a few thousand words many times
 def stem(word: str) -> str:
     """A crude stem, enough to match "followers"/"follower", "trips"/"trip"."""
     word = word.removesuffix("'s")

@@ -87,10 +87,12 @@ def _stems(tokens: list[str]) -> list[str]:
 def features_of(text: str, leaves: frozenset[str] = frozenset(), correction: bool = False) -> Features:
     """Computed once per statement: clustering and resolving ask them of every pair they meet."""
     tokens = words(text)
-    masked = frozenset("#" if is_number(w) else w for w in _stems(tokens))
+    # `w[:1].isdigit()` first, inline: this runs on every word of every memory, and most
+    # words are not numbers; a call per word would cost more than all the rest.
+    masked = frozenset("#" if w[:1].isdigit() and is_number(w) else w for w in _stems(tokens))
     plain = set(tokens)  # the cheap test first: most statements hold none of these words
     return Features(
-        tokens=masked, key=_key(text), numbers=tuple(sorted(w for w in tokens if is_number(w))),
+        tokens=masked, key=_key(text), numbers=tuple(sorted(w for w in tokens if w[:1].isdigit() and is_number(w))),
         text=text,
         left=leaves | (statements.change_terms(claims.unquoted(text)) if plain & _LEFT_WORDS else frozenset()),
         negated=bool(plain & _NEGATION_WORDS and _NEGATION.search(text)),
