@@ -193,6 +193,28 @@ async def test_two_subjects_that_only_look_alike_are_both_shown(reverie):
     assert "Postgres 15" in view.markdown and "Postgres 16" in view.markdown
 
 
+async def test_a_newer_value_for_another_sort_of_the_thing_asked_about_replaces_nothing(reverie):
+    await remember(reverie, memory_entry("mem_yoga", "I feel calmer on the days I attend yoga classes, which is "
+                                                     "three times a week, and it clears my head", MAY_20))
+    await remember(reverie, memory_entry("mem_art", "I've been taking art classes on Saturdays at a studio nearby, "
+                                                    "painting a still life in watercolors", MAY_29))
+
+    view = await reverie.read_memory("How often do I attend yoga classes?")
+
+    assert "mem_yoga" in [e.id for e in view.entries]
+
+
+async def test_when_the_sort_is_what_is_asked_the_newest_sort_wins(reverie):
+    await reverie.log_session(said_turns("Speaking of lenses, I recently got a new 50mm prime lens, which has "
+                                         "been working out great for my street photography.", MAY_20))
+    await reverie.log_session(said_turns("By the way, I've been getting some great shots for my street "
+                                         "photography with my new 70-200mm zoom lens lately.", MAY_29))
+
+    view = await reverie.read_memory("What type of camera lens did I buy most recently?")
+
+    assert "70-200mm" in view.markdown and "50mm prime" not in view.markdown
+
+
 # --- times --------------------------------------------------------------------------------------
 
 

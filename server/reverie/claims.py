@@ -151,6 +151,7 @@ class Claim:
     unit: frozenset[str]      # stems naming what the value counts or is
     words: frozenset[str]     # all the statement's content stems, the unit's among them
     changes: bool = False     # the statement says something changed ("moved", "now", "upgraded")
+    kind: frozenset[str] = frozenset()  # which sort of the unit: "yoga" in "yoga classes three times a week"
 
     @property
     def context(self) -> frozenset[str]:
@@ -170,7 +171,7 @@ def claims(text: str) -> list[Claim]:
     for i, token in enumerate(found):
         if values[i] and not _when_or_which(found, i):
             unit = _unit(found, i)
-            result.append(Claim(_value(token), unit, content | unit, changes))
+            result.append(Claim(_value(token), unit, content | unit, changes, _kind(found, i)))
     return result
 
 
@@ -227,12 +228,32 @@ def _unit(found: list[str], i: int) -> frozenset[str]:
 
 def _named_by(found: list[str], i: int) -> list[str]:
     """The word before a value that names it: "page 220", "class on Thursday"."""
-    for token in reversed(found[max(0, i - 3) : i]):
-        if is_value(token):
-            return []
-        if token not in _FILLER:
-            return [token]
-    return []
+    at = _naming(found, i)
+    return [found[at]] if at is not None else []
+
+
+def _naming(found: list[str], i: int) -> int | None:
+    for at in range(i - 1, max(0, i - 3) - 1, -1):
+        if is_value(found[at]):
+            return None
+        if found[at] not in _FILLER:
+            return at
+    return None
+
+
+def _kind(found: list[str], i: int) -> frozenset[str]:
+    """The word saying which sort of its unit a value counts: "yoga" in "yoga classes, three
+    times a week", "signed" in "15 signed baseballs". Only a word in its plain form (not
+    "runs", "used"), so a verb before the unit ("runs PostgreSQL 15") names no sort."""
+    after = []
+    for token in found[i + 1 : i + 4]:
+        if token in STOPWORDS or is_value(token):
+            break
+        after.append(token)
+    at = _naming(found, i)
+    before = [found[at - 1]] if at else []
+    modifiers = after[:-1] or before
+    return frozenset(w for w in modifiers if w.isalpha() and stem(w) == w and w not in _FILLER)
 
 
 def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] = frozenset()) -> bool:
@@ -245,6 +266,8 @@ def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] 
     unit = a.unit & b.unit
     if not unit or (unit <= _SHAPES and a.unit - _SHAPES and b.unit - _SHAPES):
         return False  # nothing in common, or only a shape: "4 engineers" and "5 people" count two things
+    if a.kind and b.kind and a.kind.isdisjoint(b.kind) and not asked & _SORT_WORDS:
+        return False  # yoga classes and art classes; unless the sort is what is asked ("what type of lens")
     shared = (a.words & b.words) - unit
     a_only, b_only = (a.words - b.words, b.words - a.words) if short else (a.context - b.context, b.context - a.context)
     if not (a.changes or b.changes) and _qualified_apart(a_only - _SHAPES, b_only - _SHAPES, shared, short):
@@ -253,6 +276,9 @@ def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] 
     if unit & asked or (shared & asked and specific):
         return True
     return bool(specific and shared) or len(shared) >= 2 or (bool(specific) and short)
+
+
+_SORT_WORDS = frozenset({"type", "kind", "sort", "brand", "model", "make", "variety", "style"})
 
 
 def _qualified_apart(a_only: frozenset[str], b_only: frozenset[str], shared: frozenset[str], short: bool) -> bool:
