@@ -125,5 +125,13 @@ def memory_entry(mid: str, content: str, observed: datetime, confidence: float =
             "evidence": [], "created_at": at, "updated_at": at, "observed_at": at}
 
 
+async def imported(reverie, document: dict) -> dict:
+    """Import an export and approve all it proposes, as a person who trusts the file would."""
+    counts = await reverie.import_(document)
+    if counts["proposal_id"]:
+        await reverie.apply_dream(counts["proposal_id"], approve="all")
+    return counts
+
+
 async def remember(reverie, *entries: dict) -> None:
-    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": list(entries)})
+    await imported(reverie, {"format": "reverie-export", "sessions": [], "memories": list(entries)})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import chat
+from conftest import chat, imported
 from reverie.engines.guidance import CURRENT_VALUE, STATEMENTS, TIMES
 from reverie.models import Evidence, OperationDraft
 from reverie.report import RISK_TEXT
@@ -98,7 +98,7 @@ async def test_submitted_secrets_are_redacted_and_copied_tool_instructions_are_f
     ])
     leaked, copied, injected = proposal["operations"]
     assert SECRET not in leaked["content"] and "secret_redacted" in leaked["risk"]
-    assert copied["risk"] == ["from_tool_output"]
+    assert "from_tool_output" in copied["risk"]  # and what provenance adds (tainted, imperative)
     assert "instruction_like" in injected["risk"]
 
 
@@ -155,7 +155,7 @@ async def test_an_agent_op_citing_a_note_that_copies_tool_output_is_flagged(clie
     brief = await brief_of(client)
     proposal = await call(client, "propose_dream", brief_id=brief["id"],
                           operations=[add(page, brief["session_ids"][0], note_index=0)])
-    assert proposal["operations"][0]["risk"] == ["from_tool_output"]
+    assert "from_tool_output" in proposal["operations"][0]["risk"]
 
 
 # --- replacements are held to the offline engine's newest-wins rules -------------------------
@@ -169,7 +169,7 @@ def on(day: int, hour: int = 9, minute: int = 0) -> datetime:
 
 async def remember(reverie, memory_id: str, content: str, observed: datetime) -> None:
     at = observed.isoformat()
-    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": [{
+    await imported(reverie, {"format": "reverie-export", "sessions": [], "memories": [{
         "id": memory_id, "content": content, "category": "fact", "scope": "agent:tester", "confidence": 0.7,
         "evidence": [{"session_id": "s_before", "quote": content}], "created_at": at, "updated_at": at,
         "observed_at": at,

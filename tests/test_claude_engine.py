@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import anyio
 import pytest
-from conftest import chat, tool_call
+from conftest import chat, imported, tool_call
 from fake_anthropic import FakeAnthropic, error, overloaded, text_only, tool_use
 from reverie.engines import engine_named
 from reverie.engines.claude import (
@@ -59,7 +59,7 @@ async def log_test_run(reverie, title: str = "Fix the test run") -> str:
 
 async def remember(reverie, memory_id: str, content: str) -> None:
     at = "2026-10-01T09:00:00+00:00"
-    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": [{
+    await imported(reverie, {"format": "reverie-export", "sessions": [], "memories": [{
         "id": memory_id, "content": content, "category": "workflow", "scope": "agent:tester", "confidence": 0.7,
         "evidence": [{"session_id": "s_before", "quote": content}], "created_at": at, "updated_at": at,
         "observed_at": at,

@@ -118,23 +118,23 @@ PLAIN_TEXT = "User: which database do we use?\nAssistant: PostgreSQL 16,\nsince 
 
 
 @pytest.mark.parametrize(
-    ("name", "text", "roles"),
+    ("name", "text", "roles", "title"),
     [
-        ("turns.json", json.dumps(JSON_TURNS), ["user", "assistant", "tool", "assistant"]),
-        ("chat.txt", PLAIN_TEXT, ["user", "assistant", "user"]),
+        ("turns.json", json.dumps(JSON_TURNS), ["user", "assistant", "tool", "assistant"], "turns"),
+        ("chat.txt", PLAIN_TEXT, ["user", "assistant", "user"], "chat"),
         ("session.jsonl", CLAUDE_CODE_SESSION.read_text(encoding="utf-8"),
          ["user", "assistant", "assistant", "tool", "assistant", "assistant", "tool", "assistant", "tool",
-          "assistant", "user", "assistant"]),
+          "assistant", "user", "assistant"], "billing: tests/test_invoices.py is failing on main since this morning."),
     ],
     ids=["json-turns", "plain-text", "claude-code-jsonl"],
 )
-def test_log_stores_every_turn_of_each_supported_format(name, text, roles, cli, tmp_path):
+def test_log_stores_every_turn_of_each_supported_format(name, text, roles, title, cli, tmp_path):
     logged = cli("log", write(tmp_path / name, text), "--json").json()
 
     assert (logged["events_added"], logged["event_count"], logged["ended"]) == (len(roles), len(roles), True)
     (stored,) = cli("export").json()["sessions"]
     assert stored["id"] == logged["session_id"]
-    assert stored["title"] == Path(name).stem
+    assert stored["title"].startswith(title)  # a Claude Code transcript: its project and first request
     assert [event["role"] for event in stored["events"]] == roles
 
 
@@ -191,15 +191,28 @@ def test_apply_with_an_edit_stores_the_edited_text_instead_of_the_proposed_one(c
     assert LINTER not in memory
 
 
-def test_apply_without_approve_applies_every_operation(cli, tmp_path):
+def test_apply_with_approve_all_applies_every_operation(cli, tmp_path):
     log_note_twice(cli, tmp_path)
     cli("log", chat_file(tmp_path), "--note", HARMLESS)
     proposal = dream(cli)
 
-    applied = cli("apply", proposal["id"], "--json").json()
+    applied = cli("apply", proposal["id"], "--approve", "all", "--json").json()
 
     assert applied["applied"] == [op["op_id"] for op in proposal["operations"]]
     assert sorted(entries(cli)) == sorted([LINTER, HARMLESS])
+
+
+def test_apply_without_approve_applies_only_unflagged_changes_and_the_flagged_wait(cli, tmp_path):
+    cli("log", chat_file(tmp_path), "--note", INJECTION, "--note", HARMLESS)
+    proposal = dream(cli)
+    flagged = [op["content"] for op in proposal["operations"] if op["risk"]]
+
+    applied = cli("apply", proposal["id"], "--json").json()
+
+    assert INJECTION in flagged and entries(cli) == [HARMLESS]
+    (pending,) = cli("show", "--json").json()["pending_proposals"]
+    waiting = cli("show", pending["proposal_id"], "--json").json()
+    assert [op["content"] for op in waiting["operations"]] == flagged and "wait" in applied["message"]
 
 
 def test_dream_auto_applies_only_unflagged_operations_and_leaves_the_rest_pending(cli, tmp_path):
@@ -245,7 +258,7 @@ def without(record: dict, *keys: str) -> dict:
 def test_an_export_imported_into_a_fresh_database_reproduces_memory_and_sessions(cli, tmp_path):
     log_note_twice(cli, tmp_path)
     cli("log", write(tmp_path / "turns.json", json.dumps(JSON_TURNS)), "--note", HARMLESS)
-    cli("apply", dream(cli)["id"])
+    cli("apply", dream(cli)["id"], "--approve", "all")
     original = cli("show", "--json").json()["entries"]
     exported = tmp_path / "export.json"
     assert cli("export", str(exported)).code == 0
@@ -254,13 +267,19 @@ def test_an_export_imported_into_a_fresh_database_reproduces_memory_and_sessions
     imported = cli("import", str(exported), db=fresh)
 
     assert imported.code == 0, imported.err
-    assert imported.out == "Imported 3 session(s) and 2 memory entries.\n"
+    assert imported.out.startswith("Imported 3 session(s) as history.\n2 memory entries await review in proposal imp_")
+    assert cli("apply", import_proposal(imported), "--approve", "all", db=fresh).code == 0
     assert cli("show", "--json", db=fresh).json()["entries"] == original
     before, after = json.loads(exported.read_text()), cli("export", db=fresh).json()
     # Notes are compared without created_at: see test_import_keeps_when_each_note_was_written.
     assert [strip_note_times(s) for s in after["sessions"]] == [strip_note_times(s) for s in before["sessions"]]
     reading = ("last_read_at", "read_count")  # reads are per database, not part of the memory
     assert [without(m, *reading) for m in after["memories"]] == [without(m, *reading) for m in before["memories"]]
+
+
+def import_proposal(ran) -> str:
+    """The id of the proposal `reverie import` said its entries wait in."""
+    return re.search(r"imp_[0-9a-f]{10}", ran.out).group()
 
 
 def strip_note_times(session: dict) -> dict:
@@ -281,15 +300,15 @@ def test_import_keeps_when_each_note_was_written(cli, tmp_path):
 
 def test_importing_the_same_export_twice_adds_nothing_the_second_time(cli, tmp_path):
     log_note_twice(cli, tmp_path)
-    cli("apply", dream(cli)["id"])
+    cli("apply", dream(cli)["id"], "--approve", "all")
     exported = tmp_path / "export.json"
     cli("export", str(exported))
     fresh = tmp_path / "fresh.db"
-    cli("import", str(exported), db=fresh)
+    cli("apply", import_proposal(cli("import", str(exported), db=fresh)), "--approve", "all", db=fresh)
 
     again = cli("import", str(exported), db=fresh)
 
-    assert again.out == "Imported 0 session(s) and 0 memory entries.\n"
+    assert again.out == "Imported 0 session(s) as history.\n"
     assert entries(cli, db=fresh) == [LINTER]
 
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reverie.engines.clustering import Features, _candidate_pairs, cluster, jaccard
 from reverie.models import Event, SessionRecord
+from reverie.provenance import Provenance
 from reverie.service.evidence import ToolOutputs
 
 # A small vocabulary, so that random statements overlap often and at every degree.
@@ -54,4 +55,4 @@ def test_a_copy_of_a_tool_output_is_recognised_exactly_when_most_of_its_words_ar
     session = session_with_tool_outputs([" ".join(text) for text in texts])
     words = set(mine)
     expected = len(words) >= 5 and any(len(words & set(text)) >= 0.7 * len(words) for text in texts)
-    assert ToolOutputs([session]).copied(" ".join(mine)) is expected
+    assert ToolOutputs(Provenance([session]).outputs).copied(" ".join(mine)) is expected

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import chat, tool_call
+from conftest import chat, imported, tool_call
 from reverie.errors import (
     AlreadyDecided,
     InvalidInput,
@@ -51,7 +51,7 @@ async def test_a_note_repeated_in_three_sessions_becomes_one_entry_citing_all_th
 
 
 async def test_duplicate_entries_from_an_import_are_merged_and_the_merge_keeps_their_sources(reverie, clock):
-    await reverie.import_(export_of(
+    await imported(reverie, export_of(
         ("mem_a", "Deploys happen on Tuesdays after the standup meeting", "s1"),
         ("mem_b", "Deploys happen on Tuesdays, after the standup meeting", "s2"),
         ("mem_c", "The staging cluster is called kestrel", "s3"),
@@ -261,7 +261,7 @@ async def test_a_proposal_is_applied_at_most_once(reverie):
 
 
 async def test_a_proposal_whose_targets_changed_since_it_was_made_is_refused(reverie):
-    await reverie.import_(export_of(("mem_a", "Deploys happen on Tuesdays", "s1"),
+    await imported(reverie, export_of(("mem_a", "Deploys happen on Tuesdays", "s1"),
                                     ("mem_b", "Deploys happen on Tuesdays!", "s2")))
     everything = await reverie.propose_dream("heuristic")
     mine = await reverie.propose_dream("heuristic", scope="agent:tester")
@@ -291,7 +291,7 @@ async def test_a_new_dream_supersedes_the_pending_one(reverie):
 
 
 async def test_an_apply_interrupted_midway_leaves_memory_exactly_as_before(reverie, monkeypatch):
-    await reverie.import_(export_of(("mem_a", "Deploys happen on Tuesdays", "s1"),
+    await imported(reverie, export_of(("mem_a", "Deploys happen on Tuesdays", "s1"),
                                     ("mem_b", "Deploys happen on Tuesdays!", "s2")))
     await reverie.log_session(chat("a", "b"), notes=["Keep invoices for 7 years", "Lunch is at noon"])
     proposal = await reverie.propose_dream("heuristic")
@@ -314,7 +314,7 @@ async def test_an_apply_interrupted_midway_leaves_memory_exactly_as_before(rever
 
 
 async def test_revert_restores_memory_exactly_and_returns_the_sessions_to_the_next_dream(reverie):
-    await reverie.import_(export_of(("mem_a", "Deploys happen on Tuesdays", "s1"),
+    await imported(reverie, export_of(("mem_a", "Deploys happen on Tuesdays", "s1"),
                                     ("mem_b", "Deploys happen on Tuesdays!", "s2")))
     await reverie.log_session(chat("a", "b"), notes=["Keep invoices for 7 years"])
     before = await snapshot(reverie)
@@ -355,7 +355,7 @@ async def test_bad_dream_arguments_are_refused_with_a_message(reverie, kwargs, m
         await reverie.propose_dream(**kwargs)
 
 
-async def test_an_import_keeps_what_was_consolidated_and_can_be_reverted_as_a_whole(reverie, tmp_path, clock):
+async def test_an_import_keeps_what_was_consolidated_and_its_approved_entries_revert_as_a_whole(reverie, tmp_path, clock):
     from reverie.config import Settings
     from reverie.service import open_reverie
 
@@ -364,20 +364,20 @@ async def test_an_import_keeps_what_was_consolidated_and_can_be_reverted_as_a_wh
     await reverie.log_session(chat("c", "d"), notes=["Lunch is at noon"])
     document = await reverie.export()
     async with open_reverie(Settings(db_path=tmp_path / "other.db", agent_id="tester"), clock) as other:
-        assert await other.import_(document) == {"sessions": 2, "memories": 1}
+        counts = await imported(other, document)
+        assert (counts["sessions"], counts["memories"]) == (2, 1)
         view = await other.read_memory()
         assert [n.content for n in view.notes] == ["Lunch is at noon"]
         (add,) = (await other.propose_dream("heuristic")).operations
         assert add.content == "Lunch is at noon"
-        imported = await other.db.scalar("SELECT id FROM proposals WHERE engine = 'import'")
-        await other.revert_dream(imported)
+        await other.revert_dream(counts["proposal_id"])
         assert await contents(other) == []
 
 
 async def test_an_unscoped_merge_writes_its_entry_in_the_first_targets_scope_whatever_the_ids_order(reverie):
     """mem_b is named first but sorts second: the entry goes where the review said it would."""
-    await reverie.import_(export_of(("mem_b", "Deploys happen on Tuesdays", "s1"), scope="shared"))
-    await reverie.import_(export_of(("mem_a", "Deploys happen on Tuesday mornings", "s2")))
+    await imported(reverie, export_of(("mem_b", "Deploys happen on Tuesdays", "s1"), scope="shared"))
+    await imported(reverie, export_of(("mem_a", "Deploys happen on Tuesday mornings", "s2")))
     logged = await reverie.log_session(chat("user: deploys are on Tuesdays"))
     brief = await reverie.propose_dream("agent")
     merge = OperationDraft(

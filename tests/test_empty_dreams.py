@@ -7,17 +7,19 @@ memory, so the heuristic dream over them finds nothing however its rules improve
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 
 import pytest
-from conftest import chat, tool_call
+from conftest import chat, imported, tool_call
 from reverie.engines import ENGINES
 from reverie.errors import AlreadyDecided
-from reverie.models import DreamInput, DreamStats, EngineResult, Evidence, OperationDraft, Proposal
+from reverie.models import DreamInput, DreamStats, EngineResult, Evidence, OperationDraft, Proposal, Turn
 from reverie.service import open_reverie
+from reverie.service.ingest import chain_hash
 from reverie.service.maintenance import diagnose
 from reverie.service.schedule import Schedule, dream_due, dream_if_due
-from reverie.store import migrations, proposals, sessions
+from reverie.store import migrations, sessions
 from test_dreams import export_of
 from test_mcp import call, error_of
 
@@ -47,7 +49,7 @@ async def test_an_empty_dream_leaves_its_sessions_to_an_agent_brief_afterwards(r
 
 
 async def test_the_report_of_an_empty_dream_counts_what_it_looked_at_and_says_why_nothing_qualified(reverie):
-    await reverie.import_(export_of(("mem_a", "The staging cluster is called kestrel", "ses_old")))
+    await imported(reverie, export_of(("mem_a", "The staging cluster is called kestrel", "ses_old")))
     await reverie.log_session(chat("good morning!", "Good morning.", "what time is it?", "Nine."))
     await reverie.log_session([*chat("can you list the files?"), *tool_call("ls", "-la", "ls: no such", error=True)])
     await reverie.log_session(chat("thanks, that's all"), outcome="success")
@@ -161,40 +163,42 @@ def test_as_a_user_in_a_terminal_an_empty_dream_is_followed_by_an_agent_brief_ov
     assert len(brief["session_ids"]) == 4 and "what does HTTP 418 mean?" in brief["brief"]
 
 
-async def test_an_empty_dream_stored_as_applied_before_the_upgrade_gives_its_sessions_back(
-    settings, clock, monkeypatch
-):
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:5])  # the schema before m006
-    async with open_reverie(settings, clock) as before:
-        real = await agent_dream_applied(before)
-        logged = await log_small_talk(before)
-        old_empty = await stored_as_old_versions_did(before, logged)
-    monkeypatch.undo()
+async def test_an_empty_dream_stored_as_applied_before_the_upgrade_gives_its_sessions_back(settings, clock):
+    logged = ["ses_talk1", "ses_talk2"]
+    written_before_m006(settings.db_path, logged)
 
     async with open_reverie(settings, clock) as after:
-        migrated = await after.proposal(old_empty)
+        migrated = await after.proposal("drm_oldempty0")
         assert migrated.status == "empty" and "found nothing to propose" in migrated.report
-        assert (await after.proposal(real)).status == "applied"
-        assert (await after.propose_dream("agent")).session_ids == logged
+        assert (await after.proposal("drm_oldreal00")).status == "applied"
+        assert sorted((await after.propose_dream("agent")).session_ids) == logged
         assert await after.db.scalar("PRAGMA foreign_keys") == 1
     assert (await diagnose(settings.db_path)).healthy
 
 
-async def agent_dream_applied(reverie) -> str:
-    await log_small_talk(reverie, 1)
-    proposal = await agent_dream(reverie)
-    await reverie.apply_dream(proposal.id, "all")
-    return proposal.id
+def written_before_m006(path, talk: list[str]) -> None:
+    """A file as versions before m006 left it: a real dream applied over one session, and an
+    empty one stored as "applied" (no operations, no revision) over the small-talk sessions."""
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for name, statements in migrations.MIGRATIONS[:5]:
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, AT))
+        for number, sid in enumerate(["ses_work", *talk]):
+            said = Turn(role="user", content=SMALL_TALK[number])
+            db.execute("INSERT INTO sessions (id, agent_id, title, content_hash, started_at, ended_at, logged_at) "
+                       "VALUES (?, 'tester', ?, ?, ?, ?, ?)", (sid, sid, chain_hash("", [said]), AT, AT, AT))
+            db.execute("INSERT INTO events (session_id, idx, role, content) VALUES (?, 0, 'user', ?)",
+                       (sid, said.content))
+        stats = DreamStats(sessions_reviewed=1, memories_before=0, memories_after=1, tokens_before=0,
+                           tokens_after=8).model_dump_json()
+        for pid, sids in (("drm_oldreal00", ["ses_work"]), ("drm_oldempty0", talk)):
+            db.execute("INSERT INTO proposals (id, engine, status, base_revision, stats_json, created_at) "
+                       "VALUES (?, 'heuristic', 'applied', 0, ?, ?)", (pid, stats, AT))
+            db.executemany("INSERT INTO proposal_sessions VALUES (?, ?)", [(pid, sid) for sid in sids])
+        db.execute("INSERT INTO operations VALUES ('drm_oldreal00', 'op1', 0, 'add', '[]', '[]', 'Deploys go out "
+                   "on Tuesdays', 'fact', 'agent:tester', 0.8, 'said once', '[]', '[]', 'applied', 'mem_deploys')")
 
 
-async def stored_as_old_versions_did(reverie, session_ids: list[str]) -> str:
-    """An empty dream as versions before m006 stored it: status "applied", no operations, no revision."""
-    empty = Proposal(
-        id="drm_oldempty0", engine="heuristic", scope=None, status="applied", base_revision=1,
-        created_at=reverie.clock(), session_ids=session_ids, operations=[],
-        stats=DreamStats(sessions_reviewed=len(session_ids), memories_before=1, memories_after=1,
-                         tokens_before=8, tokens_after=8),
-    )
-    async with reverie.db.transaction():
-        await proposals.insert_proposal(reverie.db, empty, None)
-    return empty.id
+AT = "2026-05-01T09:00:00+00:00"

@@ -683,7 +683,7 @@ def test_no_turns_and_only_blank_notes_is_an_empty_transcript(tmp_path, mode):
 @MODES
 def test_a_query_that_looks_like_json_is_searched_as_text(tmp_path, mode):
     with serving(tmp_path, mode) as server:
-        server.ok("log_session", transcript=[{"role": "tool", "tool_name": "http", "content": '{"status": 503} from the API'}])
+        server.ok("log_session", transcript=[{"role": "user", "content": 'The API answered {"status": 503} again'}])
         view = server.ok("read_memory", query='{"status": 503}')
         assert view["episodes"]
 

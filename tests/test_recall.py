@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import imported
 
 pytestmark = pytest.mark.anyio
 
@@ -14,7 +15,7 @@ def entry(mid: str, content: str, confidence: float, observed: str) -> dict:
 
 
 async def remember(reverie, *entries: dict) -> None:
-    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": list(entries)})
+    await imported(reverie, {"format": "reverie-export", "sessions": [], "memories": list(entries)})
 
 
 async def test_without_a_query_confident_and_recent_entries_come_first(reverie):

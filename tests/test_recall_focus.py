@@ -8,6 +8,7 @@ is lowered here, so a few dozen rows behave like a large store.
 from __future__ import annotations
 
 import pytest
+from conftest import imported
 from reverie.models import Turn
 from reverie.store import memories, search, sessions
 
@@ -28,7 +29,7 @@ def entry(mid: str, content: str, confidence: float = 0.6, observed: str = "2026
 
 
 async def remember(reverie, *entries: dict) -> None:
-    await reverie.import_({"format": "reverie-export", "sessions": [], "memories": list(entries)})
+    await imported(reverie, {"format": "reverie-export", "sessions": [], "memories": list(entries)})
 
 
 def filler(words: str, count: int = FILLER) -> list[dict]:
@@ -97,7 +98,7 @@ async def test_another_agents_better_matches_do_not_crowd_out_this_agents_past_t
 async def test_past_turns_are_scored_among_the_newest_matches_only_so_a_long_history_costs_no_more(reverie, monkeypatch):
     monkeypatch.setattr(sessions, "SCORED_TURNS", 25)
     old = Turn(role="user", content="zebulon zebulon zebulon")
-    newer = [Turn(role="tool", content=f"zebulon came up in a long log line about other things {n}") for n in range(30)]
+    newer = [Turn(role="assistant", content=f"zebulon came up in a long reply about other things {n}") for n in range(30)]
     await reverie.log_session([old, *newer])
     view = await reverie.read_memory("zebulon")
     assert view.episodes and 0 not in [e.event_index for e in view.episodes]

@@ -55,6 +55,21 @@ SECRET_CASES = [
     ("secret_assignment", "oauth client_secret {} rotated", "cs" + "9x8y7z6w"),
     ("secret_assignment", "the password is {} by the way", "hunter" + "22"),
     ("private_key", "key below\n{}\nend of paste", PEM_KEY),
+    ("private_key", "{}", "-----BEGIN PGP " + "PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n" + PEM_BODY
+     + "\n=Xk9q\n-----END PGP " + "PRIVATE KEY BLOCK-----"),
+    ("secret_assignment", "PGPASSWORD={} psql -h db", "Pg" + "S3cret!x"),
+    ("secret_assignment", "SECRET_KEY={} in settings", "django" + "-k3y9x"),
+    ("secret_assignment", "smtp pass: {} for the relay", "Zq9!" + "vLm2pX"),
+    ("cli_password", "mysqldump --password={} shop", "Dump" + "Pa55"),
+    ("cli_password", "psql-admin --password {} --host db", "Spac" + "edPa55"),
+    ("cli_password", "mysql -uroot -p{} shop", "MyS" + "qlR00t"),
+    ("cli_password", "sshpass -p '{}' ssh deploy@web1", "Ssh" + "!Pass123"),
+    ("cli_password", "docker login -u bob -p {} registry.example.com", "D0ck" + "erPw9"),
+    ("cli_password", "curl -u alice:{} https://api.example.com", "Curl" + "Pass123"),
+    ("authorization_header", "-H 'Authorization: Basic {}'", "YWxpY2U6" + "c2VjcmV0MTIz"),
+    ("cookie_header", "Cookie: {}", "sessionid=" + "8f14e45fceea167a; csrftoken=abc"),
+    ("webhook_url", "post to {} on failure", "https://hooks." + "slack.com/services/T0A1B2C3D/B4E5F6G7H/q8W9e0R1"),
+    ("netrc_password", "machine api.example.com login alice password {}", "Netrc" + "Pass42"),
 ]
 SECRET_IDS = [f"{kind}-{i}" for i, (kind, _, _) in enumerate(SECRET_CASES)]
 

@@ -120,9 +120,9 @@ async def test_two_dreams_started_at_once_from_two_processes_one_runs_and_the_ot
 async def test_a_lock_left_by_a_crashed_process_blocks_dreams_until_it_expires(reverie, clock):
     await log_sessions(reverie, 1)
     await hold_lock(reverie)
-    with pytest.raises(DreamRunning, match=f"started 2026-11-01 09:00:0\\d UTC by {GHOST}") as refused:
+    with pytest.raises(DreamRunning, match="started 2026-11-01 09:00:0\\d UTC") as refused:
         await reverie.propose_dream("heuristic")
-    assert "lapses at 09:10" in str(refused.value)
+    assert "lapses at 09:10" in str(refused.value) and GHOST not in str(refused.value)
     assert await proposal_count(reverie) == 0
 
     clock.advance(minutes=10)

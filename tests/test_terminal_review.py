@@ -139,7 +139,7 @@ def test_text_from_memory_is_shown_literally_never_run_as_markup(cli, tmp_path):
 
 
 def test_reviewing_a_named_proposal_that_was_already_applied_is_refused(cli, proposal):
-    cli("apply", proposal["id"])
+    cli("apply", proposal["id"], "--approve", "all")
 
     ran = cli("review", proposal["id"])
 

@@ -65,7 +65,8 @@ async def apply_fixture(path: Path, ops: int = 200, untouched: int = 30, seed: i
     """Build the database at `path`; returns the id of the pending `ops`-operation proposal."""
     rng, mix = random.Random(seed), Mix.of(ops)
     async with open_reverie(Settings(db_path=path, agent_id=AGENT)) as reverie:
-        await reverie.import_(_export_of([statement(rng, i) for i in range(mix.targets + untouched)]))
+        imported = await reverie.import_(_export_of([statement(rng, i) for i in range(mix.targets + untouched)]))
+        await reverie.apply_dream(imported["proposal_id"], approve="all")  # an import waits for review
         notes = await _log_notes(reverie, [statement(rng, 10_000 + i) for i in range(mix.new_texts)])
         brief = await reverie.propose_dream("agent")
         targets = [m.id for m in sorted(await _active(reverie), key=lambda m: m.content)][: mix.targets]

@@ -20,7 +20,7 @@ from pathlib import Path
 import anyio
 from pydantic import BaseModel
 
-from reverie import __version__, hooks
+from reverie import __version__, claude_transcript, hooks
 from reverie.config import Settings
 from reverie.errors import InvalidInput, ReverieError
 from reverie.service import Reverie, open_reverie
@@ -102,10 +102,12 @@ def token(args: argparse.Namespace) -> int:
 
     path = tokens.tokens_path(args.tokens, Settings.resolve(args.db).db_path)
     if args.token_command == "add":
+        first = not path.exists()
         secret, made = tokens.add_token(path, args.token_agent, args.scope, args.label, utcnow())
         print(secret)
         print(f"reverie: token {made.id} for agent {made.agent_id!r} ({', '.join(made.scopes)}) is in {path}; "
-              "it is shown only this once. Clients send it as 'Authorization: Bearer <token>'.", file=sys.stderr)
+              "it is shown only this once. Clients send it as 'Authorization: Bearer <token>'. "
+              f"{_running_server_effect(first)}", file=sys.stderr)
     elif args.token_command == "list":
         listed = tokens.listing(tokens.read_tokens(path))
         emit(args, {"tokens": [t.model_dump(mode="json") for t in listed]}, _token_table(listed, path))
@@ -114,6 +116,14 @@ def token(args: argparse.Namespace) -> int:
         print(f"Revoked token {gone.id} (agent {gone.agent_id!r}{f', {gone.label!r}' if gone.label else ''}); "
               "a running server refuses it from its next request.")
     return 0
+
+
+def _running_server_effect(first: bool) -> str:
+    """What a token add changes for a `reverie serve --http` already running on this file."""
+    if first:
+        return ("This is the first token: a running `reverie serve --http` on loopback now refuses requests "
+                "without a token (401) from the next one on, instead of acting as its own agent for them.")
+    return "A running `reverie serve --http` accepts it from the next request; no restart is needed."
 
 
 def _token_table(listed: list, path: Path) -> str:
@@ -163,12 +173,43 @@ async def log(reverie: Reverie, args: argparse.Namespace) -> None:
     if args.file is None:
         raise InvalidInput("Name a transcript FILE (or - for stdin), or use --claude-code-hook or --drain-spool.")
     text = _read_input(args.file)
+    if not (args.session_id or args.open) and (transcript := _claude_code_session(text)):
+        return await _log_claude_code(reverie, args, transcript)
     result = await reverie.log_session(
         text, session_id=args.session_id, title=args.title or Path(args.file).stem, notes=args.note,
         outcome=args.outcome, ended=not args.open,
     )
     emit(args, result, f"Logged {result.events_added} turns to {result.session_id} "
                        f"({result.redactions} secrets redacted; {result.sessions_awaiting_dream} await a dream).")
+
+
+def _claude_code_session(text: str) -> claude_transcript.Transcript | None:
+    """The Claude Code transcript `text` is, if it is one that names its session."""
+    if not claude_transcript.looks_like_claude_code(text):
+        return None
+    transcript = claude_transcript.read_claude_code(text)
+    return transcript if transcript.session_id else None
+
+
+async def _log_claude_code(
+    reverie: Reverie, args: argparse.Namespace, transcript: claude_transcript.Transcript
+) -> None:
+    """As the SessionEnd hook logs it: under its own session id, only what no earlier log of it stored."""
+    stored = await hooks.log_transcript(
+        reverie, transcript, fallback_id=str(transcript.session_id), agent_id=None, cwd=transcript.cwd,
+        title_text=args.title, notes=args.note, outcome=args.outcome,
+    )
+    unread = f"; {len(transcript.skipped)} unreadable line(s) skipped" if transcript.skipped else ""
+    if stored is None:
+        said = "holds no conversation" if not transcript.turns else "is stored already, every turn of it"
+        emit(args, {"session_id": hooks.conversation_key(transcript, str(transcript.session_id)),
+                    "events_added": 0, "skipped_lines": len(transcript.skipped)},
+             f"Nothing new to log: {args.file} {said}{unread}.")
+        return
+    part = stored.part
+    emit(args, {"session_id": part.session_id, "events_added": part.turns, "event_count": part.turns, "ended": True,
+                "redactions": part.redactions, "skipped_lines": stored.skipped},
+         f"Logged {part.turns} turns to {part.session_id} ({part.redactions} secrets redacted{unread}).")
 
 
 def _read_input(name: str) -> str:
@@ -211,7 +252,7 @@ async def show(reverie: Reverie, args: argparse.Namespace) -> None:
 
 
 async def recall(reverie: Reverie, args: argparse.Namespace) -> None:
-    text = await hooks.recall_text(reverie, hooks.project_name(str(Path.cwd())), args.query, args.budget)
+    text = await hooks.recall_text(reverie, str(Path.cwd()), args.query, args.budget)
     print(text or "Nothing remembered yet, and no dream proposal awaits review.")
 
 
@@ -225,9 +266,16 @@ async def review(reverie: Reverie, args: argparse.Namespace) -> None:
 
 
 async def apply(reverie: Reverie, args: argparse.Namespace) -> None:
-    approve = "all" if args.approve in (None, ["all"]) else [i for part in args.approve for i in part.split(",") if i]
+    """Without --approve, what carries no risk flag (flagged changes wait, as on every other path)."""
     edits = dict(_edit(e) for e in args.edit or [])
-    result = await reverie.apply_dream(args.proposal_id, approve, edits or None)
+    if args.approve is None:
+        if edits:
+            raise InvalidInput("--edit changes an approved op: name the ops you approve with --approve OP... "
+                               "(or --approve all).")
+        result = await reverie.apply_unflagged(args.proposal_id)
+    else:
+        approve = "all" if args.approve == ["all"] else [i for part in args.approve for i in part.split(",") if i]
+        result = await reverie.apply_dream(args.proposal_id, approve, edits or None)
     emit(args, result, result.message)
 
 
@@ -260,7 +308,10 @@ async def import_(reverie: Reverie, args: argparse.Namespace) -> None:
     except json.JSONDecodeError as error:
         raise InvalidInput(f"{args.file} is not JSON: {error}.") from None
     counts = await reverie.import_(document)
-    print(f"Imported {counts['sessions']} session(s) and {counts['memories']} memory entries.")
+    print(f"Imported {counts['sessions']} session(s) as history.")
+    if counts["proposal_id"]:
+        print(f"{counts['memories']} memory entries await review in proposal {counts['proposal_id']}: "
+              f"reverie review {counts['proposal_id']} (or reverie apply {counts['proposal_id']} --approve all).")
 
 
 async def demo(args: argparse.Namespace) -> None:
@@ -288,7 +339,7 @@ def doctor(args: argparse.Namespace) -> int:
     from reverie.service import maintenance  # SQLite checks: loaded only for doctor and backup
 
     path = Settings.resolve(args.db, args.agent).db_path
-    report = anyio.run(maintenance.diagnose, path)
+    report = anyio.run(maintenance.diagnose, path, args.since)
     emit(args, report, report.markdown())
     if not report.healthy:
         print(f"reverie: {path} has {report.problem_count} problem(s); see the report.", file=sys.stderr)
@@ -334,7 +385,7 @@ def parser() -> argparse.ArgumentParser:
     one.add_argument("--json", action="store_true", help="print JSON")
     out = _command(sub, "export", "write memory and sessions as one JSON document")
     out.add_argument("output", nargs="?", default="-", help="file to write (default: stdout)")
-    into = _command(sub, "import", "add memory and sessions from an export (never overwrites)")
+    into = _command(sub, "import", "add an export's sessions as history; its new entries wait in a proposal to review")
     into.add_argument("file", help="an export file, or - for stdin")
     _command(sub, "demo", "log example sessions into a temporary database, dream, apply, show the result")
     _checkup_parsers(sub)
@@ -382,7 +433,8 @@ def _command(sub, name: str, purpose: str) -> argparse.ArgumentParser:
 
 
 def _log_parser(sub) -> None:
-    log_cmd = _command(sub, "log", "log a transcript: JSON turns, plain text, or a Claude Code JSONL file")
+    log_cmd = _command(sub, "log", "log a transcript: JSON turns, plain text, or a Claude Code JSONL file "
+                                   "(under its own session id: logging it again stores only what is new)")
     log_cmd.add_argument("file", nargs="?", help="transcript file, or - for stdin")
     source = log_cmd.add_mutually_exclusive_group()
     source.add_argument("--claude-code-hook", action="store_true",
@@ -392,7 +444,8 @@ def _log_parser(sub) -> None:
     log_cmd.add_argument("--timeout", type=float, default=hooks.LOG_TIMEOUT, metavar="SECONDS",
                          help="with --claude-code-hook: how long to wait for a busy database (default %(default)g)")
     log_cmd.add_argument("--session-id", help="append to (or create) this session")
-    log_cmd.add_argument("--title", help="session title (default: the file name)")
+    log_cmd.add_argument("--title", help="session title (default: the file name; for a Claude Code transcript, "
+                                         "the project and its first request)")
     log_cmd.add_argument("--note", action="append", help="a note to remember (repeatable)")
     log_cmd.add_argument("--outcome", choices=["success", "failure", "partial", "unknown"])
     log_cmd.add_argument("--open", action="store_true", help="keep the session open for more turns")
@@ -431,14 +484,19 @@ def _recall_parser(sub) -> None:
 def _apply_parser(sub) -> None:
     apply_cmd = _command(sub, "apply", "apply a proposal: all of it, or the ops you approve")
     apply_cmd.add_argument("proposal_id")
-    apply_cmd.add_argument("--approve", nargs="+", metavar="OP", help="op ids to approve (default: all)")
+    apply_cmd.add_argument("--approve", nargs="+", metavar="OP",
+                           help="op ids to approve, or 'all' (default: the changes without risk flags; "
+                                "flagged ones wait in a new proposal)")
     apply_cmd.add_argument("--edit", action="append", metavar="OP=TEXT", help="new text for an approved op")
     apply_cmd.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _checkup_parsers(sub) -> None:
-    check = _command(sub, "doctor", "check the database: SQLite integrity, search index, revision log, transcript hashes")
+    check = _command(sub, "doctor", "check the database: SQLite integrity, guards, search index, revision log, "
+                                    "transcript hashes, ledger; prints a checkpoint to keep")
     check.add_argument("--json", action="store_true", help="print JSON")
+    check.add_argument("--since", metavar="CHECKPOINT",
+                       help="a checkpoint an earlier doctor printed: prove nothing logged before it changed")
     copy = _command(sub, "backup", "copy the database to a new file while it is in use, then check the copy")
     copy.add_argument("path", help="the new file to write (an existing file is never overwritten)")
     copy.add_argument("--json", action="store_true", help="print JSON")

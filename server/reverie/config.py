@@ -22,6 +22,7 @@ from typing import Literal, get_args
 import platformdirs
 
 from reverie.errors import InvalidInput
+from reverie.safety import holds_secret
 
 # Limits on what one call may send. Past these the call is refused whole, with a message.
 MAX_TRANSCRIPT_CHARS = 2_000_000   # all turns of one log_session call together
@@ -48,6 +49,9 @@ def check_identifier(value: str, what: str) -> str:
     """`value` if it is a valid session or agent id; else InvalidInput naming `what` it is."""
     if not IDENTIFIER.fullmatch(value):
         raise InvalidInput(f"{what} {value!r} is not valid: use 1-128 letters, digits and . _ : @ - only.")
+    if holds_secret(value):  # an id is looked up, so it cannot be redacted: it is refused instead
+        raise InvalidInput(f"The {what} holds what looks like a secret (a key, token or password), so it was "
+                           "not stored. Choose one without credentials in it; nothing was changed.")
     return value
 SCOPE = re.compile(r"^(shared|user|agent:[A-Za-z0-9._:@-]{1,128}|project:[A-Za-z0-9._:@/-]{1,128})$")
 

@@ -13,6 +13,8 @@
     ├── NeedsDecision       apply_dream was called without the user's decisions
     ├── Damaged             the database file cannot be read or checked (missing, not
     │                       SQLite, damaged pages); `reverie doctor` reports it
+    ├── Unwritable          the database cannot be written (a full disk, a read-only
+    │                       file or folder); nothing was written
     └── EngineFailed        a dream engine could not produce a proposal (no key, API
                             errors, invalid model output); nothing was stored
 
@@ -21,9 +23,18 @@ into a clean message and exit code, and the background dream schedule into a log
 nothing else catches them.
 """
 
+from reverie.safety import redact
+
 
 class ReverieError(Exception):
-    """Base for every anticipated failure."""
+    """Base for every anticipated failure.
+
+    Messages often quote what the caller sent (an id, a scope) and are echoed to clients
+    and logs, so they are redacted like everything stored.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact(str(message))[0], *args)
 
 
 class InvalidInput(ReverieError):
@@ -59,6 +70,10 @@ class NeedsDecision(ReverieError):
 
 
 class Damaged(ReverieError):
+    pass
+
+
+class Unwritable(ReverieError):
     pass
 
 

@@ -7,14 +7,24 @@ adds what SessionStart prints to the model's context. A hook must never break or
 Claude Code: both exit 0 whatever happens, say what went wrong in one line on stderr, and
 give up on a busy database after `--timeout` seconds.
 
+**Only Claude Code transcripts.** The hook reads `transcript_path` only if it names a
+regular `.jsonl` file that is under a `.claude/projects` directory or starts with a Claude
+Code record (symbolic links resolved first); anything else (`/etc/passwd`) is refused with
+one line on stderr and nothing is stored. What is kept of a transcript, and what is not:
+`reverie.claude_transcript`.
+
 **Nothing is lost (a write-ahead spool).** The SessionEnd hook first copies the hook input
-and the transcript text into `<database file>-spool/` (written whole, then renamed, so a
-reader never sees half an item) and only then logs every spooled item, oldest first,
-deleting each once it is stored. If the database is locked, or Claude Code kills the hook
-halfway (it may, on exit), the item stays and the next SessionEnd hook, or
+and the transcript text, its secrets already redacted, into `<database file>-spool/` (a
+folder only its owner may open, files mode 0600, written whole, then renamed, so a reader
+never sees half an item) and only then logs every spooled item, oldest first, deleting
+each once it is stored. If the database is locked or unreadable, or Claude Code kills the
+hook halfway (it may, on exit), the item stays and the next SessionEnd hook, or
 `reverie log --drain-spool`, logs it. Logging an item twice stores nothing twice (below).
-An item that can never be logged — a transcript that does not parse, an invalid agent id —
-moves to `failed/` beside a note of the reason, for a person; it is not retried.
+Any other failure on an item — input the service refuses, a transcript no reader can take,
+an error no one foresaw — moves it to `failed/` beside a note of the reason, for a person,
+and the rest drain: one bad item never holds up the sessions after it. `failed/` keeps
+the newest `FAILED_KEPT` (50) items; older ones are deleted. A transcript with nothing to
+log (only a summary, only file snapshots) is not a failure: it logs nothing.
 
 **Session ids and resumed sessions.** Claude Code's session id becomes the Reverie session
 id (`cc-` and a safe spelling of it if it is not a valid identifier). A conversation that
@@ -24,17 +34,26 @@ dream can review (`reverie.service.continuation`, which also keeps a rewound or 
 conversation's own turns). When a resumed conversation arrives under a new session id with
 its history copied in, and the copied lines still carry the original `sessionId`, the
 parts chain onto the original id; otherwise the copied history is stored once more under
-the new id — twice, never lost.
+the new id — twice, never lost. A subagent's own transcript (`agent-<id>.jsonl`) carries
+its parent's `sessionId` but is a conversation of its own: it is stored apart, as
+`<parent id>:agent-<agent id>`, never as a part of its parent. Each part is titled by its
+own first request, ends at its transcript's last timestamp, and carries Claude Code's own
+summary of the session (its latest recap or summary line) as the session's summary.
+`reverie log FILE` logs a Claude Code transcript the same way, so logging a file twice
+stores it once.
 
 **Agent id:** `--agent`, then `REVERIE_AGENT_ID`, then `claude-code`: the id the README's
 `claude mcp add … -e REVERIE_AGENT_ID=claude-code` gives the MCP server (Claude Code does
 not pass a server's `-e` variables to hooks), so hooks and server share one agent scope. A
 spool item keeps the agent id it was written with.
 
-**What SessionStart prints:** the memory as `read_memory` renders it (not filtered by the
-project name: with a query, read_memory returns only entries that mention it, and
-preferences and workflows rarely name a directory), within `--budget` tokens, preceded by a
-line per dream proposal awaiting review. Nothing at all when there is nothing to say.
+**Projects.** Each session is logged in the project of its `cwd` (`reverie.projects`: the
+git root's name, as a key), so a dream files what it learns from it under `project:<key>`.
+
+**What SessionStart prints:** what a session starting in this project should know, within
+`--budget` tokens — dream proposals awaiting review, recaps of the last sessions here, and
+this project's memory with the shared and the user's (`reverie.session_start`). Nothing at
+all when there is nothing to say.
 """
 
 from __future__ import annotations
@@ -54,14 +73,21 @@ import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reverie import config
+from reverie.claude_transcript import (
+    Transcript,
+    looks_like_claude_code,
+    read_claude_code,
+)
 from reverie.clock import utcnow
 from reverie.config import Settings
-from reverie.errors import ReverieError
-from reverie.models import Turn
+from reverie.errors import Busy, Damaged, ReverieError
+from reverie.models import Outcome, Turn
+from reverie.projects import project_root
+from reverie.safety import redact
 from reverie.service import Reverie, open_reverie
 from reverie.service.continuation import Part, log_new_turns
+from reverie.session_start import session_start
 from reverie.text import shorten
-from reverie.transcript import TranscriptError, parse_transcript
 
 T = TypeVar("T")
 
@@ -71,6 +97,7 @@ RECALL_TIMEOUT = 5.0   # SessionStart holds up the start of the session, so it g
 RECALL_BUDGET = 1500   # tokens of memory added to Claude Code's context
 TITLE_CHARS = 120
 BASE_ID_CHARS = 100    # leaves room for ".N" part suffixes within the 128-character identifier limit
+FAILED_KEPT = 50       # items kept in the spool's failed/ folder, the newest; older ones are deleted
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]+")
 
 
@@ -101,15 +128,27 @@ class SpoolItem(BaseModel):
     spooled_at: str
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A transcript just logged: the part stored, and how many of its lines could not be read."""
+
+    part: Part
+    skipped: int = 0
+
+    def line(self) -> str:
+        unread = f"; {self.skipped} unreadable line(s) of its transcript were skipped" if self.skipped else ""
+        return f"Reverie: logged {self.part.turns} turns to {self.part.session_id}{unread}."
+
+
 @dataclass
 class Drained:
     """What a drain of the spool did."""
 
-    logged: list[Part] = field(default_factory=list)
+    logged: list[Stored] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (where the item now is, why)
 
     def logged_lines(self) -> list[str]:
-        return [f"Reverie: logged {part.turns} turns to {part.session_id}." for part in self.logged]
+        return [stored.line() for stored in self.logged]
 
     def failed_lines(self) -> list[str]:
         return [f"could not log a session; it is kept in {path}: {why}" for path, why in self.failed]
@@ -151,7 +190,7 @@ def recall_hook(db: str | None, agent: str | None, stdin: TextIO, *, query: str 
     try:
         hook = read_hook_input(stdin.read())
         settings = Settings.resolve(db, agent_for_hooks(agent))
-        text = within(timeout, lambda: _recall(settings, project_name(hook.cwd), query, budget))
+        text = within(timeout, lambda: _recall(settings, hook.cwd or os.getcwd(), query, budget))
     except HookTimeout:
         notice(f"the database stayed busy for {timeout:g}s; no memory was loaded this time.")
     except Exception as error:  # a hook's top level: better a session without memory than none at all
@@ -162,19 +201,14 @@ def recall_hook(db: str | None, agent: str | None, stdin: TextIO, *, query: str 
     return 0
 
 
-async def _recall(settings: Settings, project: str, query: str | None, budget: int) -> str:
+async def _recall(settings: Settings, cwd: str, query: str | None, budget: int) -> str:
     async with open_reverie(settings) as reverie:
-        return await recall_text(reverie, project, query, budget)
+        return await recall_text(reverie, cwd, query, budget)
 
 
-async def recall_text(reverie: Reverie, project: str, query: str | None, budget: int) -> str:
-    """What an agent starting work in `project` should load; empty when there is nothing."""
-    view = await reverie.read_memory(query, budget_tokens=budget)
-    if not (view.entries or view.notes or view.episodes or view.pending_proposals):
-        return ""
-    waiting = [f"Reverie: dream proposal {p.proposal_id} awaits your review — ask me to show it."
-               for p in view.pending_proposals]
-    return "\n".join([f"# Reverie memory (working in {project})", *waiting, "", view.markdown])
+async def recall_text(reverie: Reverie, cwd: str, query: str | None, budget: int) -> str:
+    """What an agent starting work in `cwd` should load; empty when there is nothing."""
+    return await session_start(reverie, cwd, query, budget)
 
 
 def notice(text: str) -> None:
@@ -230,18 +264,37 @@ def read_hook_input(text: str) -> HookInput:
 
 
 def read_transcript(hook: HookInput) -> str | None:
-    """The transcript's text; None when the session left none (closed before anything was said)."""
+    """The transcript's text; None when the session left none (closed before anything was said).
+
+    Refuses (HookInputError) any file but a Claude Code transcript: the hook input is
+    trusted no further than that, or `/etc/passwd` would be logged and kept.
+    """
     if not hook.transcript_path:
         raise HookInputError("the hook input names no transcript_path.")
+    path = Path(hook.transcript_path).expanduser()
+    refused = HookInputError(f"{path} is not a Claude Code transcript (a .jsonl file of Claude Code records).")
     try:
-        text = Path(hook.transcript_path).expanduser().read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return None
+        if not path.exists():
+            return None
+        real = path.resolve()
+    except (ValueError, RuntimeError):  # a NUL byte in the path, a loop of symbolic links
+        raise refused from None
+    if real.suffix != ".jsonl" or not real.is_file():  # never open a device, a FIFO or someone's key file
+        raise refused
+    text = real.read_text(encoding="utf-8", errors="replace")
+    if text.strip() and not (_under_claude_projects(real) or looks_like_claude_code(text)):
+        raise refused
     return text if text.strip() else None
 
 
+def _under_claude_projects(path: Path) -> bool:
+    parts = path.parts
+    return any(parts[i:i + 2] == (".claude", "projects") for i in range(len(parts) - 1))
+
+
 def project_name(cwd: str | None) -> str:
-    return Path(cwd).name if cwd else "Claude Code"
+    """The folder name of the project `cwd` is in (its git root's), as titles start with it."""
+    return project_root(cwd).name if cwd else "Claude Code"
 
 
 # --- the spool -------------------------------------------------------------------------
@@ -253,15 +306,56 @@ def spool_dir(db_path: Path) -> Path:
 
 
 def spool(db_path: Path, hook: HookInput, agent_id: str, transcript: str) -> Path:
+    """Write the item, secrets redacted, readable by its owner only."""
     folder = spool_dir(db_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # a folder an older version made world-readable
     now = utcnow()
     name = f"{now:%Y%m%dT%H%M%S%f}Z-{os.getpid()}"  # sorts oldest first
-    item = SpoolItem(hook=hook, agent_id=agent_id, transcript=transcript, spooled_at=now.isoformat())
+    item = SpoolItem(hook=hook, agent_id=agent_id, transcript=redacted_transcript(transcript),
+                     spooled_at=now.isoformat())
     partial = folder / f".{name}.tmp"
-    partial.write_text(item.model_dump_json(), encoding="utf-8")
+    _write_private(partial, item.model_dump_json())
     os.replace(partial, folder / f"{name}.json")
     return folder / f"{name}.json"
+
+
+def _write_private(path: Path, text: str) -> None:
+    # Created 0600, not chmod-ed after: no moment when another user could open it.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def redacted_transcript(text: str) -> str:
+    """`text` with every secret redacted; a JSON line stays JSON, with the secrets inside its strings replaced."""
+    return "\n".join(_redacted_line(line) for line in text.split("\n"))
+
+
+def _redacted_line(line: str) -> str:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return redact(line)[0]  # plain text, a line cut in half: redacted as text
+    try:
+        clean, found = _redacted_value(record)
+    except RecursionError:
+        return redact(line)[0]
+    if found:
+        return json.dumps(clean, ensure_ascii=False)
+    text, in_text = redact(line)  # a secret only its escaped spelling shows, if any such exists
+    return text if in_text else line  # an untouched line keeps its bytes
+
+
+def _redacted_value(value: object) -> tuple[object, int]:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        pairs = [_redacted_value(item) for item in value]
+        return [item for item, _ in pairs], sum(found for _, found in pairs)
+    if isinstance(value, dict):
+        pairs = {key: _redacted_value(item) for key, item in value.items()}
+        return {key: item for key, (item, _) in pairs.items()}, sum(found for _, found in pairs.values())
+    return value, 0
 
 
 def spooled(db_path: Path) -> list[Path]:
@@ -280,38 +374,65 @@ async def drain(settings: Settings) -> Drained:
 
 
 async def _drain_one(reverie: Reverie, path: Path, drained: Drained) -> None:
-    """Log one item and delete it; set it aside if it can never be logged.
+    """Log one item and delete it; set it aside if logging it failed.
 
-    Only a refusal is final: an item that is not a spool item, a transcript that does not
-    parse, or input the service rejects. Anything else (a locked database, a full disk)
-    propagates and leaves the item where it is, to be retried.
+    Only the database's own trouble — locked (Busy), unreadable (Damaged), the disk (OSError)
+    — leaves the item where it is, to be retried: it is no fault of the item. Any other
+    failure is the item's, whatever it is (a RecursionError included), so the item moves to
+    failed/ and the items after it still drain.
     """
     try:
         item = SpoolItem.model_validate_json(path.read_text(encoding="utf-8"))
-        part = await log_item(reverie, item)
+        stored = await log_item(reverie, item)
     except FileNotFoundError:
         return  # another hook logged it meanwhile
-    except (ValidationError, UnicodeDecodeError, TranscriptError, ReverieError) as error:
-        drained.failed.append((set_aside(path, str(error)), str(error)))
+    except (Busy, Damaged, OSError):
+        raise
+    except Exception as error:  # the item's failure, whatever it is, must not stop the items after it
+        why = redact(f"{type(error).__name__}: {error}" if not isinstance(error, ReverieError) else str(error))[0]
+        drained.failed.append((set_aside(path, why), why))
         return
     path.unlink(missing_ok=True)
-    if part is not None:
-        drained.logged.append(part)
+    if stored is not None:
+        drained.logged.append(stored)
 
 
 def set_aside(path: Path, reason: str) -> Path:
+    """Move the item to failed/ beside a note of `reason`; failed/ keeps the newest FAILED_KEPT items."""
     failed = path.parent / "failed"
-    failed.mkdir(exist_ok=True)
-    (failed / f"{path.stem}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+    failed.mkdir(mode=0o700, exist_ok=True)
+    _write_private(failed / f"{path.stem}.reason.txt", reason + "\n")
     os.replace(path, failed / path.name)
+    for old in sorted(failed.glob("*.json"))[:-FAILED_KEPT]:  # names sort oldest first
+        old.unlink(missing_ok=True)
+        (failed / f"{old.stem}.reason.txt").unlink(missing_ok=True)
     return failed / path.name
 
 
-async def log_item(reverie: Reverie, item: SpoolItem) -> Part | None:
-    """Log the turns of a spooled session that no earlier part of its conversation holds."""
-    turns = parse_transcript(item.transcript)
-    base_id = session_key(first_session_id(item.transcript) or item.hook.session_id)
-    return await log_new_turns(reverie, base_id, turns, agent_id=item.agent_id, title=title(item.hook.cwd, turns))
+async def log_item(reverie: Reverie, item: SpoolItem) -> Stored | None:
+    """Log the turns of a spooled session that no earlier part of its conversation holds; None if there are none."""
+    transcript = read_claude_code(item.transcript)  # the hook spools Claude Code transcripts only
+    return await log_transcript(reverie, transcript, fallback_id=item.hook.session_id, agent_id=item.agent_id,
+                                cwd=item.hook.cwd or transcript.cwd)
+
+
+async def log_transcript(reverie: Reverie, transcript: Transcript, *, fallback_id: str, agent_id: str | None,
+                         cwd: str | None, title_text: str | None = None, notes: list[str] | None = None,
+                         outcome: Outcome | None = None) -> Stored | None:
+    """Log a Claude Code transcript as a chain of parts (reverie.service.continuation); None if nothing is new.
+
+    `fallback_id` is the session id to use when no line names one (the hook's); `title_text`
+    replaces the title made from each part's own first request.
+    """
+    if not transcript.turns:
+        return None  # only summaries or snapshots: nothing to log, and no project to claim for it
+    project = await reverie.project_key(cwd, claim=True) if cwd else None
+    part = await log_new_turns(
+        reverie, conversation_key(transcript, fallback_id), transcript.turns, agent_id=agent_id,
+        title=title_text or (lambda turns: title(cwd, turns)), project=project, summary=transcript.summary,
+        ended_at=transcript.last_timestamp, notes=notes or [], outcome=outcome,
+    )
+    return Stored(part, len(transcript.skipped)) if part else None
 
 
 # --- naming ----------------------------------------------------------------------------
@@ -326,25 +447,19 @@ def session_key(raw: str) -> str:
     return f"cc-{safe}-{digest}" if safe else f"cc-{digest}"
 
 
-def first_session_id(transcript: str) -> str | None:
-    """The `sessionId` on the transcript's first line that has one (the conversation's original id)."""
-    for line in transcript.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            return None  # not JSONL: plain text has no session ids
-        if isinstance(record, dict) and isinstance(record.get("sessionId"), str) and record["sessionId"]:
-            return record["sessionId"]
-    return None
+def conversation_key(transcript: Transcript, fallback_id: str) -> str:
+    """The id a transcript's parts chain under.
+
+    The conversation's original `sessionId` (its first line's, so a resumed copy chains
+    onto the original), else `fallback_id`. A subagent's own file carries its parent's
+    `sessionId`; it gets `<parent>:agent-<agent id>`, a conversation of its own.
+    """
+    base = transcript.session_id or fallback_id
+    return session_key(f"{base}:agent-{transcript.subagent_id}" if transcript.subagent_id else base)
 
 
 def title(cwd: str | None, turns: list[Turn]) -> str:
-    """`<project dir>: <first thing the user asked>`; Claude Code's slash-command wrappers do not count."""
-    asked = next((t.content for t in turns if t.role == "user" and not _is_wrapper(t.content)), None)
+    """`<project dir>: <first thing the user asked>`; the reader leaves no wrapper or notice as a user turn."""
+    asked = next((t.content for t in turns if t.role == "user"), None)
     project = project_name(cwd)
     return shorten(f"{project}: {asked}" if asked else project, TITLE_CHARS)
-
-
-def _is_wrapper(content: str) -> bool:
-    # `<command-name>/clear</command-name>`, `<local-command-stdout>…`, and the caveat Claude Code puts before them.
-    return content.lstrip().startswith(("<", "Caveat:"))

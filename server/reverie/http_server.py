@@ -2,14 +2,22 @@
 
 Who may connect:
 
-- Bound to loopback (127.0.0.1, localhost, ::1) with no tokens file, requests act as the
-  configured agent, as over stdio: whatever can reach a loopback port here could open the
-  database file too.
-- With a tokens file (`reverie.tokens`) — and always when bound to any other address —
-  every request needs `Authorization: Bearer <token>` and acts as that token's agent with
-  its grants. Without a valid token the SDK's auth middleware answers 401 before the MCP
-  server sees the request, so it reads and writes nothing. Binding to another address
-  with no tokens is refused before anything listens.
+- Bound to loopback (127.0.0.1, localhost, ::1) while no tokens file exists, requests act
+  as the configured agent, as over stdio: whatever can reach a loopback port here could
+  open the database file too.
+- While a tokens file (`reverie.tokens`) exists — and always when bound to any other
+  address — every request needs `Authorization: Bearer <token>` and acts as that token's
+  agent with its grants. Without a valid token the SDK's auth middleware answers 401
+  before the MCP server sees the request, so it reads and writes nothing. Binding to
+  another address with no tokens is refused before anything listens.
+
+Which of the two holds is decided per request, not at start-up: `reverie token add` on a
+running loopback server closes it to token holders from the next request on, and a
+revoked token is refused from its next request (`auth.TokenFileVerifier` stats the file
+each time and re-reads it when it changed).
+
+A tool call within the documented limits (`config.MAX_TRANSCRIPT_CHARS` characters) always
+fits the transport's body limit, however its client encodes the JSON (`MAX_BODY_BYTES`).
 
 DNS-rebinding protection is always on (the SDK's transport security): the Host header
 must be a loopback name, the bound address, this machine's name when bound to every
@@ -26,11 +34,11 @@ from pathlib import Path
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reverie import tokens
 from reverie.auth import TokenFileVerifier
-from reverie.config import Settings
+from reverie.config import MAX_NOTE_CHARS, MAX_NOTES, MAX_TRANSCRIPT_CHARS, Settings
 from reverie.errors import InvalidInput
 from reverie.mcp_server import build_server
 
@@ -39,6 +47,10 @@ DEFAULT_PORT = 8765
 PATH = "/mcp"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 EVERY_ADDRESS = ("0.0.0.0", "::", "")
+# The documented limits count characters; the transport counts bytes. A character costs at
+# most 12 bytes of JSON (an astral one escaped as two \uXXXX), so a call within the limits,
+# plus 4 MiB for turn framing and the other arguments, always fits; larger bodies get 413.
+MAX_BODY_BYTES = (MAX_TRANSCRIPT_CHARS + MAX_NOTES * MAX_NOTE_CHARS) * 12 + 4 * 1024 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -53,28 +65,48 @@ def is_loopback(host: str) -> bool:
 def http_app(
     settings: Settings, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, tokens_path: Path,
     allowed_hosts: Sequence[str] = (),
-) -> Starlette:
-    """The ASGI app: the SDK's streamable HTTP app, with bearer auth when tokens are in play."""
-    verifier = _verifier(host, tokens_path)
+) -> ASGIApp:
+    """The ASGI app: the SDK's streamable HTTP app behind bearer auth, open to local clients while
+    a loopback server has no tokens file."""
+    loopback = is_loopback(host)
+    verifier = _verifier(host, tokens_path, settings.agent_id if loopback else None)
     # Reverie issues its own tokens (`reverie token add`), so the issuer is this server.
     # No resource_server_url: there is no OAuth flow to advertise.
-    auth = AuthSettings(issuer_url=f"http://{_netloc(host, port)}", resource_server_url=None) if verifier else None
+    auth = AuthSettings(issuer_url=f"http://{_netloc(host, port)}", resource_server_url=None)
     mcp = build_server(settings, token_verifier=verifier, auth=auth)
-    return mcp.streamable_http_app(streamable_http_path=PATH, host=host,
-                                   transport_security=transport_security(host, allowed_hosts))
+    app = mcp.streamable_http_app(streamable_http_path=PATH, host=host, max_request_body_size=MAX_BODY_BYTES,
+                                  transport_security=transport_security(host, allowed_hosts))
+    return LocalWhileNoTokens(app, verifier) if loopback else app
 
 
-def _verifier(host: str, tokens_path: Path) -> TokenFileVerifier | None:
-    loopback = is_loopback(host)
-    if loopback and not tokens_path.exists():
-        return None
+def _verifier(host: str, tokens_path: Path, local_agent: str | None) -> TokenFileVerifier:
     found = tokens.read_tokens(tokens_path)  # a damaged file stops the server now, not at the first request
-    if not loopback and not found:
+    if not is_loopback(host) and not found:
         raise InvalidInput(
             f"Serving on {host} lets other machines connect, so it needs bearer tokens, and {tokens_path} has "
             "none. Add one per agent with `reverie token add --agent ID` (or name a file with --tokens), or "
             f"bind to {DEFAULT_HOST}.")
-    return TokenFileVerifier(tokens_path)
+    return TokenFileVerifier(tokens_path, local_agent)
+
+
+class LocalWhileNoTokens:
+    """ASGI middleware: while a loopback server has no tokens file, each request acts as the local agent.
+
+    It does so by carrying the verifier's local key (made in this process, never sent out)
+    into the SDK's bearer auth, so one auth path decides every request; and because the
+    file's existence is checked per request, the first `reverie token add` closes the
+    server at once, with no restart.
+    """
+
+    def __init__(self, app: ASGIApp, verifier: TokenFileVerifier):
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.verifier.open():
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
+            scope = {**scope, "headers": [*headers, (b"authorization", f"Bearer {self.verifier.local_key}".encode())]}
+        await self.app(scope, receive, send)
 
 
 def transport_security(host: str, allowed_hosts: Sequence[str] = ()) -> TransportSecuritySettings:
@@ -126,6 +158,7 @@ def serve_http(
 
     app = http_app(settings, host=host, port=port, tokens_path=tokens_path, allowed_hosts=allowed_hosts)
     sock = listening_socket(host, port)
-    guarded = f"bearer tokens from {tokens_path}" if tokens_path.exists() else f"no tokens: acting as agent {settings.agent_id!r}"
+    guarded = (f"bearer tokens from {tokens_path}" if tokens_path.exists() else
+               f"no tokens: acting as agent {settings.agent_id!r} until `reverie token add` creates {tokens_path}")
     print(f"reverie: serving MCP at {url(sock, host)} ({guarded})", file=sys.stderr, flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

@@ -114,11 +114,19 @@ def _result(model: M, text: str) -> CallToolResult:
 
 
 async def _call(work: Awaitable[M]) -> M:
-    """Turn anticipated failures into tool errors the model can read and act on."""
+    """Turn anticipated failures into tool errors the model can read and act on.
+
+    The SDK answers any other exception with a bare "Error executing tool"; input nested
+    past Python's recursion limit is anticipated too (any parser or validator may meet it).
+    """
     try:
         return await work
     except ReverieError as error:
         raise ToolError(str(error)) from None
+    except RecursionError:
+        raise ToolError("The input is nested too deeply to read (lists or objects inside one another "
+                        "hundreds of levels deep); nothing was stored. Send it flattened: a list of turns, "
+                        "or plain text.") from None
 
 
 def _service(ctx: Context) -> Reverie:

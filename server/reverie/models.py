@@ -17,9 +17,12 @@ Outcome = Literal["success", "failure", "partial", "unknown"]
 Category = Literal["fact", "preference", "workflow", "pitfall", "insight"]
 OpKind = Literal["add", "update", "merge", "prune", "promote"]
 # older_than_target / unrelated_update: a replacement that breaks the newest-wins rules
-# (`service.supersession`).
+# (`service.supersession`); tainted / imperative / names_destination: provenance and effect
+# (`service.provenance`); beyond_author_rights: it lands in a scope whoever wrote its evidence
+# may not write (`service.access.beyond_authors`).
 RiskFlag = Literal["from_tool_output", "instruction_like", "secret_redacted", "low_evidence", "older_than_target",
-                   "unrelated_update"]
+                   "unrelated_update", "cross_project", "tainted", "imperative", "names_destination",
+                   "beyond_author_rights"]
 # "empty": the dream proposed nothing, so it consolidated none of its sessions (`service.dreams`).
 ProposalStatus = Literal["pending", "applied", "partially_applied", "rejected", "superseded", "reverted", "empty"]
 OpStatus = Literal["pending", "applied", "rejected"]
@@ -82,6 +85,7 @@ class SessionRecord(Model):
     content_hash: str = ""
     started_at: datetime
     ended_at: datetime | None = None
+    project: str | None = None  # the key of the project it was worked on in (`reverie.projects`)
     events: list[Event] = Field(default_factory=list)
     notes: list[Note] = Field(default_factory=list)
 

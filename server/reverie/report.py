@@ -33,6 +33,11 @@ RISK_TEXT = {
     "low_evidence": "thin evidence",
     "older_than_target": "its evidence is older than the entry it replaces",
     "unrelated_update": "not recognisably about the entry it replaces",
+    "beyond_author_rights": "written by an agent that may not write this scope: it waits for someone who may",
+    "tainted": "derives from what a tool or web page returned",
+    "imperative": "an instruction, rule or workflow the user did not state in their own words",
+    "names_destination": "names an address, URL, host, path or credential file",
+    "cross_project": "seen in more than one project: would reach projects it did not come from",
 }
 
 

@@ -15,7 +15,7 @@ Invariants:
   twice changes nothing and counts nothing.
 - `redact` returns what running every pattern over the text would: the literals and
   shapes it checks first only skip scans that cannot match.
-- Every function here is pure and uses nothing from the rest of the package.
+- Every function here is pure; `instruction_like` reads text through `confusables.skeleton`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["INJECTION_PATTERNS", "SECRET_PATTERNS", "instruction_like", "quoted_in", "redact"]
+from reverie.confusables import skeleton
+
+__all__ = ["INJECTION_PATTERNS", "SECRET_PATTERNS", "holds_secret", "instruction_like", "quoted_in", "redact", "visible"]
 
 # A value that is already a marker must never be redacted again (idempotence).
 _NOT_MARKER = r"(?!\[REDACTED:)"
@@ -56,10 +58,14 @@ _VALUE_BODY = rf"{_VALUE_CHAR}{{5,{_MAX_VALUE}}}[^\s'\"`,;&.!?)]"
 _CODE_VALUE = rf"{_NOT_MARKER}(?![$<{{%*])(?!(?:{_COMMON_WORDS})\b){_VALUE_BODY}"
 _CREDENTIAL_MARK = r"[0-9@#$%^*_+=\\~|]"
 _PROSE_VALUE = rf"(?={_VALUE_CHAR}{{0,{_MAX_VALUE}}}?{_CREDENTIAL_MARK}){_CODE_VALUE}"
-_SECRET_WORD = r"(?:password|passwd|pwd|secret|api[_-]?key|apikey|access[_-]?key|token)"
+_SECRET_WORD = r"(?:password|passwd|passphrase|pass|pwd|secret|api[_-]?key|apikey|access[_-]?key|token)"
+# SECRET_KEY, token_value: a secret word may carry one of these after it and stay a secret's name.
+_SECRET_SUFFIX = r"(?:[_-](?:key|value|hash|b64|base64|salt))?"
+# PGPASSWORD, MYSQLPWD: an environment variable's name glued to the word, uppercase as shells write them.
+_GLUED = r"(?-i:[A-Z][A-Z0-9]{0,19})(?=(?-i:PASSWORD|PASSWD|PWD|SECRET|TOKEN))"
 
 _ASSIGNMENT = rf"""
-    (?<![\w-])(?P<prefix>(?:[A-Za-z0-9]+[_-])+)?{_SECRET_WORD}(?![A-Za-z0-9])["']?
+    (?<![\w-])(?:(?P<prefix>(?:[A-Za-z0-9]+[_-])+)|{_GLUED})?{_SECRET_WORD}{_SECRET_SUFFIX}(?![A-Za-z0-9])["']?
     (?:
         [ \t]*=[ \t]*["']?(?P<secret_code>{_CODE_VALUE})          # key=value, KEY="value"
       | [ \t]*:[ \t]*["'](?P<secret_quoted>{_CODE_VALUE})         # "key": "value"
@@ -79,10 +85,35 @@ _HEX_SECRET = r"""
 """
 
 _PEM_PRIVATE_KEY = r"""
-    -----BEGIN[ ][A-Z0-9 ]*PRIVATE[ ]KEY-----
-    (?:[\s\S]*?-----END[ ][A-Z0-9 ]*PRIVATE[ ]KEY-----
-      | [A-Za-z0-9+/=\s]*)                 # a key cut off before its END line
+    -----BEGIN[ ][A-Z0-9 ]*PRIVATE[ ]KEY(?:[ ]BLOCK)?-----      # PEM, OpenSSH, PGP armour
+    (?:[\s\S]*?-----END[ ][A-Z0-9 ]*PRIVATE[ ]KEY(?:[ ]BLOCK)?-----
+      | (?:[A-Za-z0-9+/=\s]|[A-Za-z][\w-]*:[^\n]*)*+)   # cut off before its END line; PGP's "Version:" lines
 """
+
+# Command lines: `--password=X`, `--token X`, `mysql -pX`, `sshpass -p X`, `docker login -p X`,
+# `curl -u user:X`. The flag names the value, so any value counts, markers aside.
+# An opening quote is matched before the group, so the value goes and its quotes stay.
+_FLAG_VALUE = rf"""{_NOT_MARKER}(?![$<{{%*])(?:(?<=')[^'\n]{{1,{_MAX_VALUE}}}(?=')|(?<=")[^"\n]{{1,{_MAX_VALUE}}}(?=")
+                 |[^\s'"`;&|]{{1,{_MAX_VALUE}}})"""
+_CLI_PASSWORD = rf"""
+    (?<![\w-])--(?:[a-z0-9]+-){{0,3}}(?:password|passwd|pass|passphrase|token|secret|api-?key|access-key)
+        (?:=|[ \t]+)["']?(?P<secret_long>{_FLAG_VALUE})
+  | \b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^\n|;&]{{0,200}}?[ \t]-p["']?(?P<secret_glued>{_FLAG_VALUE})
+  | \b(?:sshpass[ \t]+|docker[ \t]+login\b[^\n|;&]{{0,200}}?[ \t])-p[ \t]*["']?(?P<secret_p>{_FLAG_VALUE})
+  | (?<![\w-])(?:-u|--user)[ \t]+["']?[^\s:'"]{{1,256}}:["']?(?P<secret_user>{_FLAG_VALUE})
+"""
+
+# `Authorization: Basic …`, `Proxy-Authorization: Token …`: whatever scheme, the credential goes.
+_AUTHORIZATION = rf"""
+    \b(?:proxy-)?authorization["']?[ \t]*[:=][ \t]*["']?(?:[A-Za-z][\w-]{{0,30}}[ \t]+)?
+    (?P<secret>{_NOT_MARKER}(?=[A-Za-z0-9._~+/=%:-]*[^A-Za-z\s])[A-Za-z0-9._~+/=%:-]{{8,{_MAX_VALUE}}})
+"""
+# Every cookie is a session, so the header's whole value goes, up to the line's end.
+_COOKIE = rf"""\b(?:set-)?cookie["']?[ \t]*:[ \t]*["']?(?P<secret>{_NOT_MARKER}[^\s"';=]{{1,256}}=[^\r\n"']{{1,4096}})"""
+# A webhook URL is its own credential: whoever has it can post.
+_WEBHOOK = r"""https://(?:hooks\.slack\.com/(?:services|workflows|triggers)/|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/)[A-Za-z0-9/_-]{8,}"""
+# .netrc: `machine host login alice password X`, on one line or several.
+_NETRC = rf"""\b(?:machine|default|login)\b[^\n]{{0,200}}?[ \t]password[ \t]+["']?(?P<secret>{_FLAG_VALUE})"""
 
 SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("private_key", re.compile(_PEM_PRIVATE_KEY, re.X)),
@@ -92,7 +123,7 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "aws_secret_access_key",
         re.compile(
-            rf"aws_secret_access_key[\"']?\s*[:=]\s*[\"']?(?P<secret>{_NOT_MARKER}[A-Za-z0-9/+=]{{40}})",
+            rf"(?:aws_)?secret_?access_?key[\"']?\s*[:=]\s*[\"']?(?P<secret>{_NOT_MARKER}[A-Za-z0-9/+=]{{40}})",
             re.I,
         ),
     ),
@@ -110,6 +141,7 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("sendgrid_key", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
     ("twilio_api_key", re.compile(r"\bSK[0-9a-f]{32}\b")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("webhook_url", re.compile(_WEBHOOK)),
     # Opaque tokens nearly always hold a digit or symbol; demanding one keeps prose like
     # "bearer authentication" out.
     (
@@ -118,6 +150,10 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             rf"\b(?i:bearer)[ \t]+(?P<secret>{_NOT_MARKER}(?=[A-Za-z0-9._~+/=-]*[^A-Za-z\s])[A-Za-z0-9._~+/=-]{{16,}})"
         ),
     ),
+    ("authorization_header", re.compile(_AUTHORIZATION, re.X | re.I)),
+    ("cookie_header", re.compile(_COOKIE, re.X | re.I)),
+    ("cli_password", re.compile(_CLI_PASSWORD, re.X | re.I)),
+    ("netrc_password", re.compile(_NETRC, re.X)),
     (
         "url_password",
         re.compile(rf"\b[a-zA-Z][a-zA-Z0-9+.-]{{0,30}}://[^\s:/@]{{0,256}}:(?P<secret>{_NOT_MARKER}[^\s/@]{{1,256}})@"),
@@ -137,7 +173,7 @@ _LITERALS: dict[str, tuple[str, ...]] = {
     "anthropic_key": ("sk-ant-",),
     "openai_key": ("sk-",),
     "aws_access_key_id": ("akia", "asia"),
-    "aws_secret_access_key": ("aws_secret_access_key",),
+    "aws_secret_access_key": ("secret_access_key", "secretaccesskey"),
     "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     "gitlab_token": ("glpat-",),
     "slack_token": ("xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-"),
@@ -152,10 +188,15 @@ _LITERALS: dict[str, tuple[str, ...]] = {
     "sendgrid_key": ("sg.",),
     "twilio_api_key": tuple(f"sk{digit}" for digit in "0123456789abcdef"),
     "jwt": ("eyj",),
+    "webhook_url": ("hooks.slack.com/", "/api/webhooks/"),
+    "authorization_header": ("authorization",),
+    "cookie_header": ("cookie",),
+    "cli_password": ("--", "-u", "mysql", "mariadb", "sshpass", "docker"),
+    "netrc_password": ("machine", "login", "default"),
     "bearer_token": ("bearer",),
     "url_password": ("://",),
     "hex_secret": ("key", "secret", "token", "passw", "credential", "auth", "signature"),
-    "secret_assignment": ("passw", "pwd", "secret", "apikey", "api_key", "api-key", "access_key", "access-key",
+    "secret_assignment": ("pass", "pwd", "secret", "apikey", "api_key", "api-key", "access_key", "access-key",
                           "accesskey", "token"),
 }
 
@@ -217,11 +258,29 @@ _HEX_DIGITS = bytes.maketrans(b"0123456789abcdef", b"x" * 16)
 _FORTY_HEX = b"x" * 40
 # _SECRET_WORD is lowercase: without re.I it matches the folded text just as the pattern,
 # under re.I, matches the original.
-_ASSIGNED = re.compile(rf"{_SECRET_WORD}[\"']?(?:[ \t]*[=:]|[ \t]+is[ \t])")  # key=, key:, key is
-_BARE = re.compile(rf"{_SECRET_WORD}[\"']?[ \t]")  # after a prefix: client_secret abc123
+_ASSIGNED = re.compile(rf"{_SECRET_WORD}{_SECRET_SUFFIX}[\"']?(?:[ \t]*[=:]|[ \t]+is[ \t])")  # key=, key:, key is
+_BARE = re.compile(rf"{_SECRET_WORD}{_SECRET_SUFFIX}[\"']?[ \t]")  # after a prefix: client_secret abc123
+
+
+# Shapes that every match has at the position of one of its kind's literals: a turn that
+# mentions "cookies", "authorization" or a `--flag` runs those patterns only when the shape is there.
+_SHAPE_AT = {
+    "cli_password": re.compile(r"--(?:[a-z0-9]+-){0,3}(?:pass|token|secret|api-?key|access-key)"
+                               r"|-u(?:ser)?[ \t]+[\"']?[^\s:'\"]+:|mysql|mariadb|sshpass|docker[ \t]+login"),
+    "cookie_header": re.compile(r"cookie[\"']?[ \t]*:"),
+    "authorization_header": re.compile(r"authorization[\"']?[ \t]*[:=]"),
+    "netrc_password": re.compile(r"(?:machine|default|login)\b[^\n]{0,200}?[ \t]password[ \t]"),
+}
+
+
+def _has_shape_at(kind: str, clues: _Clues) -> bool:
+    shape = _SHAPE_AT[kind]
+    return any(shape.match(clues.folded, at) for at, found in clues.hits if kind in _KINDS_AT[found])
 
 
 def _has_shape(kind: str, clues: _Clues) -> bool:
+    if kind in _SHAPE_AT:
+        return _has_shape_at(kind, clues)
     if kind == "hex_secret":  # 40 hex digits in a row (a bytes table is ~10x faster than re here)
         return _FORTY_HEX in clues.folded.encode().translate(_HEX_DIGITS)
     if kind == "secret_assignment":  # looked for only where a secret word starts
@@ -231,8 +290,20 @@ def _has_shape(kind: str, clues: _Clues) -> bool:
     return True
 
 
+# Characters that render as nothing. Between two visible ASCII characters they serve no
+# script (joiners in emoji and Persian, direction marks in Hebrew sit beside non-ASCII), and
+# one inside a key would split it past every pattern, so they go before anything is matched.
+_INVISIBLE = re.compile("(?<=[!-~])[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]+(?=[!-~])")
+
+
+def visible(text: str) -> str:
+    """`text` without the invisible characters hidden inside ASCII words (keys, passwords)."""
+    return text if text.isascii() else _INVISIBLE.sub("", text)
+
+
 def redact(text: str) -> tuple[str, int]:
     """Replace every secret with `[REDACTED:<kind>]`; return the new text and how many."""
+    text = visible(text)
     clues, total = _clues(_folded(text)), 0
     if not clues.hits:
         return text, 0  # most turns of a transcript
@@ -243,6 +314,13 @@ def redact(text: str) -> tuple[str, int]:
                 # A marker is new text the later patterns must see, as a scan by every pattern would.
                 clues, total = _clues(_folded(text)), total + count
     return text, total
+
+
+def holds_secret(text: str) -> bool:
+    """Does `text` hold a secret, even glued to a prefix (`ses-sk-ant-…`)? For short ids and names,
+    which are refused rather than rewritten: each tail after a separator is tried on its own."""
+    starts = [0, *(at + 1 for at, char in enumerate(text) if not char.isalnum())]
+    return redact(text)[0] != text or any(redact(text[start:])[1] for start in starts[1:])
 
 
 def quoted_in(quote: str, text: str) -> bool:
@@ -365,5 +443,14 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 def instruction_like(text: str) -> bool:
-    """True when `text` reads like an order aimed at the agent rather than a fact."""
-    return any(pattern.search(text) for _, pattern in INJECTION_PATTERNS)
+    """True when `text` reads like an order aimed at the agent rather than a fact.
+
+    The patterns read the text as written (invisible characters are a finding of their
+    own) and as its confusable skeleton, so "Іgnore" with a Cyrillic І reads as "Ignore".
+    """
+    return any(pattern.search(form) for form in _forms(text) for _, pattern in INJECTION_PATTERNS)
+
+
+def _forms(text: str) -> tuple[str, ...]:
+    folded = skeleton(text)
+    return (text,) if folded == text else (text, folded)

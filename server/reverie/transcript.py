@@ -5,22 +5,25 @@ order: a JSON array of turns (or `{"turns": [...]}`), a Claude Code JSONL transc
 JSON object per line), and plain text where `User:`, `Assistant:`, `System:`, `Tool:` or
 `Tool(name):` start a turn. Text with none of those prefixes is one user turn.
 
-Parsing is pure and all-or-nothing: either every turn is returned or a `TranscriptError`
-says which line or item is wrong and what was expected, because a stored session is
-immutable and a half-read transcript would be worse than none.
+JSON turns and plain text are read all-or-nothing: either every turn is returned or a
+`TranscriptError` says which line or item is wrong and what was expected, because a stored
+session is immutable and a half-read transcript would be worse than none. A Claude Code
+transcript is the exception, read by `reverie.claude_transcript`: Claude Code appends to
+it line by line, so a crash can cut its last line in half; such a line is skipped and
+counted (`Transcript.skipped`) rather than costing the whole session.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from reverie.claude_transcript import Transcript, read_claude_code
 from reverie.models import Role, Turn
 
-__all__ = ["TranscriptError", "parse_transcript"]
+__all__ = ["Transcript", "TranscriptError", "parse_session", "parse_transcript"]
 
 ROLES: tuple[str, ...] = get_args(Role)
 FORMATS = (
@@ -41,25 +44,31 @@ class TranscriptError(ValueError):
 
 
 def parse_transcript(text: str) -> list[Turn]:
-    """Every turn of `text`, in order, whichever supported format it is in."""
+    """Every turn of `text`, in order, whichever supported format it is in; at least one."""
+    read = parse_session(text)
+    if not read.turns:
+        unreadable = f" {len(read.skipped)} line(s) could not be read: {read.skipped[0]}." if read.skipped else ""
+        raise TranscriptError(f"The transcript has no user, assistant, tool or system turns.{unreadable} {FORMATS}")
+    return read.turns
+
+
+def parse_session(text: str) -> Transcript:
+    """`text` read whichever supported format it is in: its turns (perhaps none) and what the format tells besides."""
     text = text.strip()
     if not text:
         raise TranscriptError(f"The transcript is empty. {FORMATS}")
-    turns = _parse(text)
-    if not turns:
-        raise TranscriptError(f"The transcript has no user, assistant, tool or system turns. {FORMATS}")
-    return turns
-
-
-def _parse(text: str) -> list[Turn]:
     document = _json_document(text)
     if isinstance(document, dict) and "type" not in document:
         document = _turns_list(document)
     if isinstance(document, list):
-        return _turns_from_json(document)
+        return _session(_turns_from_json(document))
     if text.startswith("{"):
-        return _turns_from_jsonl(text)
-    return _turns_from_plain_text(text)
+        return read_claude_code(text)
+    return _session(_turns_from_plain_text(text))
+
+
+def _session(turns: list[Turn]) -> Transcript:
+    return Transcript(turns, last_timestamp=max((t.timestamp for t in turns if t.timestamp), default=None))
 
 
 def _json_document(text: str) -> Any:
@@ -68,6 +77,10 @@ def _json_document(text: str) -> Any:
         return None
     try:
         return json.loads(text)
+    except RecursionError:
+        if text.startswith("{"):
+            return None  # a Claude Code line nested too deep: that reader skips and counts it
+        raise TranscriptError("The transcript is JSON nested too deeply to read.") from None
     except json.JSONDecodeError as exc:
         if _JSON_ARRAY_START.match(text):
             where = f"line {exc.lineno}, column {exc.colno}"
@@ -118,91 +131,6 @@ def _json_turn(item: Any, where: str) -> Turn:
         raise TranscriptError(f"{where} has {said}; the allowed roles are {', '.join(ROLES)}.")
     _require_content(role, item.get("content"), where)
     return _validated(item, where)
-
-
-# --- Claude Code JSONL ----------------------------------------------------------------
-
-
-def _turns_from_jsonl(text: str) -> list[Turn]:
-    tool_names: dict[str, str] = {}  # tool_use id -> tool name, for the results that follow
-    turns: list[Turn] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            turns += _jsonl_turns(_jsonl_record(line, number), f"Line {number}", tool_names)
-    return turns
-
-
-def _jsonl_record(line: str, number: int) -> dict[str, Any]:
-    expected = "a Claude Code transcript has one JSON object per line"
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise TranscriptError(f"Line {number} is not valid JSON ({exc.msg}, column {exc.colno}); {expected}.") from exc
-    if not isinstance(record, dict):
-        raise TranscriptError(f"Line {number} is a JSON {_json_kind(record)}, not an object; {expected}.")
-    return record
-
-
-def _jsonl_turns(record: dict[str, Any], where: str, tool_names: dict[str, str]) -> list[Turn]:
-    if record.get("type") not in ("user", "assistant"):
-        return []  # summaries, file snapshots and system lines are not conversation
-    turns = []
-    for block in _message_blocks(record, where):
-        fields = _BLOCK_READERS.get(block.get("type"), _skipped)(block, record["type"], tool_names)
-        if fields is not None:
-            turns.append(_validated({**fields, "timestamp": record.get("timestamp")}, where))
-    return turns
-
-
-def _message_blocks(record: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    message = record.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list) or not all(isinstance(block, dict) for block in content):
-        expected = "message.content must be a string or a list of content blocks"
-        raise TranscriptError(f"{where} is a {record['type']!r} line but {expected}.")
-    return content
-
-
-def _text_fields(block: dict[str, Any], role: str, tool_names: dict[str, str]) -> dict[str, Any] | None:
-    text = block.get("text")
-    return {"role": role, "content": text} if isinstance(text, str) and text.strip() else None
-
-
-def _tool_use_fields(block: dict[str, Any], role: str, tool_names: dict[str, str]) -> dict[str, Any]:
-    tool_names[block.get("id", "")] = block.get("name")
-    arguments = json.dumps(block.get("input", {}), ensure_ascii=False)
-    return {"role": "assistant", "tool_name": block.get("name"), "content": arguments}
-
-
-def _tool_result_fields(block: dict[str, Any], role: str, tool_names: dict[str, str]) -> dict[str, Any]:
-    return {
-        "role": "tool",
-        "tool_name": tool_names.get(block.get("tool_use_id", "")),
-        "content": _result_text(block.get("content")),
-        "is_error": bool(block.get("is_error")),
-    }
-
-
-def _result_text(content: Any) -> str:
-    if isinstance(content, list):
-        texts = [block.get("text") for block in content if isinstance(block, dict) and block.get("type") == "text"]
-        return "\n".join(text for text in texts if isinstance(text, str))
-    return content if isinstance(content, str) else ""
-
-
-def _skipped(block: dict[str, Any], role: str, tool_names: dict[str, str]) -> None:
-    """Thinking, images and unknown blocks: private reasoning or not text, so not logged."""
-    return None
-
-
-_BlockReader = Callable[[dict[str, Any], str, dict[str, str]], "dict[str, Any] | None"]
-_BLOCK_READERS: dict[str, _BlockReader] = {
-    "text": _text_fields,
-    "tool_use": _tool_use_fields,
-    "tool_result": _tool_result_fields,
-}
 
 
 # --- plain text: "User: ..." / "Assistant: ..." ---------------------------------------

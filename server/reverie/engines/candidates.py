@@ -45,6 +45,7 @@ class Candidate:
     scope: str | None = None
     correction: bool = False  # "actually, …": it replaces what it corrects
     leaves: frozenset[str] = frozenset()  # old values its sentence names as left behind
+    copied: bool = False  # holds words tool output gave and the user never said (`provenance`)
 
 
 def from_memory(memory: Memory) -> Candidate:

@@ -15,6 +15,7 @@ It proposes; it never writes. Every add, update and merge carries the evidence i
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter, defaultdict
@@ -29,6 +30,7 @@ from reverie.engines import statements
 from reverie.engines.candidates import Candidate
 from reverie.engines.clustering import Features, cluster, jaccard
 from reverie.models import DreamInput, EngineResult, Evidence, OperationDraft
+from reverie.provenance import Provenance
 from reverie.text import STOPWORDS, is_number, words
 
 SIMILAR = 0.6          # Jaccard over masked words for "says the same thing" (in other words)
@@ -54,6 +56,9 @@ def propose(dream: DreamInput) -> list[OperationDraft]:
     for session in dream.sessions:
         pool += found.from_notes(session) + found.from_statements(session)
     pool += found.recurring_errors(dream.sessions) + found.shared_workflows(dream.sessions)
+    sources = Provenance.of(dream.sessions)
+    for candidate in pool:
+        candidate.copied = candidate.source != "memory" and sources.derived(candidate.text)
     features = [features_of(c.text, c.leaves, c.correction) for c in pool]
     holding = _holding(features)
     reworded = {i: _rewordings(i, features, holding) for i, c in enumerate(pool) if c.memory is None}
@@ -155,7 +160,12 @@ _NAME_PARTS = re.compile(r"[-_.0-9]")
 
 def _families(tokens: frozenset[str]) -> set[str]:
     """'acme-web' → 'acme', 'p1' → 'p': the family a numbered or hyphenated name belongs to."""
-    return {_NAME_PARTS.split(t, 1)[0] for t in tokens if t != "#" and _NAME_PARTS.search(t)} - {""}
+    return {family for t in tokens if (family := _family(t))}
+
+
+@functools.lru_cache(maxsize=1 << 16)  # asked of every pair compared; a memory repeats its words
+def _family(token: str) -> str:
+    return _NAME_PARTS.split(token, 1)[0] if token != "#" and _NAME_PARTS.search(token) else ""
 
 
 def conflicts(new: Candidate, new_features: Features, old: Candidate, old_features: Features) -> bool:
@@ -366,14 +376,16 @@ def representatives_first(pool: list[Candidate]) -> list[int]:
 
 
 def _representative(group: list[Candidate]) -> Candidate:
-    """Prefer words that hold no redacted secret, then the agent's own words, then a detected
-    pattern, then a user quote (the tersest).
+    """Prefer words that hold no redacted secret and none lifted from tool output, then the
+    agent's own words, then a detected pattern, then a user quote (the tersest).
 
-    Among notes and patterns the newest wins: it is the latest wording of the fact.
+    Among notes and patterns the newest wins: it is the latest wording of the fact. Words
+    a tool gave would hold the entry for review (`provenance`) when another member says
+    the same thing in words of its own.
     """
     rank = {"memory": 0, "note": 1, "pattern": 2, "statement": 3}
     return min(reversed(group), key=lambda c: (
-        "[REDACTED:" in c.text, rank[c.source], len(c.text) if c.source == "statement" else 0,
+        "[REDACTED:" in c.text, c.copied, rank[c.source], len(c.text) if c.source == "statement" else 0,
         -c.observed_at.timestamp()))
 
 

@@ -29,11 +29,12 @@ from reverie.models import (
     Outcome,
     Proposal,
     RevertResult,
+    SessionRecord,
     Turn,
 )
-from reverie.service import access, dreams, ingest, recall, transfer
+from reverie.service import access, dreams, ingest, projects, recall, transfer
 from reverie.service.schedule import Schedule, dream_due
-from reverie.store import Database, open_database
+from reverie.store import Database, open_database, sessions
 
 
 class Reverie:
@@ -66,14 +67,14 @@ class Reverie:
         title: str | None = None, notes: list[str] | None = None, outcome: Outcome | None = None,
         outcome_summary: str | None = None, ended: bool = True, identity: Identity | None = None,
     ) -> LogResult:
-        turns, notes, agent = ingest.turns_from(transcript), notes or [], self.agent(agent_id, identity)
+        turns, notes, acting = ingest.turns_from(transcript), notes or [], self.acting(agent_id, identity)
+        agent = acting.agent_id
         ingest.check_sizes(turns, notes, title, outcome_summary)
-        if session_id is not None:
-            check_identifier(session_id, "session_id")
+        session_id = access.session_key(acting, session_id)  # ids are per agent: see access.session_key
         async with self.db.transaction():
             logged = await ingest.log(
                 self.db, turns, notes, session_id=session_id, agent_id=agent, title=title, outcome=outcome,
-                summary=outcome_summary, ended=ended, now=self.clock(),
+                summary=outcome_summary, ended=ended, now=self.clock(), author=self.caller(identity).grants,
             )
         counted = None if access.curator(self.caller(identity)) else agent  # what this caller's dreams review
         due = await dream_due(self, self.schedule, self.clock(), counted) is not None
@@ -82,12 +83,27 @@ class Reverie:
     async def read_memory(
         self, query: str | None = None, *, scope: str | None = None, categories: list[Category] | None = None,
         budget_tokens: int = 2000, include_notes: bool = True, agent_id: str | None = None,
-        identity: Identity | None = None,
+        identity: Identity | None = None, project: str | None = None,
     ) -> MemoryView:
+        """The memory to load; in `project` (a key), that project's and none of another's."""
         return await recall.read(
             self.db, identity=self.acting(agent_id, identity), query=query, scope=scope,
             categories=categories, budget_tokens=budget_tokens, include_notes=include_notes, now=self.clock(),
+            project=project,
         )
+
+    async def project_key(self, cwd: str, *, claim: bool = False) -> str:
+        """The key of the project `cwd` is in (`reverie.projects`); `claim` records it for good."""
+        if claim:
+            return await projects.claim(self.db, cwd, self.clock())
+        return (await projects.key_for(self.db, cwd))[0]
+
+    async def recent_sessions(
+        self, project: str, limit: int, agent_id: str | None = None, identity: Identity | None = None
+    ) -> list[SessionRecord]:
+        """The caller's latest ended sessions in `project`, newest first, without their turns."""
+        async with self.db.snapshot():
+            return await sessions.recent_in_project(self.db, self.agent(agent_id, identity), project, limit)
 
     async def propose_dream(
         self, engine: str = "auto", *, max_sessions: int = 100, scope: str | None = None,
@@ -118,9 +134,9 @@ class Reverie:
     ) -> ApplyResult:
         return await dreams.apply(self.db, proposal_id, approve, edits, self.clock(), self.caller(identity))
 
-    async def apply_unflagged(self, proposal_id: str) -> ApplyResult:
+    async def apply_unflagged(self, proposal_id: str, identity: Identity | None = None) -> ApplyResult:
         """Auto mode: apply only operations without risk flags; the rest wait in a new proposal."""
-        return await dreams.apply_unflagged(self.db, proposal_id, self.clock())
+        return await dreams.apply_unflagged(self.db, proposal_id, self.clock(), self.caller(identity))
 
     async def revert_dream(self, proposal_id: str, identity: Identity | None = None) -> RevertResult:
         return await dreams.revert(self.db, proposal_id, self.clock(), self.caller(identity))
@@ -128,7 +144,8 @@ class Reverie:
     async def export(self) -> dict:
         return await transfer.export(self.db, self.clock())
 
-    async def import_(self, document: dict) -> dict[str, int]:
+    async def import_(self, document: dict) -> dict[str, int | str | None]:
+        """Add an export's sessions as history; its new entries wait in a proposal (`proposal_id`)."""
         return await transfer.import_(self.db, document, self.clock())
 
 

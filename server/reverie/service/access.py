@@ -6,9 +6,18 @@ into every call. The rules:
 
 - **Memory.** `read_memory` shows the scopes the caller reads (`Identity.view`); naming a
   scope it cannot read is refused. Another agent's `agent:<id>` is never readable, except
-  to the local caller (`agent:*`).
+  to the local caller (`agent:*`). Working in a project (`reverie.projects`), it shows
+  `project:<key>` if the caller reads it, its own scope, `shared` and `user` — never
+  another project's scope (`project_view`).
+- **Projects.** A dream files what it learns from one project's sessions under that
+  project (`routed`); what it saw in two or more projects (or in one and outside any) it
+  leaves in the scope the engine chose, flagged `cross_project`, so a person decides
+  whether every project should see it.
 - **Sessions.** A caller logs, appends to, and reads notes and excerpts of its own sessions;
-  logging as another agent needs `agent:*`.
+  logging as another agent needs `agent:*`. Session ids are per agent (`session_key`): an
+  agent's ids are stored as `<agent>/<name>`, so no agent can find out which ids another
+  uses or take one before it does. Only the local caller, who may act as and read every
+  agent anyway, names sessions in the one shared namespace of bare ids.
 - **Dreams.** A caller that may write `shared` is a *curator*: its dreams may span agents —
   they review every agent's sessions and private entries, because finding what agents
   share is the point — and it may apply what they propose, promotions to `shared`
@@ -19,12 +28,17 @@ into every call. The rules:
   or the caller to be a curator, and every entry it would archive to be in a scope the
   caller may read in a dream. Applying or reverting needs every scope the chosen
   operations archive from or write to to be one the caller may write in a dream.
+- **Authors.** Whoever applies, a change lands in a scope without a person's explicit
+  approval only if whoever wrote its evidence may write that scope (`beyond_authors`):
+  a read-only token's sessions can feed its own `agent:<id>` memory, never `user` or
+  `shared`, however the dream was started.
 
 A refusal is `Forbidden`, naming the scope and the grant that would allow it.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,13 +47,16 @@ from reverie.errors import Forbidden, InvalidInput
 from reverie.models import (
     ALL_PROJECTS,
     LOCAL_GRANTS,
+    Evidence,
     Identity,
     Memory,
     Operation,
+    OperationDraft,
     PendingNotice,
     Proposal,
+    SessionRecord,
 )
-from reverie.store import Database, memories, proposals
+from reverie.store import Database, memories, proposals, sessions
 
 FIXED_GRANTS = ("read:shared", "write:shared", "read:user", "write:user", ALL_PROJECTS)
 GRANT_FORMS = ", ".join([*FIXED_GRANTS[:4], "project:<key>", "read:project:<key>", ALL_PROJECTS])
@@ -79,13 +96,45 @@ def acting_for(identity: Identity, agent_id: str | None) -> Identity:
     return identity.model_copy(update={"agent_id": agent_id})
 
 
-def readable_scopes(identity: Identity, scope: str | None) -> list[str]:
-    """What `read_memory` searches: the caller's view, or the one scope it named if it may read it."""
+def session_key(identity: Identity, session_id: str | None) -> str | None:
+    """The stored id of the session `identity` names (None: the local caller's new session gets one).
+
+    An agent's own namespace is `<agent>/`; it may name its sessions with or without that
+    prefix (the ids it is shown carry it). The local caller's ids are bare, unless it names
+    an agent's qualified id while acting as that agent.
+    """
+    own = f"{identity.agent_id}/"
+    if not identity.all_agents:
+        return own + _session_name(session_id.removeprefix(own) if session_id else f"ses_{uuid.uuid4().hex[:12]}")
+    if session_id is None:
+        return None
+    if "/" not in session_id:
+        return _session_name(session_id)
+    if not session_id.startswith(own):
+        raise InvalidInput(f"Session id {session_id!r} names another agent's session; log as that agent "
+                           "(agent_id) to append to it.")
+    return own + _session_name(session_id.removeprefix(own))
+
+
+def _session_name(name: str) -> str:
+    return config.check_identifier(name, "session_id")
+
+
+def readable_scopes(identity: Identity, scope: str | None, project: str | None = None) -> list[str]:
+    """What `read_memory` searches: the caller's view (in `project`, if given), or the one scope
+    it named if it may read it."""
     if scope is None:
-        return identity.view()
+        return identity.view() if project is None else project_view(identity, project)
     if not identity.reads(check_scope(scope)):
         raise Forbidden(f"Agent {identity.agent_id!r} cannot read scope {scope!r}{_grant_hint(scope, 'read')}.")
     return [scope]
+
+
+def project_view(identity: Identity, project: str) -> list[str]:
+    """The caller's view in `project`: that project if it may read it, not any other project."""
+    here = check_scope(f"project:{project}")
+    others = [s for s in identity.view() if s.startswith("project:")]
+    return [s for s in identity.view() if s not in others] + ([here] if identity.reads(here) else [])
 
 
 def _grant_hint(scope: str, right: str) -> str:
@@ -133,6 +182,32 @@ def dream_reach(identity: Identity, scope: str | None) -> Reach:
     if scope.startswith("agent:"):
         return Reach(scope, scope.removeprefix("agent:"))
     return Reach(scope, None if curator(identity) else identity.agent_id)
+
+
+def routed(
+    identity: Identity, draft: OperationDraft, reviewed: dict[str, SessionRecord], current: dict[str, Memory]
+) -> OperationDraft:
+    """`draft` filed under the one project its evidence comes from, or flagged `cross_project`
+    when it comes from several (see the module doc). The user's preferences follow the user
+    everywhere, and a promotion keeps its target scope: neither is routed."""
+    if draft.content is None or (draft.scope == "user" and draft.category == "preference"):
+        return draft
+    places = _places(draft, reviewed, current)
+    if len(places) > 1 and places - {None}:
+        return draft.model_copy(update={"risk": sorted({*draft.risk, "cross_project"})})
+    here = f"project:{places.pop()}" if places and None not in places else None
+    if here is None or draft.kind == "promote" or (draft.scope or "").startswith("project:"):
+        return draft
+    return draft.model_copy(update={"scope": here}) if dream_writes(identity, here) else draft
+
+
+def _places(draft: OperationDraft, reviewed: dict[str, SessionRecord], current: dict[str, Memory]) -> set[str | None]:
+    """The projects (None: no project) of the reviewed sessions the draft cites, and of the
+    project entries it replaces; evidence an entry carried from earlier dreams does not count."""
+    cited = {reviewed[e.session_id].project for e in draft.evidence if e.session_id in reviewed}
+    replaced = {current[t].scope.removeprefix("project:") for t in draft.targets
+                if t in current and current[t].scope.startswith("project:")}
+    return cited | replaced
 
 
 async def reach_memories(db: Database, identity: Identity, scope: str | None) -> list[Memory]:
@@ -186,6 +261,39 @@ async def check_may_revert(identity: Identity, proposal: Proposal, changed: list
     if refused := sorted({m.scope for m in changed if not dream_writes(identity, m.scope)}):
         raise Forbidden(f"Agent {identity.agent_id!r} cannot revert {proposal.id}: it changed entries in "
                         f"{', '.join(refused)}{_grant_hint(refused[0], 'write')}. Nothing changed.")
+
+
+async def beyond_authors(db: Database, operations: list[Operation]) -> list[Operation]:
+    """`operations`, those that would land in a scope their evidence's writers may not write
+    flagged `beyond_author_rights`, so they wait for someone who may (auto mode applies no flagged change).
+
+    `user` and `shared` reach every agent's memory: a token without `write:user` must not put
+    words there by way of a dream it did not even run. Who wrote a session is recorded when it
+    is logged (`sessions.record_author`); a session logged before that, or unknown, may write
+    only nothing beyond its own agent's scope.
+    """
+    targets = await _targets(db, operations)
+    cited = {e.session_id for op in operations for e in _authored_evidence(op, targets)}
+    wrote = await sessions.authors(db, sorted(cited))
+    return [_flag_beyond(op, targets, wrote) for op in operations]
+
+
+def _flag_beyond(op: Operation, targets: dict[str, Memory], wrote: dict[str, tuple[str, frozenset[str]]]) -> Operation:
+    writers = {wrote.get(e.session_id, ("", frozenset())) for e in _authored_evidence(op, targets)}
+    authors = [Identity(agent_id=agent, grants=grants) for agent, grants in writers]
+    if "beyond_author_rights" in op.risk or all(a.writes(s) for a in authors for s in _written_scopes(op, targets)):
+        return op
+    return op.model_copy(update={"risk": sorted({*op.risk, "beyond_author_rights"})})
+
+
+def _authored_evidence(op: Operation, targets: dict[str, Memory]) -> list[Evidence]:
+    """The evidence whose writers must be allowed where `op` writes: its own, and that of the
+    entries it carries into another scope (a promotion's words came from them)."""
+    if op.content is None:
+        return list(op.evidence)
+    destination = entry_scope(op, targets)
+    moved = [e for t in op.targets if t in targets and targets[t].scope != destination for e in targets[t].evidence]
+    return [*op.evidence, *moved]
 
 
 def _written_scopes(op: Operation, targets: dict[str, Memory]) -> set[str]:

@@ -17,13 +17,13 @@ store its turns once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from reverie import config
-from reverie.models import SessionRecord, Turn
+from reverie.models import Outcome, SessionRecord, Turn
 from reverie.service import ingest
 from reverie.store import Database, sessions
 
@@ -40,10 +40,33 @@ class Part:
     redactions: int
 
 
+@dataclass(frozen=True)
+class About:
+    """What a new part records besides its turns."""
+
+    title: str
+    summary: str | None = None  # the client's own summary of the conversation
+    ended_at: datetime | None = None  # when the conversation ended; the time of logging if unknown
+    notes: tuple[str, ...] = ()
+    outcome: Outcome | None = None
+
+
+Title = str | Callable[[list[Turn]], str]  # fixed, or made from the part's own turns
+
+
 async def log_new_turns(
-    reverie: Reverie, base_id: str, turns: list[Turn], *, agent_id: str | None, title: str
+    reverie: Reverie, base_id: str, turns: list[Turn], *, agent_id: str | None, title: Title,
+    project: str | None = None, summary: str | None = None, ended_at: datetime | None = None,
+    notes: Sequence[str] = (), outcome: Outcome | None = None,
 ) -> Part | None:
-    """Store the turns of `turns` that no part of `base_id` holds yet; None when there are none."""
+    """Store the turns of `turns` that no part of `base_id` holds yet, in `project` (a key);
+    None when there are none.
+
+    A part's title is `title` — given the part's own turns when it is a function, so a
+    resumed part is titled by what was asked in it, not by the conversation's first request
+    — with " (part N)" after the first part. `ended_at`, `summary`, `notes` and `outcome`
+    go to the new part.
+    """
     config.check_identifier(base_id, "session_id")
     agent, db = reverie.agent(agent_id), reverie.db
     async with db.transaction():
@@ -53,8 +76,10 @@ async def log_new_turns(
             return None
         number = len(parts) + 1
         part_id = config.check_identifier(_part_id(base_id, number), "session_id")
-        part_title = title if number == 1 else f"{title} (part {number})"
-        redactions = await _log_part(db, part_id, new, agent, part_title, reverie.clock)
+        named = title(new) if callable(title) else title
+        about = About(named if number == 1 else f"{named} (part {number})", summary, ended_at, tuple(notes), outcome)
+        redactions = await _log_part(db, part_id, new, agent, about, reverie.clock, project,
+                                     reverie.caller().grants)  # hooks run as the local user
     return Part(part_id, len(new), redactions)
 
 
@@ -86,16 +111,23 @@ def _said(turn: Turn) -> tuple[str, str, str | None, bool]:
     return turn.role, turn.content, turn.tool_name, turn.is_error
 
 
-async def _log_part(db: Database, part_id: str, turns: list[Turn], agent: str, title: str,
-                    clock: Callable[[], datetime]) -> int:
-    """Store `turns` as one new ended session, in batches within the per-call limits; returns the redactions."""
+async def _log_part(db: Database, part_id: str, turns: list[Turn], agent: str, about: About,
+                    clock: Callable[[], datetime], project: str | None = None,
+                    author: frozenset[str] = frozenset()) -> int:
+    """Store `turns` as one new ended session, in batches within the per-call limits; returns the redactions.
+
+    Notes, outcome and summary go with the last batch, the one that ends the session.
+    """
     batches = list(_batches(turns))
     redactions = 0
     for number, batch in enumerate(batches, 1):
-        ingest.check_sizes(batch, [], title)
+        last = number == len(batches)
+        notes, summary = (list(about.notes), about.summary) if last else ([], None)
+        ingest.check_sizes(batch, notes, about.title, summary)
         logged = await ingest.log(
-            db, batch, [], session_id=part_id, agent_id=agent, title=title, outcome=None, summary=None,
-            ended=number == len(batches), now=clock(),
+            db, batch, notes, session_id=part_id, agent_id=agent, title=about.title,
+            outcome=about.outcome if last else None, summary=summary, ended=last, now=clock(),
+            project=project, author=author, ended_at=about.ended_at,
         )
         redactions += logged.redactions
     return redactions

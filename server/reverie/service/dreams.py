@@ -37,7 +37,7 @@ from typing import Literal
 
 import anyio
 
-from reverie import config
+from reverie import config, provenance
 from reverie.engines import engine_named
 from reverie.errors import (
     AlreadyDecided,
@@ -96,7 +96,9 @@ async def propose(
         dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
                            stale_after_days=stale_after_days)
         drafted = await dreamer.propose(dream)
-        operations = finalize(drafted.operations, {m.id: m for m in current}, {s.id: s for s in reviewed})
+        operations = finalize(routed(identity, drafted.operations, current, reviewed),
+                              {m.id: m for m in current}, {s.id: s for s in reviewed})
+        operations = await access.beyond_authors(db, operations)
         stats = _stats(current, operations, reviewed).model_copy(update={"usage": drafted.usage})
         proposal = Proposal(
             id=f"drm_{uuid.uuid4().hex[:10]}", engine=dreamer.name, scope=scope,
@@ -131,9 +133,11 @@ async def dream_lock(db: Database, now: datetime) -> AsyncIterator[str]:
 
 
 def _running(lease: locks.Lease) -> DreamRunning:
+    # Not the holder's name: it holds this machine's host name and a process id, which are
+    # nothing to a remote caller (`reverie doctor` and the locks table show them locally).
     return DreamRunning(
-        f"A dream is already running (started {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC by {lease.holder}); "
-        f"try again in a minute. If that process died, its lock lapses at {lease.expires_at:%H:%M:%S} UTC."
+        f"A dream is already running (started {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC); "
+        f"try again in a minute. If the process running it died, its lock lapses at {lease.expires_at:%H:%M:%S} UTC."
     )
 
 
@@ -143,7 +147,7 @@ async def _check_still_held(db: Database, holder: str) -> None:
     if lease is not None and lease.holder != holder:
         raise DreamRunning(
             f"This dream ran past its {config.format_duration(config.DREAM_LOCK_TTL)} lock and another dream "
-            f"took over (started {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC by {lease.holder}); nothing was "
+            f"took over (started {lease.acquired_at:%Y-%m-%d %H:%M:%S} UTC); nothing was "
             "stored. Review that dream's proposal when it is ready."
         )
 
@@ -159,7 +163,10 @@ async def submit(
         current = {m.id: m for m in await access.reach_memories(db, identity, brief.scope)}
         if problems := submission_problems(drafts, reviewed, current):
             raise InvalidInput("Nothing was stored. Fix these and submit again:\n- " + "\n- ".join(problems))
-        operations = finalize([with_quotes(d, reviewed) for d in drafts], current, reviewed)
+        quoted = [with_quotes(d, reviewed) for d in drafts]
+        operations = finalize(routed(identity, quoted, list(current.values()), list(reviewed.values())),
+                              current, reviewed)
+        operations = await access.beyond_authors(db, operations)
         proposal = brief.model_copy(update={
             "id": f"drm_{uuid.uuid4().hex[:10]}", "operations": operations, "created_at": now, "brief": None,
             "stats": _stats(list(current.values()), operations, list(reviewed.values())),
@@ -178,6 +185,14 @@ async def _open_brief(db: Database, brief_id: str) -> Proposal:
     return brief
 
 
+def routed(
+    identity: Identity, drafts: list[OperationDraft], current: list[Memory], reviewed: list[SessionRecord]
+) -> list[OperationDraft]:
+    """Each draft filed under the project its evidence comes from, whichever engine drafted it (`access.routed`)."""
+    by_id, sessions_by_id = {m.id: m for m in current}, {s.id: s for s in reviewed}
+    return [access.routed(identity, draft, sessions_by_id, by_id) for draft in drafts]
+
+
 def check_dream_arguments(max_sessions: int, instructions: str | None) -> None:
     if not 1 <= max_sessions <= config.MAX_SESSIONS:
         raise InvalidInput(f"max_sessions must be between 1 and {config.MAX_SESSIONS}; got {max_sessions}.")
@@ -191,21 +206,23 @@ def finalize(
     """Give drafts ids and the targets' text; drop ones that target nothing known; flag risks.
 
     The flags are the same whichever engine drafted: secrets and instructions (here), tool
-    output (`evidence`), and replacements that break the newest-wins rules (`supersession`).
+    output (`evidence`), provenance and effect — tainted text, orders, destinations
+    (`provenance`) — and replacements that break the newest-wins rules (`supersession`).
     """
-    operations, outputs = [], ToolOutputs(reviewed.values())
+    sources = provenance.Provenance.of(reviewed.values())
+    operations, outputs = [], ToolOutputs(sources.outputs)
     for draft in drafts:
         if not draft.targets and draft.kind != "add" or any(t not in current for t in draft.targets):
             continue  # an engine may only touch entries it was shown
         if draft.kind != "prune" and not (draft.content or "").strip():
             continue
-        operations.append(_checked(draft, f"op{len(operations) + 1}", current, reviewed, outputs))
+        operations.append(_checked(draft, f"op{len(operations) + 1}", current, reviewed, outputs, sources))
     return operations
 
 
 def _checked(
     draft: OperationDraft, op_id: str, current: dict[str, Memory], reviewed: dict[str, SessionRecord],
-    outputs: ToolOutputs,
+    outputs: ToolOutputs, sources: provenance.Provenance,
 ) -> Operation:
     content, secrets = redact(draft.content) if draft.content else (None, 0)
     rationale, rationale_secrets = redact(draft.rationale)
@@ -219,7 +236,7 @@ def _checked(
         risk.add("instruction_like")
     if draft.kind in ("add", "update") and not evidence:
         risk.add("low_evidence")
-    risk |= supersession_risks(draft, current, reviewed)
+    risk |= supersession_risks(draft, current, reviewed) | provenance.risks(draft, sources)
     return Operation(
         **draft.model_dump(exclude={"content", "evidence", "risk", "category", "rationale"}),
         op_id=op_id, content=content, rationale=rationale, evidence=evidence, risk=sorted(risk),
@@ -311,14 +328,21 @@ async def apply(
         return await _apply_chosen(db, proposal, chosen, now, identity)
 
 
-async def apply_unflagged(db: Database, proposal_id: str, now: datetime) -> ApplyResult:
+async def apply_unflagged(db: Database, proposal_id: str, now: datetime, identity: Identity) -> ApplyResult:
     """Auto mode: apply what carries no risk flag; move the rest to a new pending proposal.
 
-    Both happen in one transaction, so a flagged change is never lost between the two.
+    Both happen in one transaction, so a flagged change is never lost between the two. The
+    authors' rights are checked again here (`access.beyond_authors`), not only when the
+    proposal was made: this is the gate every unattended change passes, whatever made the
+    proposal and whenever.
     """
     async with db.transaction():
         proposal = await load(db, proposal_id)
-        result = await _apply_chosen(db, proposal, choose(proposal, unflagged(proposal), None), now)
+        await access.check_visible(db, identity, proposal)
+        proposal = proposal.model_copy(update={"operations": await access.beyond_authors(db, proposal.operations)})
+        chosen = choose(proposal, unflagged(proposal), None)
+        await access.check_may_apply(db, identity, proposal, chosen)
+        result = await _apply_chosen(db, proposal, chosen, now, identity)
         held = [op.model_copy(update={"status": "pending"}) for op in proposal.operations if op.risk]
         if not held:
             return result
@@ -345,10 +369,11 @@ async def _apply_chosen(
     await _check_fresh(db, proposal, chosen, identity)
     revision = await revisions.create_revision(db, proposal.id, "apply", now)
     added, archived = [], []
+    staged = await proposals.staged_entries(db, proposal.id) if proposal.engine == "import" else {}
     for op in chosen:
         archived += await _archive_targets(db, revision, op, now)
         if op.content is not None:
-            added.append(await _insert_result(db, revision, op, proposal.id, now))
+            added.append(await _insert_result(db, revision, op, proposal.id, now, staged.get(op.op_id)))
         else:
             await proposals.set_operation_result(db, proposal.id, op.op_id, "applied")
     rejected = [op.op_id for op in proposal.operations if op.op_id not in _ids(chosen)]
@@ -404,22 +429,34 @@ async def _archive_targets(db: Database, revision: int, op: Operation, now: date
     return list(op.targets)
 
 
-async def _insert_result(db: Database, revision: int, op: Operation, proposal_id: str, now: datetime) -> str:
+async def _insert_result(
+    db: Database, revision: int, op: Operation, proposal_id: str, now: datetime, origin: dict[str, str] | None = None
+) -> str:
+    """Insert what `op` adds; an imported entry (`origin`) keeps its exported id and time."""
     by_id = await memories.get_memories(db, op.targets)
     targets = [by_id[t] for t in op.targets if t in by_id]
     evidence = _provenance(op.evidence, [e for t in targets for e in t.evidence])
     seen = await sessions.started_at(db, [e.session_id for e in evidence])
     observed = max([*seen.values(), *(t.observed_at for t in targets)], default=now)
+    times = {"created_at": now, "updated_at": now, "observed_at": observed}
+    if origin:  # an imported entry keeps its place in time
+        times = {field: datetime.fromisoformat(origin[field]) for field in times}
     memory = Memory(
-        id=f"mem_{uuid.uuid4().hex[:12]}", content=op.content, category=op.category or "fact",
-        scope=access.entry_scope(op, by_id), confidence=op.confidence,
-        evidence=evidence, created_at=now, updated_at=now, observed_at=observed,
+        id=await _entry_id(db, origin), content=op.content, category=op.category or "fact",
+        scope=access.entry_scope(op, by_id), confidence=op.confidence, evidence=evidence, **times,
     )
     await memories.insert_memory(db, memory)
     stored = (await memories.get_memories(db, [memory.id]))[memory.id]
     await revisions.record_change(db, revision, op.op_id, "insert", None, stored)
     await proposals.set_operation_result(db, proposal_id, op.op_id, "applied", memory.id)
     return memory.id
+
+
+async def _entry_id(db: Database, origin: dict[str, str] | None) -> str:
+    """A new id; an imported entry's own, unless an entry took it since the import was proposed."""
+    if origin and not await memories.get_memories(db, [origin["id"]]):
+        return origin["id"]
+    return f"mem_{uuid.uuid4().hex[:12]}"
 
 
 def _provenance(*groups: list[Evidence]) -> list[Evidence]:

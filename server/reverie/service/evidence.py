@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from reverie import config
+from reverie.confusables import skeleton
 from reverie.models import Evidence, Memory, OperationDraft, SessionRecord
 from reverie.safety import quoted_in
 from reverie.text import STOPWORDS, shorten, words
@@ -87,12 +88,13 @@ class ToolOutputs:
     for it; comparing the text itself with every tool output catches that laundering.
     """
 
-    def __init__(self, sessions: Iterable[SessionRecord]):
-        self._words = [_content_words(e.content) for s in sessions for e in s.events if e.role == "tool"]
-        self._index: dict[str, set[int]] = defaultdict(set)
+    def __init__(self, outputs: Iterable[Iterable[str]]):
+        """`outputs`: each tool output's words (`provenance.Provenance.outputs` reads them once for both)."""
+        self._words = [set(output) - STOPWORDS for output in outputs]
+        self._index: dict[str, list[int]] = defaultdict(list)
         for number, output in enumerate(self._words):
             for word in output:
-                self._index[word].add(number)
+                self._index[word].append(number)
 
     def copied(self, text: str, share: float = 0.7) -> bool:
         """Do most of `text`'s words (five or more) appear in one tool output?"""
@@ -108,7 +110,7 @@ class ToolOutputs:
 
 
 def _content_words(text: str) -> set[str]:
-    return {w for w in words(text) if w not in STOPWORDS}
+    return {w for w in words(skeleton(text)) if w not in STOPWORDS}
 
 
 def from_tool_output(op: OperationDraft, sessions: dict[str, SessionRecord], outputs: ToolOutputs) -> bool:

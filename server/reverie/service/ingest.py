@@ -87,16 +87,17 @@ def _chain_line(turn: Turn) -> str:
 
 
 async def open_or_create(
-    db: Database, session_id: str | None, agent_id: str, turns: list[Turn], now: datetime
+    db: Database, session_id: str | None, agent_id: str, turns: list[Turn], now: datetime, project: str | None = None
 ) -> tuple[str, str]:
-    """The session to append to (id, content hash so far), created if new."""
+    """The session to append to (id, content hash so far), created if new (in `project`, a key;
+    an open session keeps the project it was created in)."""
     if session_id is not None:
         found = await store.get_session(db, session_id)
         if found is not None:
             return _appendable(found, agent_id), found.content_hash
     new_id = session_id or f"ses_{uuid.uuid4().hex[:12]}"
     started = next((as_utc(t.timestamp) for t in turns if t.timestamp), now)
-    await store.create_session(db, new_id, agent_id, started, now)
+    await store.create_session(db, new_id, agent_id, started, now, project)
     return new_id, ""
 
 
@@ -125,19 +126,26 @@ class Logged:
 async def log(
     db: Database, turns: list[Turn], notes: list[str], *, session_id: str | None, agent_id: str,
     title: str | None, outcome: Outcome | None, summary: str | None, ended: bool, now: datetime,
+    project: str | None = None, author: frozenset[str] = frozenset(), ended_at: datetime | None = None,
 ) -> Logged:
-    """Append turns and notes in the open transaction."""
+    """Append turns and notes in the open transaction; a new session is created in `project` (a key).
+
+    `author`: the grants of the caller writing them (none, unless the caller says so), which
+    bound where a dream may put what they say without a person's approval.
+    An ended session ended at `ended_at` (a transcript's last timestamp), or now if unknown.
+    """
     turns, redactions = redacted_turns(turns)
     notes, note_redactions = redacted_texts(notes)
     title, title_redactions = redact(title) if title else (None, 0)
     summary, summary_redactions = redact(summary) if summary else (None, 0)
-    sid, previous = await open_or_create(db, session_id, agent_id, turns, now)
+    sid, previous = await open_or_create(db, session_id, agent_id, turns, now, project)
     events, note_count = await store.counts(db, sid)
+    await store.record_author(db, sid, author, first=events == note_count == 0)
     await store.append_events(db, sid, events, turns)
     await store.append_notes(db, sid, note_count, [(note, now) for note in notes])
     digest = chain_hash(previous, turns)
     await store.update_session(db, sid, title=title, outcome=outcome, outcome_summary=summary,
-                               content_hash=digest, ended_at=now if ended else None)
+                               content_hash=digest, ended_at=(ended_at or now) if ended else None)
     return Logged(
         session_id=sid, agent_id=agent_id, content_hash=digest, events_added=len(turns),
         event_count=events + len(turns), notes_added=len(notes),

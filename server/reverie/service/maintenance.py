@@ -1,6 +1,6 @@
 """Checking a database file (`reverie doctor`) and copying it safely (`reverie backup`).
 
-The doctor answers one question: is this file still the history Reverie wrote? Five
+The doctor answers one question: is this file still the history Reverie wrote? Six
 checks, each independent, each listing what it found wrong:
 
 - sqlite: `PRAGMA integrity_check` and `foreign_key_check`.
@@ -12,15 +12,22 @@ checks, each independent, each listing what it found wrong:
 - transcripts: every session's stored content hash equals the chain recomputed from its
   events (`ingest.chain_hash`), with no event index missing: no turn was altered,
   removed or slipped in since it was logged.
+- ledger: every event, note, session, proposal (and status), operation (with its risk
+  flags, and its outcome), revision, memory and memory change still has the digest the
+  ledger logged when it was written (`store.ledger`): nothing edited, forged or deleted,
+  even with the transcript hashes recomputed. A healthy run prints a checkpoint (the
+  ledger's head); `--since CHECKPOINT` proves nothing logged before it changed since,
+  which the file alone cannot prove against someone able to rewrite all of it.
 
 A check that SQLite cannot carry out reports that as its problem and the others still
 run, unless the file cannot be read at all. The backup is SQLite's `VACUUM INTO` (consistent while other processes keep writing),
-then the same five checks on the copy.
+then the same checks on the copy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -30,6 +37,8 @@ from reverie.service.ingest import chain_hash
 from reverie.store import Database
 from reverie.store import integrity as store
 from reverie.store.integrity import LoggedChange, MemoryState
+from reverie.store.ledger import Checkpoint
+from reverie.store.migrations import LEDGERED
 
 
 class Check(BaseModel):
@@ -43,6 +52,8 @@ class DoctorReport(BaseModel):
     database: str
     healthy: bool
     checks: list[Check]
+    checkpoint: str | None = Field(
+        default=None, description="The ledger's head when healthy: keep it, and pass it to `doctor --since` later.")
 
     @property
     def problem_count(self) -> int:
@@ -54,6 +65,8 @@ class DoctorReport(BaseModel):
         for check in self.checks:
             lines.append(f"- {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.summary}")
             lines += [f"    - {problem}" for problem in check.problems]
+        if self.checkpoint:
+            lines += ["", f"Checkpoint: {self.checkpoint}", KEEP_CHECKPOINT.format(checkpoint=self.checkpoint)]
         if not self.healthy:
             lines += ["", NEXT_STEPS]
         return "\n".join(lines)
@@ -76,22 +89,38 @@ NEXT_STEPS = (
     "`sqlite3 FILE \"INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')\"` (likewise events_fts)."
 )
 
+KEEP_CHECKPOINT = (
+    "Keep it where this file's users cannot write (a note, a ticket, another machine): "
+    "`reverie doctor --since {checkpoint}` later proves that nothing logged up to now was changed."
+)
+
 Finding = tuple[str, list[str]]  # (what was checked, with counts; what is wrong)
 CheckFn = Callable[[Database], Awaitable[Finding]]
 UNREADABLE = "could not run"
 SHOWN = 10  # problems listed one by one per check; the rest are counted
 
 
-async def diagnose(path: str | Path) -> DoctorReport:
-    """Run every check on the database file at `path` (which must exist)."""
+async def diagnose(path: str | Path, since: str | None = None) -> DoctorReport:
+    """Run every check on the database file at `path` (which must exist); `since` is a kept checkpoint."""
+    ledger = LedgerCheck(_checkpoint(since))
     checks: list[Check] = []
     async with store.open_existing(path) as db:
-        for name, check in CHECKS:
+        for name, check in [*CHECKS, ("ledger", ledger)]:
             if checks and checks[0].summary == UNREADABLE:  # SQLite could not read the file at all
                 checks.append(Check(name=name, ok=False, summary="skipped", problems=["the file cannot be read"]))
             else:
                 checks.append(await _run(name, check, db))
-    return DoctorReport(database=str(path), healthy=all(c.ok for c in checks), checks=checks)
+    healthy = all(c.ok for c in checks)
+    return DoctorReport(database=str(path), healthy=healthy, checks=checks,
+                        checkpoint=str(ledger.head) if healthy and ledger.head else None)
+
+
+def _checkpoint(text: str | None) -> Checkpoint | None:
+    if text is None:
+        return None
+    if (checkpoint := Checkpoint.parse(text)) is None:
+        raise InvalidInput(f"{text!r} is not a checkpoint; use the `N:hash` line an earlier `reverie doctor` printed.")
+    return checkpoint
 
 
 async def back_up(source: str | Path, target: str | Path) -> BackupResult:
@@ -132,9 +161,12 @@ async def sqlite_check(db: Database) -> Finding:
 
 
 async def guards_check(db: Database) -> Finding:
-    missing = await store.missing_triggers(db)
-    return "append-only triggers", [f"trigger {name} is missing, so what it guards could be rewritten"
-                                    for name in missing]
+    drift = await store.trigger_drift(db)
+    problems = [f"trigger {name} is missing, so what it guards could be rewritten" for name in drift.missing]
+    problems += [f"trigger {name} is not the one the migrations created (its SQL differs), so it may guard nothing"
+                 for name in drift.changed]
+    problems += [f"trigger {name} was not created by Reverie; it may rewrite what is stored" for name in drift.unknown]
+    return "append-only and ledger triggers, compared by their SQL", problems
 
 
 async def search_index_check(db: Database) -> Finding:
@@ -152,7 +184,7 @@ async def search_index_check(db: Database) -> Finding:
     return ", ".join(counts) + " against their tables", problems
 
 
-def _listed(what: str, keys: list[int]) -> list[str]:
+def _listed(what: str, keys: list[int] | list[str]) -> list[str]:
     if not keys:
         return []
     more = f" and {len(keys) - SHOWN:,} more" if len(keys) > SHOWN else ""
@@ -232,3 +264,50 @@ CHECKS: list[tuple[str, CheckFn]] = [
     ("revision log", revision_log_check),
     ("transcripts", transcripts_check),
 ]
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+NO_LEDGER = ("this file has no ledger yet (it was written before migration m008): run any command that opens "
+             "it, such as `reverie show`, to add one, then run the doctor again")
+
+
+@dataclass
+class LedgerCheck:
+    """Every row against the digest the ledger logged for it, and the ledger against a kept checkpoint."""
+
+    since: Checkpoint | None
+    head: Checkpoint | None = None  # the checkpoint to print, once the check has run
+
+    async def __call__(self, db: Database) -> Finding:
+        if not await store.has_ledger(db):
+            return "no ledger", [NO_LEDGER]
+        async with store.consistent_read(db):  # rows and ledger as of one moment, whoever is writing
+            drifts = [await store.ledger_drift(db, item) for item in LEDGERED]
+            self.head, then, entries = await store.ledger_checkpoints(db, self.since and self.since.seq)
+        problems = [problem for drift in drifts for problem in _drift_problems(drift)]
+        problems += self._anchor_problems(then)
+        anchored = f", matching checkpoint {self.since}" if self.since and not problems else ""
+        return f"{entries:,} entries re-hashed against the rows they logged{anchored}", problems
+
+    def _anchor_problems(self, then: Checkpoint | None) -> list[str]:
+        if self.since is None:
+            return []
+        if then is None:
+            return [f"checkpoint {self.since} names ledger entry {self.since.seq}, which is gone: the ledger was "
+                    "cut or rewritten"]
+        if then != self.since:
+            return [f"the ledger up to entry {self.since.seq} hashes to {then}, not to the checkpoint "
+                    f"{self.since}: something logged before it was altered, removed or re-hashed"]
+        return []
+
+
+def _drift_problems(drift: store.LedgerDrift) -> list[str]:
+    kind = drift.kind.replace("_", " ")
+    rewritten = f"{kind} rows logged more than once though they never change (the ledger was rewritten)"
+    return [
+        *_listed(f"{kind} rows the ledger never logged (added behind Reverie's back)", drift.unlogged),
+        *_listed(f"{kind} rows that differ from what the ledger logged (edited)", drift.changed),
+        *_listed(f"{kind} rows the ledger logged that are gone (deleted)", drift.gone),
+        *_listed(rewritten, drift.repeated),
+    ]

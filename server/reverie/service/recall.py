@@ -41,6 +41,7 @@ however large memory grows.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from typing import TypeVar
 
 from reverie import claims, config
 from reverie.claims import sentences
-from reverie.errors import InvalidInput
+from reverie.errors import InvalidInput, Unwritable
 from reverie.excerpt import EXCERPT_CHARS, Excerpt, Query, excerpt
 from reverie.models import Category, Episode, Identity, MemoryEntry, MemoryView, NoteEntry, PendingNotice
 from reverie.report import entry_line, episode_line, memory_markdown, note_line
@@ -160,38 +161,43 @@ class Turns:
 
 async def read(
     db: Database, *, identity: Identity, query: str | None, scope: str | None, categories: list[Category] | None,
-    budget_tokens: int, include_notes: bool, now: datetime,
+    budget_tokens: int, include_notes: bool, now: datetime, project: str | None = None,
 ) -> MemoryView:
     """The memory `identity` loads: only scopes it reads, notes and excerpts of its own sessions,
-    and the pending proposals it may see."""
+    and the pending proposals it may see. In `project` (a key), that project's scope, and notes
+    and excerpts of sessions in it or in none, never another project's (`access.project_view`)."""
     check_budget(budget_tokens)
-    scopes, agent_id = access.readable_scopes(identity, scope), identity.agent_id
+    scopes, agent_id = access.readable_scopes(identity, scope, project), identity.agent_id
     async with db.snapshot():
         entries = await memories.ranked_entries(db, now, query, scopes, categories, candidates(budget_tokens))
-        notes = await sessions.pending_notes(db, agent_id) if include_notes else []
-        asked, turns = await _matching_turns(db, query, agent_id) if query else (None, Turns([]))
+        notes = await sessions.pending_notes(db, agent_id, project=project) if include_notes else []
+        asked, turns = await _matching_turns(db, query, agent_id, project) if query else (None, Turns([]))
         pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
     room = line_room(budget_tokens, bool(notes), bool(turns.found), pending)
     shown, accounted = select(entries, notes, turns, query, asked, room)
     if shown.entries:
-        async with db.transaction():
-            await memories.mark_read(db, [e.id for e in shown.entries], now)
+        # Read counts only rank later reads: a file that cannot be written must not stop this one.
+        with contextlib.suppress(Unwritable):
+            async with db.transaction():
+                await memories.mark_read(db, [e.id for e in shown.entries], now)
     return _view(shown, pending, budget_tokens, truncated=len(shown.entries) + accounted < len(entries))
 
 
-async def _matching_turns(db: Database, query: str, agent_id: str) -> tuple[Query | None, Turns]:
+async def _matching_turns(
+    db: Database, query: str, agent_id: str, project: str | None = None
+) -> tuple[Query | None, Turns]:
     """The query's words weighted by rarity (None if it has no words), and the past turns
     with its rare words, or else its rarest word, with the replies to those that ask about it.
 
     Transcripts repeat common words in thousands of turns: matching by the rare words
     keeps the turns BM25 scores few, and the excerpts specific to what was asked.
     """
-    words = await search.focus(db, "events_fts", query)
+    words = await search.focus(db, "events_fts", query, search.Readable(agent_id=agent_id))
     if not words.counts:
         return None, Turns([])
     asked = Query.weighted(words.counts, words.rows)
     terms = words.rare or words.common[:1]
-    found = await sessions.search_events(db, terms, agent_id) if terms else []
+    found = await sessions.search_events(db, terms, agent_id, project=project) if terms else []
     return asked, await _with_replies(db, found, asked)
 
 

@@ -21,8 +21,15 @@ session:
 
 A dream that another coroutine or process is running (it holds the dream lock) is
 skipped, not waited for: the next check sees whether one is still due. So is one while
-an agent answers a dream brief (`engine="agent"`) handed out within `BRIEF_GRACE`: the
-lock covers only making the brief, and a new dream would supersede it mid-answer.
+an agent answers a dream brief (`engine="agent"`) over every scope handed out within
+`BRIEF_GRACE`: the lock covers only making the brief, and a new dream would supersede it
+mid-answer.
+
+Only what the background dream would redo holds it back: a proposal or brief over the
+same reach as its own (every scope, as the local caller or a curator dreams). A dream over
+one scope — all a token without `write:shared` can start — is never superseded by it, so
+it does not block it either: no such token can stop background dreams for everyone by
+leaving a brief open or a proposal undecided.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ CHECK_EVERY = timedelta(seconds=60)
 RETRY_AFTER = timedelta(minutes=15)  # after a failed dream, e.g. the model API is down
 ENGINE = "auto"                      # anthropic with ANTHROPIC_API_KEY set, else heuristic
 BRIEF_GRACE = timedelta(minutes=15)  # time an agent gets to answer a brief before a dream may supersede it
+SCOPE = None                         # the background dream's: every scope, as the local caller
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +137,7 @@ async def dream_if_due(reverie: Reverie, schedule: Schedule, last_activity: date
     if reason is None or await _dream_in_hand(reverie, schedule, now):
         return None
     try:
-        proposal = await reverie.propose_dream(ENGINE)
+        proposal = await reverie.propose_dream(ENGINE, scope=SCOPE)
     except DreamRunning:
         return None
     if schedule.mode == "auto" and proposal.status == "pending":
@@ -142,10 +150,11 @@ async def dream_if_due(reverie: Reverie, schedule: Schedule, last_activity: date
 
 
 async def _dream_in_hand(reverie: Reverie, schedule: Schedule, now: datetime) -> bool:
-    """A proposal waiting for the user (review mode) or a brief an agent may be answering."""
-    if schedule.mode == "review" and await proposals.pending_notices(reverie.db):
+    """A proposal over every scope waiting for the user (review mode), or such a brief an agent
+    may be answering: what this dream (over every scope too) would pile onto or supersede."""
+    if schedule.mode == "review" and await proposals.waiting_over(reverie.db, SCOPE):
         return True
-    brief_at = await proposals.newest_open_brief_at(reverie.db)
+    brief_at = await proposals.newest_open_brief_at(reverie.db, SCOPE)
     return brief_at is not None and now - brief_at < BRIEF_GRACE
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import aiosqlite
 import anyio
 
-from reverie.errors import Busy, InvalidInput
+from reverie.errors import Busy, InvalidInput, Unwritable
+from reverie.store import ledger
 from reverie.store.migrations import migrate
 
 BUSY_TIMEOUT_MS = 10_000
@@ -39,7 +40,7 @@ class Database:
         IMMEDIATE takes the write lock up front, so two processes cannot both read a
         proposal as pending and then both apply it.
         """
-        async with self._lock, self._unit("BEGIN IMMEDIATE"):
+        async with self._lock, _writable(self.path), self._unit("BEGIN IMMEDIATE"):
             yield self
 
     @asynccontextmanager
@@ -99,6 +100,29 @@ class Database:
         await self.connection.close()
 
 
+# What SQLite says when a write cannot reach the file, and what to tell the person.
+_UNWRITABLE = {
+    "database or disk is full": "The disk holding the memory database {path} is full",
+    "readonly database": "The memory database {path} is read-only to this process",
+    "disk I/O error": "The memory database {path} could not be written (a disk I/O error: the disk may be "
+                      "full or failing)",
+}
+
+
+@asynccontextmanager
+async def _writable(path: str) -> AsyncIterator[None]:
+    """Turn a write the file refused into `Unwritable`, saying what to do; the transaction was rolled back."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        said = next((text for cause, text in _UNWRITABLE.items() if cause in str(error)), None)
+        if said is None:
+            raise
+        raise Unwritable(said.format(path=path) + ": nothing was written. Free disk space, or make the file, "
+                         "its folder and the -wal/-shm files beside it writable by the user running Reverie "
+                         "(or point REVERIE_DB elsewhere), then try again.") from error
+
+
 @contextlib.contextmanager
 def _valid_text() -> Iterator[None]:
     """Refuse text SQLite cannot store, whichever field it came in.
@@ -135,3 +159,4 @@ async def _configure(connection: aiosqlite.Connection) -> None:
     await connection.execute("PRAGMA journal_mode = WAL")
     await connection.execute("PRAGMA foreign_keys = ON")
     await connection.execute("PRAGMA synchronous = NORMAL")
+    await ledger.register(connection)  # the ledger's triggers call it on every write

@@ -29,14 +29,17 @@ import anyio
 from reverie.clock import from_iso
 from reverie.errors import Damaged
 from reverie.models import Turn
+from reverie.store import ledger
 from reverie.store.database import BUSY_TIMEOUT_MS, Database
-from reverie.store.migrations import MIGRATIONS
+from reverie.store.ledger import Checkpoint, Head
+from reverie.store.migrations import MIGRATIONS, Ledgered
 
 T = TypeVar("T")
 
 # CREATE VIRTUAL TABLE x USING fts5 (..., content = 'table', content_rowid = 'key', ...)
 _EXTERNAL_CONTENT = re.compile(r"content\s*=\s*'(\w+)'\s*,\s*content_rowid\s*=\s*'(\w+)'", re.IGNORECASE)
 _TRIGGER_NAME = re.compile(r"CREATE TRIGGER (\w+)", re.IGNORECASE)
+_DROP_TRIGGER = re.compile(r"DROP TRIGGER (?:IF EXISTS )?(\w+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ async def open_existing(path: str | Path) -> AsyncIterator[Database]:
     try:
         # Close the pragma's cursor: a statement left open makes VACUUM refuse to run.
         await (await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")).close()
+        await ledger.register(connection)  # the ledger check recomputes digests in SQL, as the triggers do
         yield Database(connection, str(path))
     finally:
         await connection.close()
@@ -132,12 +136,92 @@ async def sqlite_problems(db: Database) -> list[str]:
     return problems
 
 
-async def missing_triggers(db: Database) -> list[str]:
-    """Triggers the migrations created (the append-only guards) that the file no longer has."""
-    expected = [m.group(1) for _, statements in MIGRATIONS for s in statements if (m := _TRIGGER_NAME.search(s))]
-    rows = await reading(db.fetchall("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
-    present = {r[0] for r in rows}
-    return [name for name in expected if name not in present]
+@dataclass(frozen=True)
+class TriggerDrift:
+    """How the file's triggers differ from the ones the migrations created."""
+
+    missing: list[str]
+    changed: list[str]   # same name, other SQL: a guard replaced by a no-op looks like this
+    unknown: list[str]   # triggers no migration created
+
+
+def expected_triggers() -> dict[str, str]:
+    """Each trigger the migrations leave in place, by name, with its SQL (whitespace normalised)."""
+    expected: dict[str, str] = {}
+    for _, statements in MIGRATIONS:
+        for statement in statements:
+            if created := _TRIGGER_NAME.match(statement.strip()):
+                expected[created.group(1)] = _normalised(statement)
+            elif dropped := _DROP_TRIGGER.match(statement.strip()):
+                expected.pop(dropped.group(1), None)
+    return expected
+
+
+def _normalised(sql: str) -> str:
+    return " ".join(sql.split())
+
+
+async def trigger_drift(db: Database) -> TriggerDrift:
+    """Compare the triggers by their SQL, not their names: a same-named no-op guards nothing."""
+    expected = expected_triggers()
+    rows = await reading(db.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+    present = {r[0]: _normalised(r[1] or "") for r in rows}
+    return TriggerDrift(
+        missing=[name for name in expected if name not in present],
+        changed=[name for name in expected if name in present and present[name] != expected[name]],
+        unknown=sorted(name for name in present if name not in expected),
+    )
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerDrift:
+    """Where one kind of row differs from its digests in the ledger (keys of the rows)."""
+
+    kind: str
+    unlogged: list[str]   # rows the ledger never saw: added behind Reverie's back
+    changed: list[str]    # rows whose digest is not the one logged: edited
+    gone: list[str]       # logged rows no longer there: deleted
+    repeated: list[str]   # rows logged again though they never change: the ledger was rewritten
+
+
+async def ledger_drift(db: Database, item: Ledgered) -> LedgerDrift:
+    """Recompute `item`'s digest for every row and compare with the newest entry logged for it."""
+    rows = (f"SELECT {item.key_sql('t')} AS key, {item.digest_sql('t')} AS digest FROM {item.table} t "
+            f"WHERE {item.condition('t')}")
+    newest = "SELECT key, digest FROM ledger WHERE seq IN (SELECT max(seq) FROM ledger WHERE kind = ? GROUP BY key)"
+    differing = await reading(db.fetchall(
+        f"SELECT now.key, logged.digest IS NULL FROM ({rows}) now LEFT JOIN ({newest}) logged USING (key) "
+        "WHERE logged.digest IS NOT now.digest ORDER BY now.key", (item.kind,)))
+    gone = await reading(db.fetchall(
+        f"SELECT DISTINCT key FROM ledger WHERE kind = ? AND key NOT IN "
+        f"(SELECT {item.key_sql('t')} FROM {item.table} t WHERE {item.condition('t')}) ORDER BY key",
+        (item.kind,)))
+    repeated = [] if item.mutable else await reading(db.fetchall(
+        "SELECT key FROM ledger WHERE kind = ? GROUP BY key HAVING count(*) > 1 ORDER BY key", (item.kind,)))
+    return LedgerDrift(item.kind, [r[0] for r in differing if r[1]], [r[0] for r in differing if not r[1]],
+                       [r[0] for r in gone], [r[0] for r in repeated])
+
+
+async def has_ledger(db: Database) -> bool:
+    return bool(await reading(db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ledger'")))
+
+
+async def ledger_checkpoints(db: Database, at: int | None = None) -> tuple[Checkpoint, Checkpoint | None, int]:
+    """The checkpoint of the whole ledger, the one as of entry `at` (None if there is no such entry), and its length."""
+    head, then, entries = Head(), None, 0
+    try:
+        async with db.connection.execute("SELECT seq, kind, key, digest FROM ledger ORDER BY seq") as cursor:
+            async for seq, kind, key, row_digest in cursor:
+                head.add(seq, kind, key, row_digest)
+                entries += 1
+                if seq == at:
+                    then = head.checkpoint()
+    except sqlite3.DatabaseError as error:
+        raise Damaged(f"SQLite could not read it: {error}") from None
+    return head.checkpoint(), then, entries
 
 
 # --- full-text indexes -----------------------------------------------------------------------

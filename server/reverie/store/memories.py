@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from reverie.clock import from_iso, to_iso
 from reverie.models import Evidence, Memory, MemoryEntry
 from reverie.store.database import Database
-from reverie.store.search import Focus, any_of, focus, query_terms
+from reverie.store.search import Focus, Readable, any_of, focus, query_terms
 
 _EVIDENCE = TypeAdapter(list[Evidence])
 
@@ -86,7 +86,8 @@ async def ranked_entries(
         return await _by_prior(db, now, scopes, categories, limit)
     where, params = _filters(scopes, categories)
     rows = []
-    for match in _matches(await focus(db, "memories_fts", query)):
+    readable = Readable(scopes=None if scopes is None else tuple(scopes))
+    for match in _matches(await focus(db, "memories_fts", query, readable)):
         rows = await db.fetchall(
             f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (-f.relevance / (1.0 - f.relevance)) + 0.4 * {_PRIOR} AS score
                 FROM (SELECT rowid, bm25(memories_fts) AS relevance FROM memories_fts
@@ -183,7 +184,9 @@ def normalize_space(text: str) -> str:
 
 
 def _memory(row: sqlite3.Row) -> Memory:
-    return Memory(
+    # Built without validation, like `sessions._event`: written valid, and read by the
+    # thousand for every dream and search.
+    return Memory.model_construct(
         id=row["id"],
         content=row["content"],
         category=row["category"],

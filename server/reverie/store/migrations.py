@@ -15,6 +15,7 @@ Invariants the schema itself enforces, so no code path can break them:
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 
 import aiosqlite
 
@@ -240,6 +241,144 @@ m006_empty_dreams = [
          AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.proposal_id = proposals.id)""",
 ]
 
+m007_project_scopes = [
+    # The project a session was worked on in (`reverie.projects`): its key, or NULL for a
+    # session from outside any project (another client, `reverie log FILE`, a session
+    # logged before this). Sessions logged earlier are left NULL: only their free-text
+    # titles hint at a folder, and guessing would file memory under the wrong project;
+    # NULL keeps them, and the entries dreamt from them, visible in every project as before.
+    "ALTER TABLE sessions ADD COLUMN project TEXT",
+    "CREATE INDEX sessions_project ON sessions (project, started_at) WHERE project IS NOT NULL",
+    _refuse("sessions", "UPDATE", "a session keeps its project", "WHEN NEW.project IS NOT OLD.project",
+            name="sessions_project_kept"),
+    # Which project root holds which key, so two folders with one name get two keys and a
+    # key never moves to another folder once memory is kept under it.
+    """CREATE TABLE projects (
+        key TEXT PRIMARY KEY,          -- the scope is project:<key>
+        root TEXT NOT NULL UNIQUE,     -- absolute path of the git root (or folder) it names
+        created_at TEXT NOT NULL
+    )""",
+]
+
+
+# --- m008: tamper evidence -------------------------------------------------------------------
+#
+# What the ledger (`store.ledger`) holds a digest of. Frozen with m008: a change to what is
+# hashed is a new kind in a new migration, or old ledger rows would stop matching.
+
+
+@dataclass(frozen=True)
+class Ledgered:
+    kind: str
+    table: str
+    key: tuple[str, ...]       # the columns that name the row, joined by a space
+    columns: tuple[str, ...]   # the columns hashed
+    when: str = ""             # which rows, as a condition on `{row}.`
+    mutable: bool = False      # logged again on every change; the newest entry must match
+
+    def key_sql(self, row: str) -> str:
+        return " || ' ' || ".join(f"CAST({row}.{c} AS TEXT)" for c in self.key)
+
+    def digest_sql(self, row: str) -> str:
+        return f"reverie_digest('{self.kind}', {', '.join(f'{row}.{c}' for c in self.columns)})"
+
+    def condition(self, row: str) -> str:
+        return self.when.format(row=row) if self.when else "1"
+
+
+_OPERATION = ("proposal_id", "op_id")
+LEDGERED: tuple[Ledgered, ...] = (
+    Ledgered("session", "sessions", ("id",), ("id", "agent_id", "started_at")),
+    Ledgered("session_end", "sessions", ("id",), ("id", "agent_id", "title", "outcome", "outcome_summary",
+             "content_hash", "started_at", "ended_at", "logged_at"), "{row}.ended_at IS NOT NULL"),
+    Ledgered("event", "events", ("id",), ("id", "session_id", "idx", "role", "content", "tool_name", "is_error",
+             "timestamp")),
+    Ledgered("note", "notes", ("id",), ("id", "session_id", "idx", "content", "created_at")),
+    Ledgered("proposal", "proposals", ("id",), ("id", "engine", "scope", "base_revision", "instructions",
+             "stats_json", "created_at", "brief")),
+    Ledgered("proposal_status", "proposals", ("id",), ("id", "status", "decided_at", "applied_revision"),
+             mutable=True),
+    Ledgered("proposal_session", "proposal_sessions", ("proposal_id", "session_id"), ("proposal_id", "session_id")),
+    Ledgered("operation", "operations", _OPERATION, (*_OPERATION, "position", "kind", "targets_json", "before_json",
+             "content", "category", "scope", "confidence", "rationale", "evidence_json", "risk_json")),
+    Ledgered("operation_status", "operations", _OPERATION, (*_OPERATION, "status", "memory_id"), mutable=True),
+    Ledgered("revision", "revisions", ("id",), ("id", "proposal_id", "kind", "created_at")),
+    Ledgered("memory", "memories", ("id",), ("id", "content", "category", "scope", "confidence", "evidence_json",
+             "created_at", "observed_at")),
+    Ledgered("memory_change", "memory_changes", ("id",), ("id", "revision_id", "memory_id", "op_id", "change",
+             "before_json", "after_json")),
+)
+
+
+def _ledger_entry(item: Ledgered, row: str) -> str:
+    return (f"INSERT INTO ledger (kind, key, digest) "
+            f"SELECT '{item.kind}', {item.key_sql(row)}, {item.digest_sql(row)}")
+
+
+def _on_insert(item: Ledgered) -> str:
+    when = f"WHEN {item.condition('NEW')}" if item.when else ""
+    return (f"CREATE TRIGGER ledger_{item.kind} AFTER INSERT ON {item.table} {when} "
+            f"BEGIN {_ledger_entry(item, 'NEW')}; END")
+
+
+def _on_change(item: Ledgered, columns: tuple[str, ...], changed: str) -> str:
+    return (f"CREATE TRIGGER ledger_{item.kind}_change AFTER UPDATE OF {', '.join(columns)} ON {item.table} "
+            f"WHEN {changed} BEGIN {_ledger_entry(item, 'NEW')}; END")
+
+
+def _backfill(item: Ledgered) -> str:
+    """Rows stored before m008 enter the ledger as they are now, so an older database passes doctor."""
+    return f"{_ledger_entry(item, 't')} FROM {item.table} t WHERE {item.condition('t')} ORDER BY {item.key_sql('t')}"
+
+
+def _changed(columns: tuple[str, ...]) -> str:
+    return " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in columns)
+
+
+_BY_KIND = {item.kind: item for item in LEDGERED}
+_PROPOSAL_FIXED = ("id", "engine", "scope", "base_revision", "instructions", "stats_json", "created_at", "brief")
+_OPERATION_FIXED = _BY_KIND["operation"].columns
+
+m008_tamper_evidence = [
+    # One row per logged fact, never changed: kind (see LEDGERED), key (the row's id, or
+    # "proposal op" for an operation), digest (sha256 of the hashed columns, `store.ledger`).
+    """CREATE TABLE ledger (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        digest TEXT NOT NULL
+    )""",
+    "CREATE INDEX ledger_kind_key ON ledger (kind, key)",
+    _refuse("ledger", "UPDATE", "the ledger is append-only"),
+    _refuse("ledger", "DELETE", "the ledger is append-only"),
+    # What a proposal is and what each operation would do (its risk flags included) never
+    # change once stored; only statuses move, and each move is logged.
+    _refuse("proposals", "UPDATE OF " + ", ".join(_PROPOSAL_FIXED), "a proposal keeps what it proposed",
+            name="proposals_immutable"),
+    _refuse("proposals", "DELETE", "proposals are kept"),
+    _refuse("operations", "UPDATE OF " + ", ".join(_OPERATION_FIXED), "an operation keeps what it proposed",
+            name="operations_immutable"),
+    _refuse("operations", "DELETE", "operations are kept"),
+    _refuse("proposal_sessions", "UPDATE", "a proposal keeps the sessions it reviewed"),
+    _refuse("proposal_sessions", "DELETE", "a proposal keeps the sessions it reviewed"),
+    *(_backfill(item) for item in LEDGERED),
+    *(_on_insert(item) for item in LEDGERED),
+    _on_change(_BY_KIND["session_end"], ("ended_at",), "OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL"),
+    _on_change(_BY_KIND["proposal_status"], ("status", "decided_at", "applied_revision"),
+               _changed(("status", "decided_at", "applied_revision"))),
+    _on_change(_BY_KIND["operation_status"], ("status", "memory_id"), _changed(("status", "memory_id"))),
+]
+
+m009_session_authors = [
+    # The grants of whoever wrote the session (a JSON list); a session appended to by several
+    # callers keeps only the grants every one of them held. A dream's change lands in a scope
+    # without a person's approval only if whoever wrote its evidence may write that scope
+    # (`service.access.beyond_authors`). NULL: logged before this column existed, by a caller
+    # nobody recorded, so it counts as holding no grants.
+    "ALTER TABLE sessions ADD COLUMN author_grants_json TEXT",
+]
+
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", m001_initial),
     ("m002_dream_briefs", m002_dream_briefs),
@@ -247,6 +386,9 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m004_ranking_indexes", m004_ranking_indexes),
     ("m005_active_content_index", m005_active_content_index),
     ("m006_empty_dreams", m006_empty_dreams),
+    ("m007_project_scopes", m007_project_scopes),
+    ("m008_tamper_evidence", m008_tamper_evidence),
+    ("m009_session_authors", m009_session_authors),
 ]
 
 # Migrations that rebuild a table other tables reference. Dropping the old copy would trip

@@ -89,6 +89,15 @@ def _operation(row: sqlite3.Row) -> Operation:
     )
 
 
+async def staged_entries(db: Database, proposal_id: str) -> dict[str, dict[str, str]]:
+    """For an import: per op id, the exported entry's id and `observed_at`, which applying keeps.
+
+    An import proposal has no instructions; its `instructions` column holds these instead.
+    """
+    text = await db.scalar("SELECT instructions FROM proposals WHERE id = ? AND engine = 'import'", (proposal_id,))
+    return json.loads(text).get("staged", {}) if text else {}
+
+
 async def reach(db: Database, proposal_id: str) -> tuple[set[str], set[str]]:
     """Whose sessions a stored proposal reviewed, and the scopes of the entries it would archive.
 
@@ -147,9 +156,10 @@ async def supersede_pending(db: Database, proposal_id: str, scope: str | None, a
     changes auto mode holds back from an applied dream come from sessions that dream
     consolidated, which no later dream reviews, so superseding those would lose them.
     """
+    # An import reviewed no sessions: no dream redoes it, so none supersedes it.
     return await db.execute(
         """UPDATE proposals SET status = 'superseded', decided_at = ?
-           WHERE status = 'pending' AND scope IS ? AND id != ? AND NOT EXISTS (
+           WHERE status = 'pending' AND engine != 'import' AND scope IS ? AND id != ? AND NOT EXISTS (
                SELECT 1 FROM proposal_sessions ps WHERE ps.proposal_id = proposals.id AND ps.session_id NOT IN (
                    SELECT session_id FROM proposal_sessions WHERE proposal_id = ?))""",
         (to_iso(at), scope, proposal_id, proposal_id),
@@ -162,7 +172,16 @@ async def last_dream_at(db: Database) -> datetime | None:
         "SELECT max(created_at) FROM proposals WHERE engine != 'import' AND brief IS NULL"))
 
 
-async def newest_open_brief_at(db: Database) -> datetime | None:
-    """When the newest dream brief still waiting for an agent's operations was handed out."""
+async def newest_open_brief_at(db: Database, scope: str | None = None) -> datetime | None:
+    """When the newest dream brief over `scope` (None: over every scope) still waiting for an
+    agent's operations was handed out."""
     return from_iso(await db.scalar(
-        "SELECT max(created_at) FROM proposals WHERE status = 'pending' AND brief IS NOT NULL"))
+        "SELECT max(created_at) FROM proposals WHERE status = 'pending' AND brief IS NOT NULL AND scope IS ?",
+        (scope,)))
+
+
+async def waiting_over(db: Database, scope: str | None) -> bool:
+    """Whether a proposal over `scope` (None: over every scope) waits for a person."""
+    return await db.scalar(
+        "SELECT EXISTS (SELECT 1 FROM proposals WHERE status = 'pending' AND brief IS NULL AND scope IS ?)",
+        (scope,)) == 1

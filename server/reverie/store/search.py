@@ -5,6 +5,11 @@ tenth of all memories) costs more than all the rare ones together while barely c
 the order: its IDF is near zero. `focus` tells the words that can tell rows apart from
 the rest by how many rows each matches in this database, which the index answers cheaply
 (it stops counting at the threshold); callers match rows by those.
+
+It counts only rows the caller may read (`Readable`): counting every agent's rows would let
+whether a query's word is rare, common or absent — and so which excerpts come back — tell
+the caller whether another agent ever used that word. Only the table's size, which says
+nothing about any word, is counted across everyone.
 """
 
 from __future__ import annotations
@@ -62,8 +67,27 @@ class Focus:
     rows: int = 0
 
 
-async def focus(db: Database, table: str, text: str) -> Focus:
-    """Split the words of `text` by how many rows of `table` each matches.
+@dataclass(frozen=True)
+class Readable:
+    """The rows of a table a caller may read: events of `agent_id`'s sessions, memories in
+    `scopes`; None for either means every row (the local caller, who may read them all)."""
+
+    agent_id: str | None = None
+    scopes: tuple[str, ...] | None = None
+
+    def where(self, table: str) -> tuple[str, list[object]]:
+        """A join and condition on `table`'s rows, with its parameters."""
+        if table == "events_fts" and self.agent_id is not None:
+            join = "JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id"
+            return f"{join} WHERE s.agent_id = ? AND", [self.agent_id]
+        if table == "memories_fts" and self.scopes is not None:
+            marks = ", ".join("?" * len(self.scopes)) or "NULL"
+            return f"JOIN memories m ON m.seq = memories_fts.rowid WHERE m.scope IN ({marks}) AND", list(self.scopes)
+        return "WHERE", []
+
+
+async def focus(db: Database, table: str, text: str, readable: Readable) -> Focus:
+    """Split the words of `text` by how many rows of `table` the caller may read each matches.
 
     Words that match nothing are left out (they cost a lookup each and add nothing). A
     word is common if it is in more than ~2% of the rows (COMMON_SHARE), so matching by
@@ -74,7 +98,7 @@ async def focus(db: Database, table: str, text: str) -> Focus:
         return Focus([], [])
     rows = await _row_count(db, table)
     threshold = max(COMMON_FLOOR, math.ceil(rows * COMMON_SHARE))
-    counts = await _match_counts(db, table, terms, threshold)
+    counts = await _match_counts(db, table, terms, threshold, readable)
     found = sorted((t for t in terms if counts[t] > 0), key=counts.__getitem__)
     return Focus([t for t in found if counts[t] < threshold], [t for t in found if counts[t] >= threshold],
                  counts, threshold, rows)
@@ -86,15 +110,17 @@ async def _row_count(db: Database, table: str) -> int:
     return await db.scalar(f"SELECT max(rowid) FROM {_checked(table)}") or 0
 
 
-async def _match_counts(db: Database, table: str, terms: list[str], cap: int) -> dict[str, int]:
-    """How many rows each term matches, counting no further than `cap`."""
+async def _match_counts(db: Database, table: str, terms: list[str], cap: int, readable: Readable) -> dict[str, int]:
+    """How many readable rows each term matches, counting no further than `cap`."""
     table = _checked(table)
     values = ", ".join("(?)" for _ in terms)
+    where, params = readable.where(table)
     rows = await db.fetchall(
         f"""WITH terms(term) AS (VALUES {values})
-            SELECT term, (SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH '"' || term || '"' LIMIT ?))
+            SELECT term, (SELECT count(*) FROM (SELECT 1 FROM {table} {where} {table} MATCH '"' || term || '"'
+                                                LIMIT ?))
             FROM terms""",
-        (*terms, cap),
+        (*terms, *params, cap),
     )
     return {row[0]: row[1] for row in rows}
 

@@ -35,17 +35,42 @@ def _head(row: sqlite3.Row) -> SessionRecord:
     return SessionRecord(
         id=row["id"], agent_id=row["agent_id"], title=row["title"], outcome=row["outcome"],
         outcome_summary=row["outcome_summary"], content_hash=row["content_hash"],
-        started_at=from_iso(row["started_at"]), ended_at=from_iso(row["ended_at"]),
+        started_at=from_iso(row["started_at"]), ended_at=from_iso(row["ended_at"]), project=row["project"],
     )
 
 
 async def create_session(
-    db: Database, session_id: str, agent_id: str, started_at: datetime, logged_at: datetime
+    db: Database, session_id: str, agent_id: str, started_at: datetime, logged_at: datetime,
+    project: str | None = None,
 ) -> None:
     await db.execute(
-        "INSERT INTO sessions (id, agent_id, content_hash, started_at, logged_at) VALUES (?, ?, '', ?, ?)",
-        (session_id, agent_id, to_iso(started_at), to_iso(logged_at)),
+        "INSERT INTO sessions (id, agent_id, content_hash, started_at, logged_at, project) VALUES (?, ?, '', ?, ?, ?)",
+        (session_id, agent_id, to_iso(started_at), to_iso(logged_at), project),
     )
+
+
+async def record_author(db: Database, session_id: str, grants: frozenset[str], first: bool) -> None:
+    """Note who wrote into the session: the first writer's grants, narrowed by every later one's.
+
+    Narrowing, never widening: a session's turns are only as trusted as the least trusted
+    caller that wrote any of them, and one already unknown (NULL) stays unknown.
+    """
+    stored = None if first else await db.scalar("SELECT author_grants_json FROM sessions WHERE id = ?", (session_id,))
+    if not first and (stored is None or set(json.loads(stored)) <= grants):
+        return
+    kept = grants if first else grants & set(json.loads(stored))
+    await db.execute("UPDATE sessions SET author_grants_json = ? WHERE id = ?", (json.dumps(sorted(kept)), session_id))
+
+
+async def authors(db: Database, session_ids: Sequence[str]) -> dict[str, tuple[str, frozenset[str]]]:
+    """Who wrote each session: its agent and the grants recorded for it (none if unknown); unknown ids left out."""
+    found = {}
+    for chunk in _chunks(list(dict.fromkeys(session_ids))):
+        rows = await db.fetchall(
+            f"SELECT id, agent_id, author_grants_json FROM sessions WHERE id IN ({_marks(chunk)})", chunk)
+        for row in rows:
+            found[row[0]] = (row[1], frozenset(json.loads(row[2]) if row[2] else ()))
+    return found
 
 
 async def update_session(db: Database, session_id: str, **fields: object) -> None:
@@ -188,7 +213,9 @@ def _marks(values: Sequence[object]) -> str:
 
 
 def _event(row: sqlite3.Row) -> Event:
-    return Event(
+    # Built without validation: the row was validated when it was written, and a dream
+    # reads tens of thousands of events (validating them again cost a tenth of its time).
+    return Event.model_construct(
         session_id=row["session_id"],
         index=row["idx"],
         role=row["role"],
@@ -199,12 +226,20 @@ def _event(row: sqlite3.Row) -> Event:
     )
 
 
-async def pending_notes(db: Database, agent_id: str, limit: int = 200) -> list[NoteEntry]:
-    """Notes from the agent's sessions that no applied dream has consolidated yet, newest first."""
+# In a project, what was said in that project or in none (`reverie.projects`); never in another.
+_IN_PROJECT = "(:project IS NULL OR s.project IS NULL OR s.project = :project)"
+
+
+async def pending_notes(
+    db: Database, agent_id: str, limit: int = 200, project: str | None = None
+) -> list[NoteEntry]:
+    """Notes from the agent's sessions (in `project`, see _IN_PROJECT) that no applied dream has
+    consolidated yet, newest first."""
     rows = await db.fetchall(
         f"""SELECT n.session_id, n.idx, n.content, n.created_at FROM notes n JOIN sessions s ON s.id = n.session_id
-            WHERE s.agent_id = ? AND NOT {_CONSOLIDATED} ORDER BY n.created_at DESC, n.idx LIMIT ?""",
-        (agent_id, limit),
+            WHERE s.agent_id = :agent AND {_IN_PROJECT} AND NOT {_CONSOLIDATED}
+            ORDER BY n.created_at DESC, n.idx LIMIT :limit""",
+        {"agent": agent_id, "project": project, "limit": limit},
     )
     return [NoteEntry(session_id=r[0], index=r[1], content=r[2], created_at=from_iso(r[3])) for r in rows]
 
@@ -217,29 +252,37 @@ async def pending_notes(db: Database, agent_id: str, limit: int = 200) -> list[N
 SCORED_TURNS = 2_000
 # A turn without its own time was said when its session started, as far as anyone knows.
 _EPISODE_COLUMNS = "e.session_id, e.idx, e.role, e.content, coalesce(e.timestamp, s.started_at)"
+# Only what the user and the assistant said: a tool call's arguments (a TodoWrite list, a Bash
+# command) and a tool's output are the tooling's words — noisy, and written by whoever
+# controls the tool's data — while what was asked, decided and concluded is in the turns.
+_SAID = f"""s.agent_id = :agent AND {_IN_PROJECT} AND e.role IN ('user', 'assistant') AND e.tool_name IS NULL"""
 _TOP_EVENTS = f"""SELECT {_EPISODE_COLUMNS}
     FROM (SELECT rowid, bm25(events_fts) AS relevance FROM events_fts
-          WHERE events_fts MATCH ?1 AND rowid >= (
-              SELECT min(rowid) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?1
-                                      ORDER BY rowid DESC LIMIT ?2))
-          ORDER BY relevance LIMIT ?3) AS f
+          WHERE events_fts MATCH :match AND rowid >= (
+              SELECT min(rowid) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH :match
+                                      ORDER BY rowid DESC LIMIT :scored))
+          ORDER BY relevance LIMIT :top) AS f
     JOIN events e ON e.id = f.rowid JOIN sessions s ON s.id = e.session_id
-    WHERE s.agent_id = ?4 ORDER BY f.relevance LIMIT ?5"""
+    WHERE {_SAID} ORDER BY f.relevance LIMIT :limit"""
 _ALL_EVENTS = f"""SELECT {_EPISODE_COLUMNS} FROM events_fts
     JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
-    WHERE events_fts MATCH ? AND s.agent_id = ? ORDER BY bm25(events_fts) LIMIT ?"""
+    WHERE events_fts MATCH :match AND {_SAID} ORDER BY bm25(events_fts) LIMIT :limit"""
 TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before the agent filter
 
 
-async def search_events(db: Database, terms: list[str], agent_id: str, limit: int = 20) -> list[Episode]:
-    """The agent's past turns with any of `terms` (words, as `search.query_terms` gives them), best by BM25,
-    each whole (`reverie.excerpt` cuts them down to what a reader is shown)."""
+async def search_events(
+    db: Database, terms: list[str], agent_id: str, limit: int = 20, project: str | None = None
+) -> list[Episode]:
+    """The agent's past user and assistant turns (in `project`, see _IN_PROJECT) with any of `terms`
+    (words, as `search.query_terms` gives them), best by BM25, each whole (`reverie.excerpt` cuts
+    them down to what a reader is shown)."""
     match = any_of(terms)
     if match is None:
         return []
-    rows = await db.fetchall(_TOP_EVENTS, (match, SCORED_TURNS, limit * TOP_EVENTS_SHARE, agent_id, limit))
+    found = {"match": match, "agent": agent_id, "project": project, "limit": limit}
+    rows = await db.fetchall(_TOP_EVENTS, {**found, "scored": SCORED_TURNS, "top": limit * TOP_EVENTS_SHARE})
     if len(rows) < limit:
-        rows = await db.fetchall(_ALL_EVENTS, (match, agent_id, limit))
+        rows = await db.fetchall(_ALL_EVENTS, found)
     return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3], timestamp=from_iso(r[4])) for r in rows]
 
 
@@ -255,6 +298,16 @@ async def turns_at(db: Database, places: Sequence[tuple[str, int]]) -> dict[tupl
             found[(r[0], r[1])] = Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3],
                                           timestamp=from_iso(r[4]))
     return found
+
+
+async def recent_in_project(db: Database, agent_id: str, project: str, limit: int) -> list[SessionRecord]:
+    """The agent's `limit` latest ended sessions in `project`, newest first, without events or notes."""
+    rows = await db.fetchall(
+        """SELECT * FROM sessions WHERE project = ? AND agent_id = ? AND ended_at IS NOT NULL
+           ORDER BY started_at DESC, logged_at DESC LIMIT ?""",
+        (project, agent_id, limit),
+    )
+    return [_head(row) for row in rows]
 
 
 async def started_at(db: Database, session_ids: Sequence[str]) -> dict[str, datetime]:
