@@ -13,10 +13,12 @@ from collections import Counter
 
 import pytest
 from conftest import chat, tool_call
+from reverie.config import Settings
 from reverie.confusables import skeleton
 from reverie.effect import destinations, plain_fact
 from reverie.models import Evidence, OperationDraft
 from reverie.safety import instruction_like
+from reverie.service import open_reverie
 from reverie.store import memories
 from test_fuzz import record_figures
 
@@ -187,3 +189,13 @@ def report_variants_kept_out():
         record_figures("poisoning_variants", {"kept_out": dict(KEPT_OUT), "runs": totals})
         print("\npoisoning variants kept out of auto mode: "
               + ", ".join(f"{kind}: {KEPT_OUT[kind]}/{n}" for kind, n in totals.items()))
+
+
+async def test_a_dream_is_judged_by_its_own_sessions_not_another_files_of_the_same_ids(tmp_path, clock):
+    # Two memories whose sessions share ids and lengths: what one user said never vouches for,
+    # or against, what the other said.
+    for name, said in (("first", "I like dark mode"), ("second", "Never force-push to main.")):
+        async with open_reverie(Settings(db_path=tmp_path / f"{name}.db", agent_id="tester"), clock) as reverie:
+            await reverie.log_session(chat(said, "Noted."), session_id="older")
+            proposal = await reverie.propose_dream("heuristic")
+            assert [op.risk for op in proposal.operations] == [[]], name

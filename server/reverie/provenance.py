@@ -80,10 +80,12 @@ class Provenance:
 
     @classmethod
     def of(cls, sessions: Iterable[SessionRecord]) -> Provenance:
-        """The provenance of `sessions`, reused when the last one asked for was of the same
-        sessions: a dream's engine and its gate both ask, and building it reads every output."""
+        """The provenance of `sessions`, reused when the last one asked for was of the very same
+        session objects: a dream's engine and its gate both ask, and building it reads every
+        output. Objects, not ids: another file's sessions may share ids and lengths. The
+        memo holds them, so no later object can take a remembered one's id()."""
         sessions = list(sessions)
-        key = tuple((s.id, len(s.events), len(s.notes)) for s in sessions)
+        key = tuple(id(s) for s in sessions)
         if cls._last is None or cls._last[0] != key:
             cls._last = (key, cls(sessions))
         return cls._last[1]
