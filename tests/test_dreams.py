@@ -93,6 +93,16 @@ async def test_a_changed_value_supersedes_the_old_entry_and_archives_it(reverie)
     assert archived.valid_to is not None and archived.archived_reason == "superseded"
 
 
+async def test_what_follows_a_named_value_does_not_make_it_another_sort_of_thing(reverie):
+    # "PostgreSQL 16 (cluster pg-team-02)": the cluster is where it runs, not a sort of PostgreSQL.
+    await reverie.log_session(chat("which db?", "PostgreSQL 14"), notes=["Team database: PostgreSQL 14"])
+    await reverie.log_session(chat("The team database moved from PostgreSQL 14 to PostgreSQL 16 (cluster pg-team-02).",
+                                   "Noted."), notes=["Team database: PostgreSQL 16"])
+    await dream_and_apply_all(reverie)
+    assert "Team database: PostgreSQL 16" in await contents(reverie)
+    assert "Team database: PostgreSQL 14" not in await contents(reverie)
+
+
 async def test_a_different_fact_with_a_similar_shape_is_not_superseded(reverie):
     await reverie.log_session(chat("db?", "ok"), notes=["Staging database: PostgreSQL 15"])
     await reverie.log_session(chat("db?", "ok"), notes=["Team database: PostgreSQL 16"])

@@ -251,8 +251,10 @@ def _kind(found: list[str], i: int) -> frozenset[str]:
             break
         after.append(token)
     at = _naming(found, i)
-    before = [found[at - 1]] if at else []
-    modifiers = after[:-1] or before
+    if at is None:
+        modifiers = after[:-1]
+    else:  # named before the value: what follows it is something else ("PostgreSQL 16 (cluster pg-2)")
+        modifiers = [found[at - 1]] if at > 0 else []
     return frozenset(w for w in modifiers if w.isalpha() and stem(w) == w and w not in _FILLER)
 
 
