@@ -103,6 +103,18 @@ async def test_what_follows_a_named_value_does_not_make_it_another_sort_of_thing
     assert "Team database: PostgreSQL 14" not in await contents(reverie)
 
 
+async def test_a_verb_before_a_value_is_not_a_sort_of_it(reverie):
+    # "run nightly at 02:00" and "backup window: 02:00" name the time by different words: no sorts to tell apart.
+    await reverie.log_session(chat("Good. Backups run nightly at 02:00 UTC, so schedule the replica build outside "
+                                   "that window.", "Noted."), notes=["Nightly backup window: 02:00 UTC"])
+    await reverie.log_session(chat("The ETL job and the backup keep fighting for IO. I've moved the nightly backup to "
+                                   "03:30 UTC.", "Thanks."),
+                              notes=["Nightly backup window: 03:30 UTC (moved off 02:00 so it no longer overlaps the "
+                                     "ETL job)"])
+    await dream_and_apply_all(reverie)
+    assert not [text for text in await contents(reverie) if "02:00 UTC" in text]
+
+
 async def test_a_different_fact_with_a_similar_shape_is_not_superseded(reverie):
     await reverie.log_session(chat("db?", "ok"), notes=["Staging database: PostgreSQL 15"])
     await reverie.log_session(chat("db?", "ok"), notes=["Team database: PostgreSQL 16"])
@@ -342,7 +354,7 @@ async def test_revert_is_refused_while_a_later_dream_builds_on_it_and_allowed_af
     first = await dream_and_apply_all(reverie)
     await reverie.log_session(chat("c", "d"), notes=["Team database: PostgreSQL 16"])
     second = await dream_and_apply_all(reverie)
-    with pytest.raises(StaleProposal, match="Revert those dreams first"):
+    with pytest.raises(StaleProposal, match=f"the later dream {second.id} changed entries it made or archived"):
         await reverie.revert_dream(first.id)
     await reverie.revert_dream(second.id)
     await reverie.revert_dream(first.id)

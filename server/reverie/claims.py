@@ -151,7 +151,7 @@ class Claim:
     unit: frozenset[str]      # stems naming what the value counts or is
     words: frozenset[str]     # all the statement's content stems, the unit's among them
     changes: bool = False     # the statement says something changed ("moved", "now", "upgraded")
-    kind: frozenset[str] = frozenset()  # which sort of the unit: "yoga" in "yoga classes three times a week"
+    kind: frozenset[str] = frozenset()  # which sort of the unit: "class yoga" in "yoga classes three times a week"
 
     @property
     def context(self) -> frozenset[str]:
@@ -242,20 +242,27 @@ def _naming(found: list[str], i: int) -> int | None:
 
 
 def _kind(found: list[str], i: int) -> frozenset[str]:
-    """The word saying which sort of its unit a value counts: "yoga" in "yoga classes, three
-    times a week", "signed" in "15 signed baseballs". Only a word in its plain form (not
-    "runs", "used"), so a verb before the unit ("runs PostgreSQL 15") names no sort."""
+    """Which sort of its unit a value counts, as "noun modifier": "class yoga" in "yoga classes,
+    three times a week", "len zoom" in "a 70-200mm zoom lens". Only a modifier in its plain
+    form (not "runs", "signed"), so a verb before the unit names no sort."""
     after = []
     for token in found[i + 1 : i + 4]:
-        if token in STOPWORDS or is_value(token):
+        if token in _FILLER or is_value(token):
             break
         after.append(token)
     at = _naming(found, i)
     if at is None:
-        modifiers = after[:-1]
+        noun, modifiers = (after[-1], after[:-1]) if after else ("", [])
     else:  # named before the value: what follows it is something else ("PostgreSQL 16 (cluster pg-2)")
-        modifiers = [found[at - 1]] if at > 0 else []
-    return frozenset(w for w in modifiers if w.isalpha() and stem(w) == w and w not in _FILLER)
+        noun, modifiers = found[at], [found[at - 1]] if at > 0 else []
+    return frozenset(f"{stem(noun)} {w}" for w in modifiers if w.isalpha() and stem(w) == w and w not in _FILLER)
+
+
+def _sorts_apart(a: Claim, b: Claim) -> bool:
+    """The same noun of two different sorts: yoga classes and art classes. Nouns that differ
+    ("backup window" / "run nightly") say nothing of sorts."""
+    nouns = {k.split()[0] for k in a.kind}
+    return bool(a.kind and b.kind) and a.kind.isdisjoint(b.kind) and nouns == {k.split()[0] for k in b.kind}
 
 
 def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] = frozenset()) -> bool:
@@ -268,7 +275,7 @@ def same_subject(a: Claim, b: Claim, short: bool = False, asked: frozenset[str] 
     unit = a.unit & b.unit
     if not unit or (unit <= _SHAPES and a.unit - _SHAPES and b.unit - _SHAPES):
         return False  # nothing in common, or only a shape: "4 engineers" and "5 people" count two things
-    if a.kind and b.kind and a.kind.isdisjoint(b.kind) and not asked & _SORT_WORDS:
+    if _sorts_apart(a, b) and not asked & _SORT_WORDS:
         return False  # yoga classes and art classes; unless the sort is what is asked ("what type of lens")
     shared = (a.words & b.words) - unit
     a_only, b_only = (a.words - b.words, b.words - a.words) if short else (a.context - b.context, b.context - a.context)
@@ -314,12 +321,17 @@ class Stated:
 
 @functools.lru_cache(maxsize=1 << 15)  # recall judges the same entries and notes on every read
 def stated(text: str) -> Stated:
-    found = claims(unquoted(text))
+    found = claims(_AS_OF.sub("", unquoted(text)))
     size = len({w for c in found[:1] for w in c.context | c.unit})
     return Stated(tuple(found), size <= SHORT)
 
 
 _SAID = re.compile(r"^The user said: “(.*)”$", re.S)
+# "(as of 2024-03-15)": when a model-written statement was true (`engines.guidance`). It dates
+# the statement, which `outdated` and the dreams order by their own times; its digits are
+# no value of the subject, and read as one they would make "page 220 (as of …)" disagree
+# with any other dated statement sharing two words.
+_AS_OF = re.compile(r"\s*\(?\bas of \d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2})?\)?", re.I)
 
 
 def unquoted(text: str) -> str:
