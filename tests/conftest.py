@@ -21,8 +21,9 @@ from reverie.service import open_reverie
 
 @pytest.fixture(autouse=True)
 def no_api_key(monkeypatch):
-    """A key in the developer's shell must not switch "auto" dreams to the network."""
+    """A key (or a local model server) in the developer's shell must not switch "auto" dreams to a model."""
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("REVERIE_OPENAI_BASE_URL", raising=False)
 
 
 @pytest.fixture

@@ -2,9 +2,14 @@
 
 `FakeAnthropic` answers each request with the next entry of its script (status, JSON body,
 headers) and records every request body. Map calls run concurrently, so a test that logs
-several sessions gives them interchangeable answers or sets REVERIE_MAP_CONCURRENCY=1. An
-exhausted script answers 500 with `x-should-retry: false`: the test fails at once instead
-of hanging or retrying.
+several sessions either gives them interchangeable answers, sets REVERIE_MAP_CONCURRENCY=1,
+or scripts each answer for the request it belongs to: `answer(body, tool=…, containing=…)`
+is served to the first request that asks for that tool and whose messages hold that text
+(a session's title, a turn), in the order scripted — so a test can play a model that
+answers each session rightly, subtly wrongly or adversarially, and its retry after the
+feedback (`containing="was not valid"`). Scripted answers go first; the plain script
+serves the rest. An exhausted script answers 500 with `x-should-retry: false`: the test
+fails at once instead of hanging or retrying.
 
 `hold_until_concurrent(n)` makes the first n requests wait for one another, which proves
 calls overlap, and then linger for LINGER seconds, so that a request a concurrency limit
@@ -17,6 +22,7 @@ import json
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,9 +30,24 @@ Reply = tuple[int, dict[str, Any], dict[str, str]]
 LINGER = 0.1  # seconds; the client sends its calls at once, so an extra one would arrive within this
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A reply meant for one kind of request: the tool it asks for, and text its messages hold."""
+
+    body: dict[str, Any]
+    tool: str | None = None
+    containing: str | None = None
+
+    def fits(self, request: dict[str, Any]) -> bool:
+        tools = [t.get("name") for t in request.get("tools", [])]
+        said = json.dumps(request.get("messages", []), ensure_ascii=False)
+        return (self.tool is None or self.tool in tools) and (self.containing is None or self.containing in said)
+
+
 class FakeAnthropic:
     def __init__(self) -> None:
         self.script: deque[Reply] = deque()
+        self.answers: list[Answer] = []
         self.requests: list[dict[str, Any]] = []
         self.in_flight = self.max_in_flight = self._arrivals = 0
         self._barrier: threading.Barrier | None = None
@@ -42,6 +63,10 @@ class FakeAnthropic:
 
     def reply(self, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> None:
         self.script.append((status, body, headers or {}))
+
+    def answer(self, body: dict[str, Any], *, tool: str | None = None, containing: str | None = None) -> None:
+        """Serve `body` to the first request for `tool` whose messages contain `containing`."""
+        self.answers.append(Answer(body, tool, containing))
 
     def hold_until_concurrent(self, parties: int) -> None:
         self._barrier = threading.Barrier(parties, timeout=5)
@@ -75,6 +100,9 @@ class FakeAnthropic:
     def _next(self, request: dict[str, Any]) -> Reply:
         with self._lock:
             self.requests.append(request)
+            if fitting := next((a for a in self.answers if a.fits(request)), None):
+                self.answers.remove(fitting)
+                return 200, fitting.body, {}
             if not self.script:
                 return 500, error("api_error", "the fake's script is exhausted"), {"x-should-retry": "false"}
             return self.script.popleft()

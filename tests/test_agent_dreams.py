@@ -67,10 +67,10 @@ async def test_operations_answering_a_brief_become_a_proposal_the_user_reviews_a
 @pytest.mark.parametrize(
     ("citation", "problem"),
     [
-        ({"session_id": "ses_nowhere", "event_index": 0}, "not one of the brief's sessions"),
+        ({"session_id": "ses_nowhere", "event_index": 0}, "not one of the reviewed sessions"),
         ({"event_index": 99}, "has no event 99"),
         ({"note_index": 3}, "has no note 3"),
-        ({"event_index": 2, "quote": "PostgreSQL 17 since Sunday"}, "quote is not in"),
+        ({"event_index": 2, "quote": "PostgreSQL 17 since Sunday"}, "since Sunday” is not in"),
         ({}, "has no"),
     ],
     ids=["unknown-session", "missing-event", "missing-note", "invented-quote", "no-index"],

@@ -34,6 +34,9 @@ RULES = [
          "the store is the bottom layer above models; it knows nothing of its callers"),
     Rule("reverie.service", ("reverie.mcp_server", "reverie.cli"),
          "the use cases are shared by MCP and the CLI, so they import neither"),
+    Rule("reverie.formats", ("reverie.store", "reverie.service", "reverie.engines", "reverie.mcp_server", "reverie.cli",
+                             *MCP_STACK),
+         "a format translates files to and from an export document; importing it is the service's job"),
 ]
 SQL_DRIVERS = ("sqlite3", "aiosqlite")  # only reverie.store may import these
 MODELS = "reverie.models"  # may import only the standard library and pydantic

@@ -20,13 +20,11 @@ from reverie.engines.claude import (
     DEFAULT_MODEL,
     MAP_TOOL,
     REDUCE_TOOL,
-    Sources,
-    checked,
 )
 from reverie.engines.condensing import FULL, condensed
 from reverie.engines.guidance import CURRENT_VALUE, STATEMENTS, TIMES
 from reverie.errors import EngineFailed
-from reverie.models import Event, Evidence, Note, OperationDraft, SessionRecord, Turn, Usage
+from reverie.models import Event, Note, SessionRecord, Turn, Usage
 
 pytestmark = pytest.mark.anyio
 
@@ -171,8 +169,8 @@ async def test_an_invalid_answer_is_retried_once_with_the_problem_fed_back(rever
 async def test_an_invalid_tool_input_is_answered_with_an_error_tool_result(reverie, api):
     sid = await log_test_run(reverie)
     api.reply(candidates(FROM_ROOT))
-    api.reply(operations({**add("x" * 2_500, cite(sid, 4))}, {**add("Tests need the repo root", cite(sid, 4)),
-                                                                "scope": "team"}))
+    api.reply(operations({**add("x" * 2_500, cite(sid, 4, quote="repo root"))},
+                         {**add("Tests need the repo root", cite(sid, 4, quote="repo root")), "scope": "team"}))
     api.reply(operations())
 
     await reverie.propose_dream("anthropic")
@@ -270,20 +268,26 @@ async def test_auto_dreams_with_claude_when_an_api_key_is_set(reverie, api):
     assert proposal.engine == "anthropic" and len(api.requests) == 2
 
 
-async def test_evidence_citing_events_or_notes_that_do_not_exist_is_dropped(reverie, api):
+async def test_evidence_citing_events_or_notes_that_do_not_exist_goes_back_and_is_then_dropped(reverie, api):
     sid = await log_test_run(reverie)
     invented = {"category": "fact", "statement": "CI runs on Jenkins", "evidence": [{"event": 99, "quote": "Jenkins"}]}
     api.reply(candidates(FROM_ROOT, invented))
-    api.reply(operations(
-        add("Run the tests from the repo root", cite(sid, event=4, quote="repo root"), cite(sid, event=99),
-            cite(sid, note=7), cite("s_elsewhere", event=1)),
+    wrong = operations(
+        add("Run the tests from the repo root", cite(sid, event=4, quote="repo root"), cite(sid, event=99, quote="x"),
+            cite(sid, note=7, quote="x"), cite("s_elsewhere", event=1, quote="x")),
         add("CI runs on Jenkins", cite(sid, event=99, quote="Jenkins")),
-    ))
+    )
+    api.reply(wrong)
+    api.reply(wrong)  # the model insists
 
     proposal = await reverie.propose_dream("anthropic")
 
-    (op,) = proposal.operations
-    assert [(e.session_id, e.event_index, e.note_index) for e in op.evidence] == [(sid, 4, None)]
+    assert proposal.operations == []  # nothing rewritten into shape: both refused, twice
+    told = json.dumps(api.requests[2]["messages"][-1])
+    for problem in (f"{sid} has no event 99", f"{sid} has no note 7", "'s_elsewhere' is not one of the reviewed"):
+        assert problem in told
+    assert [d.content for d in proposal.stats.dropped] == ["Run the tests from the repo root", "CI runs on Jenkins"]
+    assert "## Dropped: 2 operations" in proposal.report
     # The map's candidate citing nothing real never reached the reduce.
     assert "Jenkins" not in api.requests[1]["messages"][0]["content"]
 
@@ -347,21 +351,6 @@ async def test_a_long_session_is_condensed_to_numbered_events_and_notes_keeping_
     assert "events left out to fit" in condensed_text and "notes left out to fit" in condensed_text
     assert "\nNotes:\nnote 0: Use pnpm\n" in condensed_text
     assert condensed_text.endswith("note 39: remark 39 " + "n" * 1_000)
-
-
-async def test_checked_evidence_keeps_found_quotes_and_replaces_invented_ones():
-    session = session_of(event(0, "Deploys need the VPN"), event(1, "ssh: connect timed out", "tool"))
-    drafts = [
-        OperationDraft(kind="add", content="Deploys need the VPN", rationale="said",
-                       evidence=[Evidence(session_id="s1", event_index=0, quote="THE vpn")]),
-        OperationDraft(kind="add", content="SSH times out off the VPN", rationale="seen",
-                       evidence=[Evidence(session_id="s1", event_index=1, quote="words never said")]),
-    ]
-
-    said, seen = checked(drafts, Sources.of([session]))
-
-    assert said.evidence[0].quote == "THE vpn"
-    assert seen.evidence[0].quote == "ssh: connect timed out"
 
 
 async def test_an_op_resting_only_on_tool_output_is_flagged_by_the_service(reverie, api):

@@ -308,7 +308,8 @@ def test_importing_the_same_export_twice_adds_nothing_the_second_time(cli, tmp_p
 
     again = cli("import", str(exported), db=fresh)
 
-    assert again.out == "Imported 0 session(s) as history.\n"
+    assert again.out == ("Imported 0 session(s) as history.\n"
+                         "No new memory entries: each one is already in memory or waits in a pending proposal.\n")
     assert entries(cli, db=fresh) == [LINTER]
 
 
@@ -384,7 +385,7 @@ def test_demo_proposes_auto_applies_and_shows_both_agents_memory_without_the_sec
 
     assert result.code == 0, result.err
     assert "# Dream proposal drm_" in result.out
-    assert "# Applied automatically (no risk flags)\nApplied " in result.out
+    assert "# The demo decides for you: it applies the changes without risk flags\nApplied " in result.out
     for agent in ("support-bot", "coding-agent"):
         section = result.out.split(f"# What {agent} reads at its next session start\n")[1]
         memory = section.split("# What ")[0].split("## Memory\n")[1]

@@ -39,7 +39,7 @@ def sessions_noting(sessions: list[dict], note: str) -> list[dict]:
 def tool_calls(session: dict) -> list[tuple[Turn, Turn]]:
     """Each assistant tool call paired with the tool turn that answers it."""
     session_turns = turns(session)
-    pairs = zip(session_turns, session_turns[1:])
+    pairs = zip(session_turns, session_turns[1:], strict=False)  # each turn with the next
     return [(turn, answer) for turn, answer in pairs if turn.role == "assistant" and turn.tool_name]
 
 
@@ -117,7 +117,7 @@ def test_the_staging_database_is_a_separate_fact_noted_once(sessions):
 
 def triples(session: dict) -> list[tuple[tuple[Turn, Turn], ...]]:
     calls = tool_calls(session)
-    return list(zip(calls, calls[1:], calls[2:]))
+    return list(zip(calls, calls[1:], calls[2:], strict=False))
 
 
 def recovers_from_billing_error(session: dict) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import mcp_types as types
 import pytest
 from mcp import Client
-
 from reverie.mcp_server import build_server
 from test_mcp import call, error_of, turns
 

@@ -63,8 +63,8 @@ async def test_the_report_of_an_empty_dream_counts_what_it_looked_at_and_says_wh
                    "1 memory entry, none duplicated, outdated or stale"):
         assert f"- {reason}\n" in report + "\n"
     assert "these 3 sessions stay available to the next dream" in report
-    assert 'propose_dream(engine="agent")' in report and "reverie dream --engine agent" in report
-    assert "--engine heuristic" not in report and "already consistent" not in report
+    assert 'propose_dream(engine="agent")' in report and "reverie dream" not in report  # the report is for chat
+    assert 'engine="heuristic"' not in report and "already consistent" not in report
 
 
 async def test_a_model_engine_that_found_nothing_says_so_and_points_to_the_other_engines(reverie, monkeypatch):
@@ -75,8 +75,8 @@ async def test_a_model_engine_that_found_nothing_says_so_and_points_to_the_other
 
     assert "Engine anthropic looked at 2 sessions (2 turns by the user, 0 notes)" in report
     assert "- the anthropic engine reviewed them and proposed no change" in report
-    assert "--engine heuristic" in report and 'propose_dream(engine="agent")' in report
-    assert "--engine anthropic" not in report
+    assert 'propose_dream(engine="heuristic")' in report and 'propose_dream(engine="agent")' in report
+    assert 'engine="anthropic"' not in report
 
 
 class FindsNothing:

@@ -216,7 +216,7 @@ async def seed_two_agents(settings: Settings) -> dict[str, str]:
                                   notes=[BOB_SESSION_NOTE])
         await reverie.log_session(chat("still working", "ok"), agent_id="bob", session_id="bob-open", ended=False)
         bobs = await reverie.propose_dream("heuristic", scope="agent:bob")
-    return {"bob_proposal": bobs.id, **{scope: m["id"] for scope, m in zip(scopes, memories)}}
+    return {"bob_proposal": bobs.id, **{scope: m["id"] for scope, m in zip(scopes, memories, strict=True)}}
 
 
 @MODES

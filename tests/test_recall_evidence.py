@@ -50,7 +50,8 @@ async def test_the_reply_to_a_question_about_the_query_is_shown_after_it(client)
     view = await call(client, "read_memory", query="Why did she pick the adoption agency?", budget_tokens=300)
 
     assert [e["text"] for e in view["episodes"]] == [question, reply]
-    assert f"#1 user: {question}\n- " in view["markdown"] and view["markdown"].endswith(f"#2 user: {reply}")
+    day = view["episodes"][0]["timestamp"][:10]  # every excerpt is dated
+    assert f"#1 {day} user: {question}\n- " in view["markdown"] and view["markdown"].endswith(f"#2 {day} user: {reply}")
 
 
 async def test_a_reply_keeps_its_place_after_its_question_ahead_of_entries_that_match_less(reverie):

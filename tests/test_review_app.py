@@ -105,6 +105,13 @@ def assert_clean(observed: dict) -> None:
     assert observed["unlabelled"] == []
 
 
+def page_says(applied: ApplyResult) -> str:
+    """The outcome the page shows a person: its own words, not the `message` written for the assistant."""
+    total, undo = len(applied.applied) + len(applied.rejected), "it" if len(applied.applied) == 1 else "them"
+    return (f"Applied {len(applied.applied)} of {total} change{'' if total == 1 else 's'} as revision {applied.revision}. "
+            f"To undo {undo}, ask the assistant to revert dream {applied.proposal_id}.")
+
+
 def canned_apply(proposal: Proposal, approve: list[str], message: str) -> ApplyResult:
     rejected = [op.op_id for op in proposal.operations if op.op_id not in approve]
     return ApplyResult(proposal_id=proposal.id, status="partially_applied" if rejected else "applied", revision=1,
@@ -137,7 +144,7 @@ async def test_a_person_reviews_the_demo_dream_and_the_page_applies_exactly_thei
         {"waitForOutcome": "Not applied"},
         {"snapshot": "refused"},
         {"click": "Apply", "exact": False},
-        {"waitForOutcome": applied.message},
+        {"waitForOutcome": page_says(applied)},
         {"waitForHost": "modelContext", "count": 1},
         {"snapshot": "applied"},
     ]
@@ -168,7 +175,10 @@ async def test_a_person_reviews_the_demo_dream_and_the_page_applies_exactly_thei
     assert refused["apply"]["disabled"] is False
     assert {op_id for op_id, op in refused["ops"].items() if op["approved"]} == set(approve)
     final = observed["snapshots"]["applied"]
-    assert final["outcome"] == applied.message and final["outcomeRole"] == "status"
+    assert final["outcome"] == page_says(applied) and final["outcomeRole"] == "status"
+    assert final["notice"] == (f"Your decisions are applied: {len(approve)} approved, {len(applied.rejected)} rejected. "
+                               "There is nothing left to decide.")
+    assert "Nothing is approved yet" in initial["notice"]
     assert final["apply"]["disabled"] is True and all(op["disabled"] for op in final["ops"].values())
     assert {op_id: op["status"] for op_id, op in final["ops"].items()} == (
         {op_id: "applied" for op_id in applied.applied} | {op_id: "rejected" for op_id in applied.rejected})
@@ -196,7 +206,7 @@ async def test_an_update_shows_the_old_entry_beside_the_new_text_and_never_runs_
         {"decide": update.op_id, "choice": "Approve", "key": "Space"},
         {"snapshot": "decided"},
         {"click": "Apply", "exact": False},
-        {"waitForOutcome": applied.message},
+        {"waitForOutcome": page_says(applied)},
     ]
 
     observed = await run_page(proposal, steps, [tool_result(applied, applied.message)])
@@ -208,3 +218,15 @@ async def test_an_update_shows_the_old_entry_beside_the_new_text_and_never_runs_
     assert observed["host"]["toolCalls"] == [
         {"name": "apply_dream", "arguments": {"proposal_id": proposal.id, "approve": [update.op_id], "edits": {}}}]
     assert_clean(observed)
+
+
+def test_the_review_page_words_every_risk_flag_for_a_person():
+    # A flag the page has no words for would show as its bare identifier, e.g. "names_destination".
+    from typing import get_args
+
+    from reverie.models import RiskFlag
+
+    page = review_html()
+    missing = [flag for flag in get_args(RiskFlag) if not re.search(rf"^\s+{flag}: \"", page, re.MULTILINE)]
+
+    assert missing == []

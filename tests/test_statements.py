@@ -1,15 +1,14 @@
 """Reading facts, preferences and rules out of plain user turns, and telling one subject's new
 value from a different subject (`reverie.claims`, `reverie.engines.statements`)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from reverie import claims
 from reverie.engines.statements import change_terms, statements
 
 DAY = timedelta(days=1)
-T0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("turn, kind", [

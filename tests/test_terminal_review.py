@@ -126,7 +126,7 @@ def test_enter_rejects_a_flagged_change_and_approves_the_others(cli, tmp_path):
     ran = cli("review", stdin="\n" * (len(proposal["operations"]) + 1))
 
     assert ran.code == 0, ran.err
-    assert "risk     " in ran.out and "instruction_like" in ran.out
+    assert "risk     " in ran.out and "reads like" in ran.out  # the flag in words, not instruction_like
     assert memory(cli) == [HARMLESS]
 
 

@@ -4,7 +4,7 @@ against a real SQLite file."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import chat
@@ -12,7 +12,7 @@ from reverie.store import memories as memory_store
 
 pytestmark = pytest.mark.anyio
 
-MAY_1 = datetime(2026, 5, 1, 9, tzinfo=timezone.utc)
+MAY_1 = datetime(2026, 5, 1, 9, tzinfo=UTC)
 
 
 def said(text: str, days: int) -> list:

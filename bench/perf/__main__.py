@@ -26,6 +26,7 @@ from bench.perf.runner import Plan, Results, run  # noqa: E402
 WORKING_TREE = Path(__file__).resolve().parents[2] / "server" / "reverie"
 
 QUICK = dict(sizes=[1000], reference_sizes=[1000], apply_sizes=[1000], sessions=10, calls=60, warmup=10, apply_ops=50)
+# At the default sizes the history grows to 5,000 sessions (1M events): a full run takes ~10 min.
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -39,18 +40,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-reference", action="store_true", help="skip the Node reference server")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every figure and raw sample here")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR instead of a temporary directory")
+    parser.add_argument("--same-history", action="store_true",
+                        help="the same 100 sessions at every size (the harness before the history grew with the size)")
+    parser.add_argument("--no-stdio-ingest", action="store_true", help="skip log_session over stdio")
     parser.add_argument("--seed", type=int, default=7)
     return parser.parse_args(argv)
 
 
 def plan_from(args: argparse.Namespace) -> Plan:
     if args.quick:
-        return Plan(**QUICK, seed=args.seed, with_reference=not args.no_reference, keep=args.keep is not None)
+        return Plan(**QUICK, seed=args.seed, with_reference=not args.no_reference, keep=args.keep is not None,
+                    grow_history=not args.same_history, ingest_stdio=not args.no_stdio_ingest)
     sizes = sorted(_numbers(args.sizes))
     return Plan(sizes=sizes, reference_sizes=_numbers(args.reference_sizes),
                 apply_sizes=[n for n in _numbers(args.apply_sizes) if n <= max(sizes)],
                 calls=args.calls, seed=args.seed, with_reference=not args.no_reference, dream_timeout=args.dream_timeout,
-                keep=args.keep is not None)
+                keep=args.keep is not None, grow_history=not args.same_history, ingest_stdio=not args.no_stdio_ingest)
 
 
 def _numbers(text: str) -> list[int]:
@@ -61,7 +66,7 @@ def markdown(results: Results, about: dict, seconds: float, command: str) -> str
     largest = max(results.latency)
     parts = [
         f"`{command}` — {seconds / 60:.1f} min. {report.machine_line(about)} {report.source_line(about)}",
-        "### read_memory latency (budget 2,000 tokens, seeded query mix)", report.latency_table(results.latency),
+        "### read_memory latency (budget 2,000 tokens, seeded query mix: see bench/perf/data.py)", report.latency_table(results.latency),
         report.kinds_table(largest, results.latency[largest]["read_memory direct"], "service"),
     ]
     if results.reference:
@@ -69,7 +74,9 @@ def markdown(results: Results, about: dict, seconds: float, command: str) -> str
                   report.reference_table(results.reference)]
     elif results.reference_skipped:
         parts.append(f"Reference server skipped: {results.reference_skipped}")
-    parts += ["### log_session ingest (in-process, through the service)", report.ingest_table(results.ingest),
+    parts += ["### log_session ingest", report.ingest_table(results.ingest, results.ingest_stdio),
+              "### History: what every read and every log queries (the history grows with the size)",
+              report.history_table(results.history),
               "### Heuristic dream (one subprocess per size)", report.dream_table(results.dreams)]
     if results.applies:
         parts += ["### apply_dream and revert_dream (in-process, through the service)", report.apply_table(results.applies)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,8 +58,10 @@ PREFERENCES = [
     "Please always include the ticket number in the branch name.", "I want migrations reviewed by a second person.",
     "I prefer metric dashboards in Grafana over ad-hoc SQL.", "Don't deploy on Fridays after noon.",
 ]
-QUERY_KINDS = ["none", "word", "phrase", "question", "rare"]
-QUERY_WEIGHTS = [10, 25, 25, 25, 15]
+# What agents ask read_memory, as we expect it (see generate_queries): no topic at a session
+# start, a task in the user's words, a question, a name the memory holds, one word.
+QUERY_KINDS = ["none", "task", "question", "name", "word"]
+QUERY_WEIGHTS = [15, 35, 25, 15, 10]
 
 
 @dataclass
@@ -74,7 +76,7 @@ class SessionData:
 
 @dataclass
 class Query:
-    kind: str          # none | word | phrase | question | rare
+    kind: str          # one of QUERY_KINDS
     text: str | None   # None: read_memory without a query (the session-start call)
 
 
@@ -225,7 +227,18 @@ def _call(v: Vocabulary, tool: str, component: str, clock: Iterator[datetime]) -
     yield Turn(role="tool", content=output, tool_name=tool, timestamp=next(clock))
 
 
-async def log_sessions(reverie: Reverie, items: list[SessionData]) -> None:
+def history_sessions(first: int, stop: int, turns: int, seed: int, now: datetime) -> Iterator[SessionData]:
+    """Sessions `first`..`stop - 1` of an older history, one at a time (a million turns
+    would not fit in memory at once): session i started 3·(i + 1) hours before `now`, so
+    they all come before the `generate_sessions` ones a dream reviews first."""
+    v = Vocabulary.build(random.Random(seed + first))
+    recurring = [memory_text(v, "fact").split(". ")[0].rstrip(".") + "." for _ in range(40)]
+    for i in range(first, stop):
+        made = _session(v, 0, 0, turns, now - timedelta(hours=3 * (i + 1)), recurring)
+        yield SessionData(**(made.__dict__ | {"id": f"ses_hist_{i:05d}"}))
+
+
+async def log_sessions(reverie: Reverie, items: Iterable[SessionData]) -> None:
     for s in items:
         await reverie.log_session(s.turns, session_id=s.id, agent_id=s.agent_id, title=s.title, notes=s.notes,
                                   outcome=s.outcome)
@@ -235,15 +248,27 @@ async def log_sessions(reverie: Reverie, items: list[SessionData]) -> None:
 
 
 def generate_queries(n: int, seed: int) -> list[Query]:
-    """`n` read_memory queries in a fixed mix of kinds (see QUERY_KINDS / QUERY_WEIGHTS)."""
+    """`n` read_memory queries in a fixed mix of kinds (QUERY_KINDS / QUERY_WEIGHTS).
+
+    - none: a session start without a topic (the SessionStart hook, most first calls);
+    - task: what the user asked for, as an agent passes it on ("fix the billing-api retry
+      timeout on staging"): a component, two or three domain words, maybe an environment;
+    - question: "how do we roll back the auth-worker cache after a deploy failure?";
+    - name: one code name of a team or project, drawn from those the memories and sessions
+      use (Zipf ranks 10-300: each appears in a few entries at 1k, dozens at 100k), never
+      one that matches nothing;
+    - word: a component or technology name alone.
+    """
     v = Vocabulary.build(random.Random(seed))
     r = random.Random(seed + 1)
     makers = {
         "none": lambda: None,
-        "word": lambda: r.choice([v.component(), r.choice(DOMAIN), r.choice(list(TECH))]),
-        "phrase": lambda: f"{r.choice(ENVS)} {r.choice(DOMAIN)}" if r.random() < 0.5 else f"{r.choice(DOMAIN)} {r.choice(FIELDS)}",
+        "task": lambda: (f"{r.choice(['fix', 'debug', 'speed up', 'add', 'review'])} the {v.component()} "
+                         f"{' '.join(r.sample(DOMAIN, r.randint(2, 3)))}"
+                         f"{' on ' + r.choice(ENVS) if r.random() < 0.4 else ''}"),
         "question": lambda: (f"how do we {r.choice(['deploy', 'roll back', 'debug', 'migrate'])} the {v.component()} "
                              f"{r.choice(DOMAIN)} after a {r.choice(DOMAIN)} {r.choice(['failure', 'incident', 'change'])}?"),
-        "rare": lambda: v.codenames[r.randint(200, len(v.codenames) - 1)],
+        "name": lambda: v.codenames[r.randint(10, 300)],
+        "word": lambda: r.choice([v.component(), r.choice(list(TECH))]),
     }
     return [Query(kind, makers[kind]()) for kind in r.choices(QUERY_KINDS, QUERY_WEIGHTS, k=n)]

@@ -1,9 +1,13 @@
-"""`log_session` ingest: events per second, in-process through the service.
+"""`log_session` ingest: events per second, in-process through the service and over stdio.
 
-A fresh database; each session is one `Reverie.log_session` call with its 200 turns as
-`Turn` models (what the MCP layer hands the service after validating the arguments) and
-its notes, so the figure covers redaction, hashing, the inserts and both FTS indexes.
-The file is kept: it is the base every sized database is copied from.
+In-process: a fresh database; each session is one `Reverie.log_session` call with its 200
+turns as `Turn` models (what the MCP layer hands the service after validating the
+arguments) and its notes, so the figure covers redaction, hashing, the inserts and both
+FTS indexes. The file is kept: it is the base every sized database is copied from.
+
+Over stdio: the same sessions, each one `log_session` tool call from a real MCP client to
+`reverie serve` on another fresh database, the turns as JSON objects — what an agent's
+end-of-session call costs, with argument validation, the answer and the client's checks.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 from reverie.config import Settings
 from reverie.service import open_reverie
 
+from bench.perf import pin
 from bench.perf.data import SessionData
 from bench.perf.timing import percentile
 
@@ -35,3 +42,28 @@ async def measure(path: Path, sessions: list[SessionData]) -> dict:
         "events_per_second": round(events / seconds), "call_p50_ms": percentile(per_call, 50),
         "call_p99_ms": percentile(per_call, 99), "db_bytes": path.stat().st_size,
     }
+
+
+def _arguments(s: SessionData) -> dict:
+    turns = [t.model_dump(mode="json", exclude_none=True) for t in s.turns]
+    return {"transcript": turns, "session_id": s.id, "agent_id": s.agent_id, "title": s.title, "notes": s.notes,
+            "outcome": s.outcome}
+
+
+async def stdio(path: Path, sessions: list[SessionData], command: str) -> dict:
+    """The same sessions through `reverie serve` on stdio, one `log_session` call each."""
+    env = {"REVERIE_DB": str(path), "REVERIE_DREAM_MODE": "off"} | pin.environment()
+    per_call = []
+    async with Client(StdioServerParameters(command=command, args=["serve"], env=env)) as client:
+        start = time.perf_counter()
+        for s in sessions:
+            began = time.perf_counter()
+            result = await client.call_tool("log_session", _arguments(s))
+            if result.is_error:
+                raise RuntimeError(f"log_session failed: {result.content}")
+            per_call.append((time.perf_counter() - began) * 1000)
+        seconds = time.perf_counter() - start
+    events = sum(len(s.turns) for s in sessions)
+    return {"sessions": len(sessions), "events": events, "seconds": round(seconds, 3),
+            "events_per_second": round(events / seconds), "call_p50_ms": percentile(per_call, 50),
+            "call_p99_ms": percentile(per_call, 99)}

@@ -106,14 +106,26 @@ def reference_table(pairs: dict[int, tuple[list[Sample], dict]]) -> str:
     return "\n".join(rows)
 
 
-def ingest_table(ingest: dict) -> str:
-    return "\n".join([
-        "| sessions × turns | events | characters | notes | seconds | events/s | per call p50 / p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        f"| {ingest['sessions']} × {ingest['events'] // ingest['sessions']} | {ingest['events']:,} | "
-        f"{ingest['characters']:,} | {ingest['notes']} | {fmt(ingest['seconds'], 2)} | **{ingest['events_per_second']:,}** | "
-        f"{fmt(ingest['call_p50_ms'])} / {fmt(ingest['call_p99_ms'])} |",
-    ])
+def ingest_table(ingest: dict, over_stdio: dict | None = None) -> str:
+    rows = ["| path | sessions × turns | events | seconds | events/s | per call p50 / p99 ms |",
+            "|---|---|---:|---:|---:|---:|"]
+    for label, run in (("in-process, `Reverie.log_session`", ingest), ("stdio, `log_session` tool call", over_stdio)):
+        if run:
+            rows.append(f"| {label} | {run['sessions']} × {run['events'] // run['sessions']} | {run['events']:,} | "
+                        f"{fmt(run['seconds'], 2)} | **{run['events_per_second']:,}** | "
+                        f"{fmt(run['call_p50_ms'])} / {fmt(run['call_p99_ms'])} |")
+    return "\n".join(rows)
+
+
+def history_table(history: dict[int, dict]) -> str:
+    """The queries each read (pending_notes) and each log (the counts) run, by history size."""
+    names = list(next(iter(history.values()))["queries"]) if history else []
+    rows = ["| memories | undreamed sessions | events | " + " | ".join(f"`{q}` p50 / p99 ms" for q in names) + " |",
+            "|---|---:|---:|" + "---:|" * len(names)]
+    for n, h in history.items():
+        cells = " | ".join(f"{fmt(h['queries'][q]['p50_ms'], 2)} / {fmt(h['queries'][q]['p99_ms'], 2)}" for q in names)
+        rows.append(f"| {size_label(n)} | {h['sessions']:,} | {h['events']:,} | {cells} |")
+    return "\n".join(rows)
 
 
 def dream_table(dreams: dict[int, dict]) -> str:

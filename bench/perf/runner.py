@@ -1,7 +1,11 @@
 """The run, step by step: ingest, then per memory size latency, reference and dream, then apply.
 
-Sizes run smallest first. Each sized database is a copy of the ingest database plus N
-memories; the dream works on a copy of that (it writes a proposal, and the latency runs
+Sizes run smallest first. The history grows with the size, as a memory that has been
+used long enough to hold N entries has also logged more: `history_for(n)` sessions of
+200 turns (100 at 1k, 500 at 10k, 5,000 — a million events — at 100k), none dreamed
+over, so at 100k the notes of 5,000 sessions wait (the "long-lived" profile). The
+ingest database is extended to that size (older sessions, through the service, not
+timed) before each size. Each sized database is a copy of it plus N memories; the dream works on a copy of that (it writes a proposal, and the latency runs
 mark entries as read, which changes what is stale). Stdio measurements of Reverie are
 each preceded by the no-op floor in the same protocol, so both see the same machine state.
 """
@@ -14,8 +18,11 @@ from datetime import datetime
 from pathlib import Path
 
 from reverie.clock import utcnow
+from reverie.config import Settings
+from reverie.service import open_reverie
 
-from bench.perf import apply, data, dream, fixtures, ingest, latency, reference
+from bench.perf import apply, data, dream, fixtures, history, ingest, latency, reference
+from bench.perf.data import history_sessions
 from bench.perf.timing import Sample
 
 
@@ -33,11 +40,19 @@ class Plan:
     seed: int = 7
     with_reference: bool = True
     keep: bool = False          # keep every database in the work directory
+    grow_history: bool = True   # history_for(n) sessions at n memories; else `sessions` at every size
+    ingest_stdio: bool = True   # log_session over stdio too
+
+    def history_for(self, n: int) -> int:
+        """Sessions logged by the time memory holds `n` entries: one per 20 entries, at least `sessions`."""
+        return max(self.sessions, n // 20) if self.grow_history else self.sessions
 
 
 @dataclass
 class Results:
     ingest: dict = field(default_factory=dict)
+    ingest_stdio: dict = field(default_factory=dict)
+    history: dict[int, dict] = field(default_factory=dict)  # sessions, events, and the per-read/per-log queries
     loads: dict[int, dict] = field(default_factory=dict)
     latency: dict[int, dict[str, list[Sample]]] = field(default_factory=dict)
     reference: dict[int, tuple[list[Sample], dict]] = field(default_factory=dict)
@@ -54,15 +69,31 @@ async def run(plan: Plan, workdir: Path) -> Results:
     now, results = utcnow(), Results()
     say(f"ingest: {plan.sessions} sessions × {plan.turns} turns")
     base = workdir / "sessions.db"
-    results.ingest = await ingest.measure(base, data.generate_sessions(plan.sessions, plan.turns, plan.seed, now))
+    made = data.generate_sessions(plan.sessions, plan.turns, plan.seed, now)
+    results.ingest = await ingest.measure(base, made)
+    if plan.ingest_stdio:
+        say(f"ingest over stdio: {plan.sessions} log_session calls to `reverie serve`")
+        results.ingest_stdio = await ingest.stdio(workdir / "stdio-ingest.db", made, latency.reverie_command())
+        _remove(workdir / "stdio-ingest.db", plan.keep)
     calls = latency.calls_for(data.generate_queries(plan.calls, plan.seed))
+    logged = plan.sessions
     for n in plan.sizes:
+        logged = await _grow_history(plan, base, logged, plan.history_for(n), now)
         await _one_size(plan, results, base, workdir, n, now, calls)
     for n in plan.apply_sizes:
         say(f"apply_dream / revert_dream of {plan.apply_ops} operations over {n:,} memories")
         results.applies[n] = await apply.measure(workdir / f"apply-{n}.db", n, plan.apply_ops, plan.seed, now)
         _remove(workdir / f"apply-{n}.db", plan.keep)
     return results
+
+
+async def _grow_history(plan: Plan, base: Path, logged: int, wanted: int, now: datetime) -> int:
+    """Log older sessions into `base` until it holds `wanted` (untimed: ingest is measured above)."""
+    if wanted > logged:
+        say(f"history: logging sessions {logged:,}..{wanted:,} ({(wanted - logged) * plan.turns:,} more events)")
+        async with open_reverie(Settings(db_path=base)) as reverie:
+            await data.log_sessions(reverie, history_sessions(logged, wanted, plan.turns, plan.seed, now))
+    return max(logged, wanted)
 
 
 async def _one_size(plan: Plan, results: Results, base: Path, workdir: Path, n: int, now: datetime, calls) -> None:
@@ -72,6 +103,8 @@ async def _one_size(plan: Plan, results: Results, base: Path, workdir: Path, n: 
     dreaming = fixtures.copy(sized, workdir / f"dream-{n}.db")
     say(f"{n:,} memories: read_memory latency, {plan.calls} calls per path")
     results.latency[n] = await _latencies(sized, calls, plan.warmup)
+    results.history[n] = {"sessions": plan.history_for(n), "events": plan.history_for(n) * plan.turns,
+                          "queries": await history.measure(sized, 100)}
     if plan.with_reference and n in plan.reference_sizes:
         await _reference(plan, results, n, now, calls, sized)
     say(f"{n:,} memories: heuristic dream over {plan.sessions} sessions (subprocess)")

@@ -11,21 +11,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias, get_args
 
 import anyio
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reverie import __version__, claude_transcript, hooks
 from reverie.config import Settings
 from reverie.errors import InvalidInput, ReverieError
+from reverie.models import OperationDraft, Outcome
+from reverie.report import applied_text, memory_markdown, proposal_markdown
 from reverie.service import Reverie, open_reverie
 
+if TYPE_CHECKING:
+    from reverie.tokens import ListedToken  # loaded at run time only by `reverie token`
+
 Command = Callable[[Reverie, argparse.Namespace], Awaitable[None]]
+# What add_subparsers returns: generic only in typeshed, so the alias is a string.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             return drain_spool(args)
         anyio.run(_run, args)
     except ReverieError as error:
-        print(f"reverie: {error}", file=sys.stderr)
+        print(f"reverie: {error.terminal or error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `reverie show --json | head` closed the pipe: not an error
         sys.stderr.close()
@@ -61,7 +70,7 @@ async def _run(args: argparse.Namespace) -> None:
         await COMMANDS[args.command](reverie, args)
 
 
-def emit(args: argparse.Namespace, model: BaseModel | dict, text: str) -> None:
+def emit(args: argparse.Namespace, model: BaseModel | dict[str, Any], text: str) -> None:
     if getattr(args, "json", False):
         data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -78,8 +87,24 @@ def serve(args: argparse.Namespace) -> int:
         return serve_http(args, settings)
     if args.host or args.port is not None or args.tokens or args.allow_host:
         raise InvalidInput("--host, --port, --tokens and --allow-host serve over HTTP: add --http.")
-    build_server(settings).run()
+    server = build_server(settings)
+    if sys.stdin.isatty():
+        print(_waiting_for_a_client(args, settings), file=sys.stderr, flush=True)
+    server.run()
     return 0
+
+
+def _waiting_for_a_client(args: argparse.Namespace, settings: Settings) -> str:
+    """For a person who ran `reverie serve` by hand: stdout is the protocol, so it would look dead."""
+    command = [str(Path(sys.argv[0]).resolve()), "serve"]
+    command += ["--db", str(settings.db_path.resolve())] if args.db else []
+    command += ["--agent", settings.agent_id] if args.agent else []
+    desktop = json.dumps({"mcpServers": {"reverie": {"command": command[0], "args": command[1:]}}})
+    return (f"reverie: serving MCP on stdio for {settings.db_path.resolve()}: waiting for an MCP client on this "
+            "terminal's stdin and stdout. A client starts this command itself, so stop it (Ctrl-C) and add it to one:\n"
+            f"  Claude Code:    claude mcp add reverie -- {' '.join(command)}\n"
+            f"  Claude Desktop: {desktop} in claude_desktop_config.json\n"
+            "  Any client over HTTP: reverie serve --http (then connect to http://127.0.0.1:8765/mcp)")
 
 
 def serve_http(args: argparse.Namespace, settings: Settings) -> int:
@@ -126,13 +151,13 @@ def _running_server_effect(first: bool) -> str:
     return "A running `reverie serve --http` accepts it from the next request; no restart is needed."
 
 
-def _token_table(listed: list, path: Path) -> str:
+def _token_table(listed: list[ListedToken], path: Path) -> str:
     if not listed:
         return f"No tokens in {path}. Add one with: reverie token add --agent ID [--scope S]..."
     rows = [("id", "agent", "scopes", "label", "created (UTC)")] + [
         (t.id, t.agent_id, " ".join(t.scopes), t.label or "-", f"{t.created_at:%Y-%m-%d %H:%M}") for t in listed]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[4]]) for row in rows)
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)), row[4]]) for row in rows)
 
 
 def hook(args: argparse.Namespace) -> int:
@@ -222,15 +247,36 @@ def _read_input(name: str) -> str:
 
 
 async def dream(reverie: Reverie, args: argparse.Namespace) -> None:
-    with progress(args, f"Dreaming ({args.engine} engine)…"):
-        proposal = await reverie.propose_dream(args.engine, max_sessions=args.max_sessions, scope=args.scope,
-                                               instructions=args.instructions)
+    if args.brief_id or args.operations:
+        proposal = await reverie.propose_dream(brief_id=args.brief_id, operations=_operations(args.operations))
+    else:
+        with progress(args, f"Dreaming ({args.engine} engine)…"):
+            proposal = await reverie.propose_dream(args.engine, max_sessions=args.max_sessions, scope=args.scope,
+                                                   instructions=args.instructions)
     if not (args.auto and proposal.status == "pending"):
-        emit(args, proposal, proposal.report)
+        emit(args, proposal, proposal_markdown(proposal, "terminal"))
         return
     result = await reverie.apply_unflagged(proposal.id)
     both = {"proposal": proposal.model_dump(mode="json"), "applied": result.model_dump(mode="json")}
-    emit(args, both, f"{proposal.report}\n\n{result.message}")
+    decided = await reverie.proposal(proposal.id)  # its ops marked applied or rejected: nothing left to decide
+    emit(args, both, f"{proposal_markdown(decided, 'terminal')}\n\n{applied_text(result)}")
+
+
+def _operations(name: str | None) -> list[OperationDraft] | None:
+    """The operations a model wrote from a dream brief: a JSON list, or {"operations": [...]}."""
+    if name is None:
+        return None
+    try:
+        document = json.loads(_read_input(name))
+        listed = document.get("operations") if isinstance(document, dict) else document
+        return TypeAdapter(list[OperationDraft]).validate_python(listed)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"{name} is not JSON: {error}.") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "the document"
+        raise InvalidInput(f"{name} is not a list of operations: at {where}, {first['msg']} "
+                           "(each needs kind, rationale and, except a prune, content).") from None
 
 
 def progress(args: argparse.Namespace, message: str) -> AbstractContextManager[object]:
@@ -245,10 +291,10 @@ def progress(args: argparse.Namespace, message: str) -> AbstractContextManager[o
 async def show(reverie: Reverie, args: argparse.Namespace) -> None:
     if args.proposal_id:
         proposal = await reverie.proposal(args.proposal_id)
-        emit(args, proposal, proposal.report)
+        emit(args, proposal, proposal_markdown(proposal, "terminal"))
     else:
         view = await reverie.read_memory(args.query, budget_tokens=args.budget, scope=args.scope)
-        emit(args, view, view.markdown)
+        emit(args, view, memory_markdown(view.entries, view.notes, view.episodes, view.pending_proposals, "terminal"))
 
 
 async def recall(reverie: Reverie, args: argparse.Namespace) -> None:
@@ -268,15 +314,32 @@ async def review(reverie: Reverie, args: argparse.Namespace) -> None:
 async def apply(reverie: Reverie, args: argparse.Namespace) -> None:
     """Without --approve, what carries no risk flag (flagged changes wait, as on every other path)."""
     edits = dict(_edit(e) for e in args.edit or [])
-    if args.approve is None:
+    proposal_id, approved = _proposal_and_ops(args.proposal_id, args.approve)
+    if approved is None:
         if edits:
             raise InvalidInput("--edit changes an approved op: name the ops you approve with --approve OP... "
                                "(or --approve all).")
-        result = await reverie.apply_unflagged(args.proposal_id)
+        result = await reverie.apply_unflagged(proposal_id)
     else:
-        approve = "all" if args.approve == ["all"] else [i for part in args.approve for i in part.split(",") if i]
-        result = await reverie.apply_dream(args.proposal_id, approve, edits or None)
-    emit(args, result, result.message)
+        result = await reverie.apply_dream(proposal_id, "all" if approved == ["all"] else approved, edits or None)
+    emit(args, result, applied_text(result))
+
+
+OP_ID = re.compile(r"op\d+|all", re.IGNORECASE)
+
+
+def _proposal_and_ops(proposal_id: str | None, approve: list[str] | None) -> tuple[str, list[str] | None]:
+    """The proposal and the ops approved in it. --approve takes several values, so in
+    `apply --approve op1 op2 drm_…` argparse hands it the proposal id too: the one value that
+    is no op id is the proposal."""
+    ops = None if approve is None else [i for part in approve for i in part.split(",") if i]
+    others = [value for value in ops or [] if not OP_ID.fullmatch(value)]
+    if proposal_id is None and len(others) == 1 and len(ops or []) > 1:
+        proposal_id, ops = others[0], [value for value in ops or [] if value != others[0]]
+    if proposal_id is None:
+        raise InvalidInput("Name the proposal to apply: reverie apply PROPOSAL_ID [--approve OP...] "
+                           "(`reverie show` lists the pending ones).")
+    return proposal_id, ops
 
 
 def _edit(text: str) -> tuple[str, str]:
@@ -288,10 +351,13 @@ def _edit(text: str) -> tuple[str, str]:
 
 async def revert(reverie: Reverie, args: argparse.Namespace) -> None:
     result = await reverie.revert_dream(args.proposal_id)
-    emit(args, result, result.message)
+    emit(args, result, result.message)  # the same for every reader: it names no next step
 
 
 async def export(reverie: Reverie, args: argparse.Namespace) -> None:
+    if args.claude_code is not None or args.anthropic_store:
+        await export_files(reverie, args)
+        return
     document = json.dumps(await reverie.export(), indent=2, ensure_ascii=False)
     if args.output == "-":
         print(document)
@@ -302,36 +368,74 @@ async def export(reverie: Reverie, args: argparse.Namespace) -> None:
         raise InvalidInput(f"Cannot write {args.output}: {error.strerror}.") from None
 
 
+async def export_files(reverie: Reverie, args: argparse.Namespace) -> None:
+    """`reverie export --claude-code [DIR] | --anthropic-store DIR`: memory as another tool's files."""
+    from reverie.formats import anthropic_store, claude_code, written  # loaded only for these exports
+
+    if args.claude_code is not None:
+        folder = Path(args.claude_code).expanduser() if args.claude_code else claude_code.memory_dir(Path.cwd())
+        files = claude_code.render(await reverie.curated(project=await reverie.project_key(str(Path.cwd()))))
+    else:
+        folder, files = Path(args.anthropic_store).expanduser(), anthropic_store.render(await reverie.curated())
+    changes = written.write_owned(folder, files, "*.md" if args.claude_code is not None else "*")
+    print(f"Exported memory to {folder}:")
+    print("\n".join(f"  {change.line()}" for change in changes))
+    if args.claude_code is not None and any(c.path == claude_code.INDEX and c.action == "kept" for c in changes):
+        print(f"Claude Code loads only {claude_code.INDEX}, which Reverie did not write: bring its memories in with "
+              "reverie import --claude-code, move it away, and export again to have Reverie's index loaded.")
+
+
 async def import_(reverie: Reverie, args: argparse.Namespace) -> None:
-    try:
-        document = json.loads(_read_input(args.file))
-    except json.JSONDecodeError as error:
-        raise InvalidInput(f"{args.file} is not JSON: {error}.") from None
-    counts = await reverie.import_(document)
+    document, source = await _import_document(reverie, args)
+    counts = await reverie.import_(document, source)
     print(f"Imported {counts['sessions']} session(s) as history.")
     if counts["proposal_id"]:
         print(f"{counts['memories']} memory entries await review in proposal {counts['proposal_id']}: "
               f"reverie review {counts['proposal_id']} (or reverie apply {counts['proposal_id']} --approve all).")
+    else:
+        print("No new memory entries: each one is already in memory or waits in a pending proposal.")
+
+
+async def _import_document(reverie: Reverie, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The document to import and what to call its source: a Reverie export, or another tool's memory."""
+    from reverie.formats import anthropic_store, claude_code, server_memory  # loaded only for imports
+    from reverie.service.access import check_scope
+
+    agent, scope = reverie.settings.agent_id, args.scope and check_scope(args.scope)
+    other = args.claude_code is not None or args.server_memory or args.anthropic_store
+    if args.file and other:
+        raise InvalidInput(f"Import either the export file {args.file!r} or another tool's memory, not both.")
+    if scope and not other:
+        raise InvalidInput("--scope applies to --claude-code, --server-memory and --anthropic-store; an export's "
+                           "entries keep their own scopes.")
+    if args.claude_code is not None:
+        folder = Path(args.claude_code).expanduser() if args.claude_code else claude_code.memory_dir(Path.cwd())
+        scope = scope or f"project:{await reverie.project_key(str(Path.cwd()), claim=True)}"
+        return claude_code.read(folder, scope=scope, agent_id=agent), claude_code.LABEL
+    if args.server_memory:
+        return server_memory.read(Path(args.server_memory).expanduser(), scope=scope or "user",
+                                  agent_id=agent), server_memory.LABEL
+    if args.anthropic_store:
+        return anthropic_store.read(Path(args.anthropic_store).expanduser(), scope=scope or "shared",
+                                    agent_id=agent), anthropic_store.LABEL
+    if not args.file:
+        raise InvalidInput("Name what to import: an export file (or - for stdin), --claude-code [DIR], "
+                           "--server-memory FILE or --anthropic-store DIR.")
+    try:
+        return json.loads(_read_input(args.file)), "an export"
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"{args.file} is not JSON: {error}.") from None
 
 
 async def demo(args: argparse.Namespace) -> None:
-    from reverie.demo import log_demo_sessions
+    from reverie.demo import run_demo
 
     if args.db and Path(args.db).exists():
         raise InvalidInput(f"{args.db} exists; the demo logs its sessions into a new database file. "
-                           "Omit --db to use a temporary one.")
-    with tempfile.TemporaryDirectory(prefix="reverie-demo-") as folder:
-        path = Path(args.db) if args.db else Path(folder) / "demo.db"
-        async with open_reverie(Settings(db_path=path, agent_id="support-bot")) as reverie:
-            ids = await log_demo_sessions(reverie)
-            print(f"# Logged {len(ids)} example sessions into {path}\n")
-            proposal = await reverie.propose_dream("heuristic")
-            print(proposal.report + "\n")
-            result = await reverie.apply_unflagged(proposal.id)
-            print(f"# Applied automatically (no risk flags)\n{result.message}\n")
-            for agent in ("support-bot", "coding-agent"):
-                view = await reverie.read_memory(agent_id=agent, budget_tokens=1500)
-                print(f"# What {agent} reads at its next session start\n{view.markdown}\n")
+                           "Omit --db to have it make one in a new temporary folder.")
+    # Kept, not deleted: the demo ends by suggesting commands to try on it.
+    path = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="reverie-demo-")) / "demo.db"
+    await run_demo(path, print)
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -365,11 +469,25 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+DB_HELP = "database file (default: $REVERIE_DB, else the user data dir)"
+AGENT_HELP = "agent id (default: $REVERIE_AGENT_ID, else 'default')"
+
+
+def global_options(*, agent: bool = True) -> argparse.ArgumentParser:
+    """--db and --agent, for every subcommand too, so `reverie show --db X` works like
+    `reverie --db X show`. SUPPRESS: absent after the subcommand, the value before it stands."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    if agent:  # `token add` has an --agent of its own: the agent the token speaks for
+        options.add_argument("--agent", default=argparse.SUPPRESS, help=AGENT_HELP)
+    return options
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="reverie", description="A memory for AI agents that dreams.")
     top.add_argument("--version", action="version", version=f"reverie {__version__}")
-    top.add_argument("--db", help="database file (default: $REVERIE_DB, else the user data dir)")
-    top.add_argument("--agent", help="agent id (default: $REVERIE_AGENT_ID, else 'default')")
+    top.add_argument("--db", help=DB_HELP)
+    top.add_argument("--agent", help=AGENT_HELP)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
     _token_parser(sub)
@@ -381,18 +499,44 @@ def parser() -> argparse.ArgumentParser:
     look.add_argument("proposal_id", nargs="?", help="the proposal to review (default: every pending one)")
     _apply_parser(sub)
     one = _command(sub, "revert", "undo an applied dream exactly")
-    one.add_argument("proposal_id")
+    one.add_argument("proposal_id", help="the applied dream to undo (a later dream built on it is reverted first)")
     one.add_argument("--json", action="store_true", help="print JSON")
-    out = _command(sub, "export", "write memory and sessions as one JSON document")
-    out.add_argument("output", nargs="?", default="-", help="file to write (default: stdout)")
-    into = _command(sub, "import", "add an export's sessions as history; its new entries wait in a proposal to review")
-    into.add_argument("file", help="an export file, or - for stdin")
-    _command(sub, "demo", "log example sessions into a temporary database, dream, apply, show the result")
+    _export_parser(sub)
+    _import_parser(sub)
+    _command(sub, "demo", "log example sessions into a new database, dream, apply, show the result, "
+                          "and keep the database to try the other commands on")
     _checkup_parsers(sub)
     return top
 
 
-def _serve_parser(sub) -> None:
+def _export_parser(sub: Subcommands) -> None:
+    out = _command(sub, "export", "write memory and sessions as one JSON document, or memory as another tool's "
+                                  "files (never overwriting a file Reverie did not write)")
+    out.add_argument("output", nargs="?", default="-", help="file to write (default: stdout)")
+    target = out.add_mutually_exclusive_group()
+    target.add_argument("--claude-code", nargs="?", const="", metavar="DIR",
+                        help="write Claude Code's auto memory (MEMORY.md and topic files) for the project here "
+                             "(default DIR: its folder under ~/.claude/projects)")
+    target.add_argument("--anthropic-store", metavar="DIR",
+                        help="write one document per scope and category, to upload to a Managed Agents memory store")
+
+
+def _import_parser(sub: Subcommands) -> None:
+    into = _command(sub, "import", "add an export's sessions as history, or read another tool's memory; "
+                                   "new entries wait in a proposal to review")
+    into.add_argument("file", nargs="?", help="an export file, or - for stdin")
+    source = into.add_mutually_exclusive_group()
+    source.add_argument("--claude-code", nargs="?", const="", metavar="DIR",
+                        help="read Claude Code's auto memory (default DIR: this project's folder under "
+                             "~/.claude/projects)")
+    source.add_argument("--server-memory", metavar="FILE",
+                        help="read the knowledge graph (JSONL) of @modelcontextprotocol/server-memory")
+    source.add_argument("--anthropic-store", metavar="DIR", help="read documents downloaded from a memory store")
+    into.add_argument("--scope", help="where the entries go (default: --claude-code this project's scope, "
+                                      "--server-memory user, --anthropic-store the scope each path names, else shared)")
+
+
+def _serve_parser(sub: Subcommands) -> None:
     serve_cmd = _command(sub, "serve", "run the MCP server on stdio (what Claude Desktop and Claude Code start), "
                                       "or over HTTP with --http")
     # Defaults stay None so the REVERIE_DREAM_* environment variables apply when a flag is absent.
@@ -410,31 +554,52 @@ def _serve_parser(sub) -> None:
                            help="with --http: another name clients reach this server by (Host header); repeatable")
 
 
-def _token_parser(sub) -> None:
-    token_cmd = _command(sub, "token", "add, list or revoke the bearer tokens HTTP clients present")
+def _token_parser(sub: Subcommands) -> None:
+    token_cmd = _command(sub, "token", "add, list or revoke the bearer tokens HTTP clients present", agent=False)
     token_cmd.add_argument("--tokens", metavar="PATH",
                            help="tokens file (default: $REVERIE_TOKENS, else tokens.json beside the database)")
     actions = token_cmd.add_subparsers(dest="token_command", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="make a token for an agent and print it (only this once)")
+    add = actions.add_parser("add", help="make a token for an agent and print it (only this once)",
+                             parents=[global_options(agent=False)])
     add.add_argument("--agent", dest="token_agent", required=True, metavar="ID", help="the agent the token speaks for")
     add.add_argument("--scope", action="append", metavar="SCOPE",
                      help="a grant, repeatable: read:shared, write:shared, read:user, write:user, project:<key>, "
                           "read:project:<key>, project:* (default: read:shared read:user)")
     add.add_argument("--label", help="a name to list and revoke it by")
-    listed = actions.add_parser("list", help="list tokens: id, agent, scopes, label (never the token)")
+    listed = actions.add_parser("list", help="list tokens: id, agent, scopes, label (never the token)",
+                                parents=[global_options(agent=False)])
     listed.add_argument("--json", action="store_true", help="print JSON")
-    revoke = actions.add_parser("revoke", help="revoke a token by its id or label")
-    revoke.add_argument("key", metavar="ID-OR-LABEL")
+    revoke = actions.add_parser("revoke", help="revoke a token by its id or label",
+                                parents=[global_options(agent=False)])
+    revoke.add_argument("key", metavar="ID-OR-LABEL", help="the token's id (tok_…) or its --label")
 
 
-def _command(sub, name: str, purpose: str) -> argparse.ArgumentParser:
+def _command(sub: Subcommands, name: str, purpose: str, *, agent: bool = True, **options: Any
+             ) -> argparse.ArgumentParser:
     """A subcommand whose purpose shows both in `reverie --help` and in its own --help."""
-    return sub.add_parser(name, help=purpose, description=purpose)
+    return sub.add_parser(name, help=purpose, description=purpose, parents=[global_options(agent=agent)], **options)
 
 
-def _log_parser(sub) -> None:
+LOG_FORMATS = """transcript formats (recognised in this order):
+  JSON turns   [{"role": "user", "content": "..."}, ...] or {"turns": [...]}: role is
+               user, assistant, tool or system; a turn may also carry tool_name,
+               is_error (true/false) and timestamp (ISO 8601)
+  Claude Code  a session's JSONL file (~/.claude/projects/<project>/<session>.jsonl),
+               logged under its own session id
+  plain text   lines starting "User:", "Assistant:", "System:", "Tool:" or
+               "Tool(name):" start a turn; text with none of them is one user turn
+
+examples:
+  reverie log chat.txt --note "The team database is PostgreSQL 16" --outcome success
+  reverie log ~/.claude/projects/my-app/3f2c….jsonl
+  some-agent --transcript | reverie log - --title "nightly triage"
+"""
+
+
+def _log_parser(sub: Subcommands) -> None:
     log_cmd = _command(sub, "log", "log a transcript: JSON turns, plain text, or a Claude Code JSONL file "
-                                   "(under its own session id: logging it again stores only what is new)")
+                                   "(under its own session id: logging it again stores only what is new)",
+                       epilog=LOG_FORMATS, formatter_class=argparse.RawDescriptionHelpFormatter)
     log_cmd.add_argument("file", nargs="?", help="transcript file, or - for stdin")
     source = log_cmd.add_mutually_exclusive_group()
     source.add_argument("--claude-code-hook", action="store_true",
@@ -447,22 +612,29 @@ def _log_parser(sub) -> None:
     log_cmd.add_argument("--title", help="session title (default: the file name; for a Claude Code transcript, "
                                          "the project and its first request)")
     log_cmd.add_argument("--note", action="append", help="a note to remember (repeatable)")
-    log_cmd.add_argument("--outcome", choices=["success", "failure", "partial", "unknown"])
+    log_cmd.add_argument("--outcome", choices=get_args(Outcome), help="how the session ended")
     log_cmd.add_argument("--open", action="store_true", help="keep the session open for more turns")
     log_cmd.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _dream_parser(sub) -> None:
+def _dream_parser(sub: Subcommands) -> None:
     dream_cmd = _command(sub, "dream", "propose a consolidation of memory and recent sessions")
-    dream_cmd.add_argument("--engine", default="auto", help="auto (default), heuristic, anthropic or agent")
-    dream_cmd.add_argument("--max-sessions", type=int, default=100)
+    dream_cmd.add_argument("--engine", default="auto",
+                           help="auto (default), heuristic, anthropic, openai (a local model server) or agent")
+    dream_cmd.add_argument("--max-sessions", type=int, default=100, metavar="N",
+                           help="review at most the N most recent sessions not yet dreamed over (default 100)")
     dream_cmd.add_argument("--scope", help="only this scope, e.g. agent:coding-agent")
     dream_cmd.add_argument("--instructions", help="what to focus on")
     dream_cmd.add_argument("--auto", action="store_true", help="apply changes without risk flags; the rest wait")
+    dream_cmd.add_argument("--brief-id", metavar="ID", help="with --operations: the dream brief they answer "
+                                                            "(from `reverie dream --engine agent`)")
+    dream_cmd.add_argument("--operations", metavar="FILE",
+                           help="with --brief-id: the operations a model wrote from the brief, as JSON "
+                                "(- for stdin); they wait for review")
     dream_cmd.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _show_parser(sub) -> None:
+def _show_parser(sub: Subcommands) -> None:
     show_cmd = _command(sub, "show", "print memory, or a proposal's report")
     show_cmd.add_argument("proposal_id", nargs="?", help="a proposal to show instead of memory")
     show_cmd.add_argument("--query", help="rank memory for this topic")
@@ -471,7 +643,7 @@ def _show_parser(sub) -> None:
     show_cmd.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _recall_parser(sub) -> None:
+def _recall_parser(sub: Subcommands) -> None:
     recall_cmd = _command(sub, "recall", "print the memory an agent loads when a session starts here")
     recall_cmd.add_argument("--claude-code-hook", action="store_true",
                             help="run as Claude Code's SessionStart hook (hook input on stdin; always exits 0)")
@@ -481,17 +653,18 @@ def _recall_parser(sub) -> None:
                             help="with --claude-code-hook: how long to wait for a busy database (default %(default)g)")
 
 
-def _apply_parser(sub) -> None:
+def _apply_parser(sub: Subcommands) -> None:
     apply_cmd = _command(sub, "apply", "apply a proposal: all of it, or the ops you approve")
-    apply_cmd.add_argument("proposal_id")
+    apply_cmd.add_argument("proposal_id", nargs="?", help="the pending proposal (`reverie show` lists them); "
+                                                          "before or after --approve")
     apply_cmd.add_argument("--approve", nargs="+", metavar="OP",
-                           help="op ids to approve, or 'all' (default: the changes without risk flags; "
-                                "flagged ones wait in a new proposal)")
+                           help="op ids to approve (op1 op3, or op1,op3), or 'all'; the rest are rejected "
+                                "(default: the changes without risk flags; flagged ones wait in a new proposal)")
     apply_cmd.add_argument("--edit", action="append", metavar="OP=TEXT", help="new text for an approved op")
     apply_cmd.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _checkup_parsers(sub) -> None:
+def _checkup_parsers(sub: Subcommands) -> None:
     check = _command(sub, "doctor", "check the database: SQLite integrity, guards, search index, revision log, "
                                     "transcript hashes, ledger; prints a checkpoint to keep")
     check.add_argument("--json", action="store_true", help="print JSON")

@@ -8,6 +8,9 @@ dreams).
 Background dreams are off unless asked for: a dream may call a paid model (engine "auto"
 with an API key), so a server does not start one on its own accord. Setting how often
 (`dream_every`) or after how many sessions (`dream_after`) turns them on in `review` mode.
+
+The `openai` engine's settings (`REVERIE_OPENAI_*`, `OpenAISettings`) come from the environment
+only, and are read when a dream starts.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Literal, get_args
 
 import platformdirs
 
-from reverie.errors import InvalidInput
+from reverie.errors import EngineFailed, InvalidInput
 from reverie.safety import holds_secret
 
 # Limits on what one call may send. Past these the call is refused whole, with a message.
@@ -54,6 +57,78 @@ def check_identifier(value: str, what: str) -> str:
                            "not stored. Choose one without credentials in it; nothing was changed.")
     return value
 SCOPE = re.compile(r"^(shared|user|agent:[A-Za-z0-9._:@-]{1,128}|project:[A-Za-z0-9._:@/-]{1,128})$")
+
+
+# --- the "openai" dream engine: any OpenAI-compatible Chat Completions server -------------------
+#
+# Read when a dream starts (so a bad value fails that dream, not the server's start):
+# REVERIE_OPENAI_BASE_URL (the API root, ending in /v1), REVERIE_OPENAI_MODEL (the reduce model),
+# REVERIE_OPENAI_MAP_MODEL (default: the same model), REVERIE_OPENAI_API_KEY (only if the server
+# wants one), REVERIE_OPENAI_TIMEOUT (seconds one call may take), REVERIE_OPENAI_STRUCTURED
+# (json_schema or tools: how the answer's shape is asked for) and REVERIE_MAP_CONCURRENCY.
+OPENAI_BASE_URL = "REVERIE_OPENAI_BASE_URL"
+# A local model on a laptop writes a long reduce answer slowly, so the default is generous;
+# it still bounds a hung server.
+DEFAULT_OPENAI_TIMEOUT = 300.0
+# A local server usually runs one generation at a time (Ollama, llama.cpp by default); more
+# parallel calls only queue there and eat into each call's timeout.
+DEFAULT_OPENAI_CONCURRENCY = 1
+OpenAIStructured = Literal["json_schema", "tools"]
+
+
+def openai_configured() -> bool:
+    """Whether the user pointed Reverie at an OpenAI-compatible server (engine "auto" then uses it)."""
+    return bool(os.environ.get(OPENAI_BASE_URL, "").strip())
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    base_url: str
+    model: str
+    map_model: str
+    api_key: str | None
+    timeout: float
+    concurrency: int
+    structured: OpenAIStructured
+
+    @classmethod
+    def from_env(cls) -> OpenAISettings:
+        base_url, model = _env(OPENAI_BASE_URL), _env("REVERIE_OPENAI_MODEL")
+        if not base_url or not model:
+            raise EngineFailed(
+                "The openai engine needs REVERIE_OPENAI_BASE_URL (e.g. http://localhost:11434/v1) and "
+                "REVERIE_OPENAI_MODEL (a model that server serves); or dream with engine='heuristic' (offline).")
+        return cls(base_url.rstrip("/"), model, _env("REVERIE_OPENAI_MAP_MODEL") or model,
+                   _env("REVERIE_OPENAI_API_KEY"), _seconds(_env("REVERIE_OPENAI_TIMEOUT")),
+                   _at_least_one(_env("REVERIE_MAP_CONCURRENCY")), _structured(_env("REVERIE_OPENAI_STRUCTURED")))
+
+
+def _env(variable: str) -> str | None:
+    return os.environ.get(variable, "").strip() or None
+
+
+def _seconds(raw: str | None) -> float:
+    try:
+        seconds = float(raw) if raw else DEFAULT_OPENAI_TIMEOUT
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86_400:
+        raise EngineFailed(f"REVERIE_OPENAI_TIMEOUT must be a number of seconds above 0; got {raw!r}.")
+    return seconds
+
+
+def _at_least_one(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_OPENAI_CONCURRENCY
+    if not raw.isdigit() or int(raw) < 1:
+        raise EngineFailed(f"REVERIE_MAP_CONCURRENCY must be a whole number of at least 1; got {raw!r}.")
+    return int(raw)
+
+
+def _structured(raw: str | None) -> OpenAIStructured:
+    if raw and raw not in get_args(OpenAIStructured):
+        raise EngineFailed(f"REVERIE_OPENAI_STRUCTURED must be json_schema or tools; got {raw!r}.")
+    return raw or "json_schema"
 
 
 def default_db_path() -> Path:

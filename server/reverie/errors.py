@@ -18,8 +18,9 @@
     └── EngineFailed        a dream engine could not produce a proposal (no key, API
                             errors, invalid model output); nothing was stored
 
-Each message says what to do next. The MCP layer turns these into tool errors, the CLI
-into a clean message and exit code, and the background dream schedule into a log line;
+Each message says what to do next (and, where that step differs at a shell, `terminal`
+says it as a command). The MCP layer turns these into tool errors, the CLI into a clean
+message and exit code, and the background dream schedule into a log line;
 nothing else catches them.
 """
 
@@ -33,8 +34,11 @@ class ReverieError(Exception):
     and logs, so they are redacted like everything stored.
     """
 
-    def __init__(self, message: object = "", *args: object) -> None:
+    def __init__(self, message: object = "", *args: object, terminal: str | None = None) -> None:
         super().__init__(redact(str(message))[0], *args)
+        # The same advice for a person at a shell, where the next step is a `reverie` command
+        # rather than a tool call; the CLI prints it instead of the message when it is given.
+        self.terminal = redact(terminal)[0] if terminal else None
 
 
 class InvalidInput(ReverieError):

@@ -19,6 +19,10 @@ each time and re-reads it when it changed).
 A tool call within the documented limits (`config.MAX_TRANSCRIPT_CHARS` characters) always
 fits the transport's body limit, however its client encodes the JSON (`MAX_BODY_BYTES`).
 
+While it serves, it logs one line per request on stderr (`RequestLog`): when, from where,
+the JSON-RPC method (and tool), the status and how long it took; the SDK's own INFO
+messages are left out.
+
 DNS-rebinding protection is always on (the SDK's transport security): the Host header
 must be a loopback name, the bound address, this machine's name when bound to every
 address, or a name given with `--allow-host`, and a browser's Origin must be one of those.
@@ -27,14 +31,19 @@ address, or a name given with `--allow-host`, and a browser's Origin must be one
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 import socket
 import sys
+import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any, TextIO
 
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reverie import tokens
 from reverie.auth import TokenFileVerifier
@@ -161,4 +170,68 @@ def serve_http(
     guarded = (f"bearer tokens from {tokens_path}" if tokens_path.exists() else
                f"no tokens: acting as agent {settings.agent_id!r} until `reverie token add` creates {tokens_path}")
     print(f"reverie: serving MCP at {url(sock, host)} ({guarded})", file=sys.stderr, flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    # The SDK configured rich, multi-line INFO logging when the server was built: keep its
+    # warnings and errors, one line each, and let RequestLog say what happens.
+    logging.basicConfig(level=logging.WARNING, format="reverie: %(levelname)s %(name)s: %(message)s", force=True)
+    uvicorn.Server(uvicorn.Config(RequestLog(app), log_level="warning", access_log=False)).run(sockets=[sock])
+
+
+class RequestLog:
+    """ASGI middleware: one line on stderr per HTTP request, once it is answered.
+
+    `10:16:30 127.0.0.1 POST /mcp tools/call read_memory -> 200 (12 ms)`. The JSON-RPC method
+    is read from a copy of the body as the app receives it, only from bodies small enough to
+    parse cheaply; the arguments are never logged (they hold what users said).
+    """
+
+    PEEK_BYTES = 64 * 1024
+
+    def __init__(self, app: ASGIApp, stream: TextIO | None = None):
+        self.app = app
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, body, status = time.monotonic(), bytearray(), 0
+
+        async def reading() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and len(body) <= self.PEEK_BYTES:
+                body.extend(message.get("body", b""))
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, reading, sending)
+        finally:
+            print(request_line(scope, bytes(body), status, time.monotonic() - started),
+                  file=self.stream or sys.stderr, flush=True)
+
+
+def request_line(scope: Scope, body: bytes, status: int, seconds: float) -> str:
+    client = (scope.get("client") or ("-",))[0]
+    called = rpc_method(body) if len(body) <= RequestLog.PEEK_BYTES else ""
+    answered = status or "no response"
+    return (f"{datetime.now():%H:%M:%S} {client} {scope['method']} {scope['path']}{f' {called}' if called else ''}"
+            f" -> {answered} ({seconds * 1000:.0f} ms)")
+
+
+def rpc_method(body: bytes) -> str:
+    """`tools/call read_memory`, `initialize`, `batch of 3`; "" for a body that is no JSON-RPC."""
+    try:
+        message: Any = json.loads(body) if body else None
+    except ValueError:
+        return ""
+    if isinstance(message, list):
+        return f"batch of {len(message)}"
+    if not isinstance(message, dict) or not isinstance(message.get("method"), str):
+        return ""
+    params = message.get("params")
+    tool = params.get("name") if message["method"] == "tools/call" and isinstance(params, dict) else None
+    return f"{message['method']} {tool}" if isinstance(tool, str) else message["method"]

@@ -236,7 +236,7 @@ def _review_app() -> Apps:
         title="Propose a dream", destructive_hint=False, idempotent_hint=False))
     async def propose_dream(
         ctx: Context,
-        engine: Annotated[str, Field(description="'auto' (default), 'heuristic' (offline rules), 'anthropic' (Claude, needs ANTHROPIC_API_KEY) or 'agent' (you reflect on a brief).")] = "auto",
+        engine: Annotated[str, Field(description="'auto' (default), 'heuristic' (offline rules), 'anthropic' (Claude, needs ANTHROPIC_API_KEY), 'openai' (a local or OpenAI-compatible model server, needs REVERIE_OPENAI_BASE_URL and REVERIE_OPENAI_MODEL) or 'agent' (you reflect on a brief).")] = "auto",
         max_sessions: Annotated[int, Field(description="Most recent unconsolidated sessions to review (1-100).")] = 100,
         scope: Annotated[Text, Field(description="Only this scope, e.g. 'agent:<id>'. Default: everything you may dream over (without write:shared, your own agent scope).")] = None,
         instructions: Annotated[Text, Field(description="What to focus on (up to 4096 characters).")] = None,

@@ -19,10 +19,11 @@ OpKind = Literal["add", "update", "merge", "prune", "promote"]
 # older_than_target / unrelated_update: a replacement that breaks the newest-wins rules
 # (`service.supersession`); tainted / imperative / names_destination: provenance and effect
 # (`service.provenance`); beyond_author_rights: it lands in a scope whoever wrote its evidence
-# may not write (`service.access.beyond_authors`).
+# may not write (`service.access.beyond_authors`); contradicts_other_op: another operation of the
+# same proposal gives its subject another value (`service.contradiction`).
 RiskFlag = Literal["from_tool_output", "instruction_like", "secret_redacted", "low_evidence", "older_than_target",
                    "unrelated_update", "cross_project", "tainted", "imperative", "names_destination",
-                   "beyond_author_rights"]
+                   "beyond_author_rights", "contradicts_other_op"]
 # "empty": the dream proposed nothing, so it consolidated none of its sessions (`service.dreams`).
 ProposalStatus = Literal["pending", "applied", "partially_applied", "rejected", "superseded", "reverted", "empty"]
 OpStatus = Literal["pending", "applied", "rejected"]
@@ -31,7 +32,7 @@ CATEGORIES: tuple[Category, ...] = ("fact", "preference", "workflow", "pitfall",
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # --- sessions -------------------------------------------------------------------------
@@ -202,11 +203,23 @@ class OperationDraft(Model):
     risk: list[RiskFlag] = Field(default_factory=list)
 
 
+class DroppedOperation(Model):
+    """An operation a model wrote that validation could not use even after a retry: listed
+    in the proposal's report so that a reviewer knows what was lost, never applied."""
+
+    kind: OpKind
+    targets: list[str] = Field(default_factory=list)
+    content: str | None = None
+    problems: list[str] = Field(description="Why it was dropped, as the model was told.")
+
+
 class Operation(OperationDraft):
     op_id: str
     status: OpStatus = "pending"
     before: list[str] = Field(default_factory=list, description="The targets' text, for review.")
     memory_id: str | None = Field(default=None, description="The entry this op created, once applied.")
+    edited: str | None = Field(default=None, description="The text the person approved in place of `content`, "
+                                                         "when they edited it (what memory_id holds).")
 
 
 class DreamInput(Model):
@@ -235,6 +248,7 @@ class EngineResult(Model):
 
     operations: list[OperationDraft]
     usage: Usage | None = None
+    dropped: list[DroppedOperation] = Field(default_factory=list, description="What validation refused for good.")
     brief: str | None = Field(default=None, description="For the agent engine: what the client's model reflects on.")
 
 
@@ -256,6 +270,8 @@ class DreamStats(Model):
     tokens_after: int
     usage: Usage | None = None
     looked_at: LookedAt | None = Field(default=None, description="Absent on dreams stored before it was counted.")
+    dropped: list[DroppedOperation] = Field(
+        default_factory=list, description="Operations the engine wrote that failed validation and are not proposed.")
 
 
 class Proposal(Model):
@@ -281,6 +297,8 @@ class ApplyResult(Model):
     rejected: list[str]
     memories_added: list[str]
     memories_archived: list[str]
+    held_for_review: str | None = Field(default=None, description="The new pending proposal holding the flagged "
+                                                                  "changes an automatic apply left for a person.")
     message: str
 
 

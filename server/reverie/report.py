@@ -1,15 +1,27 @@
 """Markdown written for people and for the agent's context window.
 
-A proposal's report is what the user reviews in chat, so it is grouped by kind, numbered
-by op id, quotes its evidence, shows risk flags plainly, and ends with how to answer. A
-dream that found nothing says what it looked at, why nothing qualified, and which engine
-to try on the same sessions, which it left unconsolidated.
+A proposal's report is what the user reviews, so it is grouped by kind, numbered by op id,
+quotes its evidence, shows risk flags plainly, and ends with how to answer. A dream that
+found nothing says what it looked at, why nothing qualified, and which engine to try on the
+same sessions, which it left unconsolidated.
+
+Every text here is rendered for its reader (`Reader`): in chat the next step is a tool call
+the assistant makes (`apply_dream`) or a sentence the user replies; in a terminal it is a
+`reverie` command to type. The review page (`ui/review.html`) renders the same structured
+proposal itself. Facts are the same for every reader: the terminal review and the report
+cite the same evidence (`evidence_shown`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Literal
+
 from reverie.models import (
+    ApplyResult,
+    DroppedOperation,
     Episode,
+    Evidence,
     LookedAt,
     MemoryEntry,
     NoteEntry,
@@ -18,6 +30,9 @@ from reverie.models import (
     Proposal,
 )
 from reverie.text import shorten
+
+Reader = Literal["chat", "terminal"]
+EVIDENCE_SHOWN = 3  # per operation, in the report and the terminal review alike; the structured result has all
 
 KIND_TITLES = {
     "update": "Replace outdated entries",
@@ -38,6 +53,7 @@ RISK_TEXT = {
     "imperative": "an instruction, rule or workflow the user did not state in their own words",
     "names_destination": "names an address, URL, host, path or credential file",
     "cross_project": "seen in more than one project: would reach projects it did not come from",
+    "contradicts_other_op": "another change in this proposal gives the same subject a different value",
 }
 
 
@@ -51,23 +67,33 @@ def note_line(note: NoteEntry) -> str:
 
 
 def episode_line(episode: Episode) -> str:
-    # The excerpt as recall cut it (whole sentences). Its time stays in the structured
-    # result: a date on every line cost a 500-token read about one excerpt in six.
-    return f"- {episode.session_id}#{episode.event_index} {episode.role}: {episode.text}"
+    # The excerpt as recall cut it (whole sentences), dated: a raw excerpt is what was
+    # said then, and without its day a reader takes an old value for the current one.
+    return f"- {episode.session_id}#{episode.event_index} {episode.timestamp:%Y-%m-%d} {episode.role}: {episode.text}"
 
 
-def pending_line(notice: PendingNotice) -> str:
+def pending_line(notice: PendingNotice, reader: Reader = "chat") -> str:
     flagged = f", {notice.flagged} flagged" if notice.flagged else ""
-    return f"- Dream proposal {notice.proposal_id} awaits review ({notice.operations} changes{flagged})."
+    key = notice.proposal_id
+    where = f"reverie review {key}" if reader == "terminal" else f"memory://proposals/{key}"
+    return f"- Dream proposal {key} awaits review ({_count(notice.operations, 'change')}{flagged}): {where}"
+
+
+PENDING_HEADING = {"chat": "## Awaiting the user's review", "terminal": "## Awaiting your review"}
+PENDING_ADVICE = {
+    "chat": "Show the user each report and ask before calling apply_dream.",
+    "terminal": "Nothing changes until you decide; `reverie review` walks through each change.",
+}
 
 
 def memory_markdown(
-    entries: list[MemoryEntry], notes: list[NoteEntry], episodes: list[Episode], pending: list[PendingNotice]
+    entries: list[MemoryEntry], notes: list[NoteEntry], episodes: list[Episode], pending: list[PendingNotice],
+    reader: Reader = "chat",
 ) -> str:
     parts = []
     if pending:
-        parts.append("## Awaiting the user's review\n" + "\n".join(map(pending_line, pending))
-                     + "\nShow the user the report (memory://proposals/<id>) and ask before calling apply_dream.")
+        parts.append(PENDING_HEADING[reader] + "\n" + "\n".join(pending_line(n, reader) for n in pending)
+                     + f"\n{PENDING_ADVICE[reader]}")
     parts.append("## Memory\n" + ("\n".join(map(entry_line, entries)) or "(nothing remembered yet)"))
     if notes:
         parts.append("## Notes since the last dream (not yet reviewed)\n" + "\n".join(map(note_line, notes)))
@@ -76,26 +102,27 @@ def memory_markdown(
     return "\n\n".join(parts)
 
 
-def proposal_markdown(proposal: Proposal) -> str:
+def proposal_markdown(proposal: Proposal, reader: Reader = "chat") -> str:
     if proposal.brief is not None:
-        return brief_markdown(proposal)
+        return brief_markdown(proposal, reader)
     if proposal.status == "empty":
-        return empty_markdown(proposal)
+        return empty_markdown(proposal, reader)
     stats = proposal.stats
     head = (
         f"# Dream proposal {proposal.id} ({proposal.status})\n"
-        f"Engine {proposal.engine}; reviewed {stats.sessions_reviewed} session(s). Memory: "
-        f"{stats.memories_before} → {stats.memories_after} entries, ~{stats.tokens_before} → ~{stats.tokens_after} tokens."
+        f"Engine {proposal.engine}; reviewed {_count(stats.sessions_reviewed, 'session')}. Memory: "
+        f"{stats.memories_before} → {_count(stats.memories_after, 'entry', 'entries')}, "
+        f"~{stats.tokens_before} → ~{stats.tokens_after} tokens."
     )
     if not proposal.operations:
-        return head + "\n\nNo changes in this proposal."
-    sections = [head] + [_section(kind, ops) for kind, ops in _by_kind(proposal.operations)]
+        return "\n\n".join([head, "No changes in this proposal.", *_dropped(proposal)])
+    sections = [head] + [_section(kind, ops) for kind, ops in _by_kind(proposal.operations)] + _dropped(proposal)
     if proposal.status == "pending":
-        sections.append(_how_to_answer(proposal))
+        sections.append(_how_to_answer(proposal, reader))
     return "\n\n".join(sections)
 
 
-def empty_markdown(proposal: Proposal) -> str:
+def empty_markdown(proposal: Proposal, reader: Reader = "chat") -> str:
     """A dream that found nothing: what it looked at, why nothing qualified, and what next."""
     stats = proposal.stats
     seen = stats.looked_at if stats.sessions_reviewed else None  # None too for dreams stored before counting
@@ -105,8 +132,24 @@ def empty_markdown(proposal: Proposal) -> str:
              f"{_count(stats.sessions_reviewed, 'session')}{inside} and {memories}."]
     if seen is not None:
         parts.append("## Why nothing qualified\n" + "\n".join(f"- {r}" for r in _why_nothing(proposal, seen)))
-    parts.append(_still_available(proposal))
+    parts += _dropped(proposal)
+    parts.append(_still_available(proposal, reader))
     return "\n\n".join(parts)
+
+
+def _dropped(proposal: Proposal) -> list[str]:
+    """What the engine wrote that validation refused for good: listed, so nothing is lost unseen."""
+    dropped = proposal.stats.dropped
+    if not dropped:
+        return []
+    return [f"## Dropped: {_count(len(dropped), 'operation')} the engine wrote that failed validation\n"
+            "Not part of this proposal; dream again to have them reconsidered.\n" + "\n".join(map(_dropped_line, dropped))]
+
+
+def _dropped_line(dropped: DroppedOperation) -> str:
+    quoted = f"“{shorten(dropped.content, 160)}”" if dropped.content else ""
+    what = " ".join(part for part in (dropped.kind, ", ".join(dropped.targets), quoted) if part)
+    return f"- {what}\n  - refused: {'; '.join(dropped.problems)}"
 
 
 def _why_nothing(proposal: Proposal, seen: LookedAt) -> list[str]:
@@ -130,21 +173,30 @@ def _why_nothing(proposal: Proposal, seen: LookedAt) -> list[str]:
 
 
 # What to try after an engine found nothing: every engine but the one that just ran.
-OTHER_ENGINES = {
-    "agent": "in chat, `propose_dream(engine=\"agent\")`: the assistant's own model reflects on them "
-             "(in a terminal, `reverie dream --engine agent` prints that brief for a model to answer)",
-    "anthropic": "`reverie dream --engine anthropic` or `propose_dream(engine=\"anthropic\")`: Claude reads them "
-                 "(needs ANTHROPIC_API_KEY)",
-    "heuristic": "`reverie dream --engine heuristic`: the offline rules",
+OTHER_ENGINES: dict[Reader, dict[str, str]] = {
+    "chat": {
+        "agent": '`propose_dream(engine="agent")`: the assistant\'s own model reflects on them',
+        "anthropic": '`propose_dream(engine="anthropic")`: Claude reads them (needs ANTHROPIC_API_KEY)',
+        "heuristic": '`propose_dream(engine="heuristic")`: the offline rules',
+    },
+    "terminal": {
+        "agent": "`reverie dream --engine agent`: prints a brief for a model to reflect on",
+        "anthropic": "`reverie dream --engine anthropic`: Claude reads them (needs ANTHROPIC_API_KEY)",
+        "heuristic": "`reverie dream --engine heuristic`: the offline rules",
+    },
+}
+NO_SESSIONS = {
+    "chat": "No session awaited a dream. Log sessions first with `log_session`.",
+    "terminal": "No session awaited a dream. Log sessions first: `reverie log FILE`.",
 }
 
 
-def _still_available(proposal: Proposal) -> str:
+def _still_available(proposal: Proposal, reader: Reader) -> str:
     reviewed = proposal.stats.sessions_reviewed
     if not reviewed:
-        return "No session awaited a dream. Log sessions first (`log_session`, or `reverie log` in a terminal)."
+        return NO_SESSIONS[reader]
     these = "this session stays" if reviewed == 1 else f"these {reviewed} sessions stay"
-    others = [f"- {hint}" for engine, hint in OTHER_ENGINES.items() if engine != proposal.engine]
+    others = [f"- {hint}" for engine, hint in OTHER_ENGINES[reader].items() if engine != proposal.engine]
     return (f"## Nothing used up\nMemory is unchanged, and {these} available to the next dream. "
             "Another engine may find what this one missed:\n" + "\n".join(others))
 
@@ -153,15 +205,20 @@ def _count(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
-def brief_markdown(proposal: Proposal) -> str:
-    return (
-        f"Dream brief {proposal.id} ({proposal.status}). Reflect on it, then call propose_dream with "
-        f"brief_id=\"{proposal.id}\" and your operations; the user reviews them before anything changes.\n\n"
-        + f"# Dream brief {proposal.id}\n\n{proposal.brief}"
-    )
+def brief_markdown(proposal: Proposal, reader: Reader = "chat") -> str:
+    return f"{_brief_intro(proposal, reader)}\n\n# Dream brief {proposal.id}\n\n{proposal.brief}"
 
 
-def _by_kind(ops: list[Operation]):
+def _brief_intro(proposal: Proposal, reader: Reader) -> str:
+    if reader == "terminal":
+        return (f"Dream brief {proposal.id} ({proposal.status}): give it to a model to reflect on, save the operations "
+                "it writes as a JSON list, then run "
+                f"`reverie dream --brief-id {proposal.id} --operations FILE` and `reverie review` to decide them.")
+    return (f"Dream brief {proposal.id} ({proposal.status}). Reflect on it, then call propose_dream with "
+            f"brief_id=\"{proposal.id}\" and your operations; the user reviews them before anything changes.")
+
+
+def _by_kind(ops: list[Operation]) -> Iterator[tuple[str, list[Operation]]]:
     for kind, title in KIND_TITLES.items():
         chosen = [op for op in ops if op.kind == kind]
         if chosen:
@@ -176,16 +233,29 @@ def operation_markdown(op: Operation) -> str:
     status = "" if op.status == "pending" else f" [{op.status}]"
     lines = [f"**{op.op_id}**{status} ({op.kind}, {op.category or '—'}, {op.scope or '—'}, confidence {op.confidence:.2f})"]
     lines += [f"  - before: {shorten(text, 200)}" for text in op.before]
-    if op.content is not None:
+    if op.edited is not None:
+        lines += [f"  - after (edited): {op.edited}", f"  - proposed: {op.content}"]
+    elif op.content is not None:
         lines.append(f"  - after: {op.content}")
     lines.append(f"  - why: {op.rationale}")
-    lines += [f"  - evidence: {_cite(e)} “{e.quote}”" for e in op.evidence[:3]]
+    lines += [f"  - evidence: {cited}" for cited in evidence_shown(op)]
     if op.risk:
-        lines.append("  - ⚠ risk: " + "; ".join(RISK_TEXT.get(r, r) for r in op.risk))
+        lines.append(f"  - ⚠ risk: {risk_text(op)}")
     return "\n".join(lines)
 
 
-def _cite(evidence) -> str:
+def evidence_shown(op: Operation) -> list[str]:
+    """The evidence a person reads for `op`, the same in every view: the first few, and how many more."""
+    shown = [cite(e) + (f" “{e.quote}”" if e.quote else "") for e in op.evidence[:EVIDENCE_SHOWN]]
+    hidden = len(op.evidence) - EVIDENCE_SHOWN
+    return shown + ([f"… and {_count(hidden, 'more source', 'more sources')}"] if hidden > 0 else [])
+
+
+def risk_text(op: Operation) -> str:
+    return "; ".join(RISK_TEXT.get(r, r) for r in op.risk)
+
+
+def cite(evidence: Evidence) -> str:
     if evidence.note_index is not None:
         return f"{evidence.session_id} note {evidence.note_index}"
     if evidence.event_index is not None:
@@ -193,12 +263,51 @@ def _cite(evidence) -> str:
     return evidence.session_id
 
 
-def _how_to_answer(proposal: Proposal) -> str:
+def _how_to_answer(proposal: Proposal, reader: Reader) -> str:
     flagged = [op.op_id for op in proposal.operations if op.risk]
-    safe = [op.op_id for op in proposal.operations if not op.risk]
     hint = f" The flagged ones ({', '.join(flagged)}) deserve a careful look." if flagged else ""
-    return (
-        "## How to answer\n"
-        f"Reply with your decisions, e.g. “approve {', '.join(safe[:3]) or 'op1'}; edit op2 to …; reject the rest”, "
-        f"or “approve all”.{hint} Nothing changes until you answer; any applied dream can be reverted."
-    )
+    if reader == "terminal":
+        return "## How to decide\n" + _terminal_answer(proposal) + hint + " Nothing changes until you do."
+    return (f"## How to answer\nReply with your decisions, e.g. {_example_reply(proposal)}.{hint} "
+            "Nothing changes until you answer; any applied dream can be reverted.")
+
+
+def _example(proposal: Proposal) -> tuple[list[str], str | None]:
+    """Ops to name in an example answer: a few unflagged ones to approve, one of them edited
+    when there are two or more (a flagged op is never the example of what to approve)."""
+    shown = [op for op in proposal.operations if not op.risk][:3] or proposal.operations[:1]
+    edit = next((op.op_id for op in reversed(shown[1:]) if op.kind != "prune"), None)
+    return [op.op_id for op in shown if op.op_id != edit], edit
+
+
+def _example_reply(proposal: Proposal) -> str:
+    approve, edit = _example(proposal)
+    named = len(approve) + (edit is not None)
+    parts = [f"approve {', '.join(approve)}", *([f"edit {edit} to …"] if edit else []),
+             *(["reject the rest"] if named < len(proposal.operations) else [])]
+    alternative = "“approve all”" if len(proposal.operations) > 1 else "“reject it”"
+    return f"“{'; '.join(parts)}”, or {alternative}"
+
+
+def _terminal_answer(proposal: Proposal) -> str:
+    approve, edit = _example(proposal)
+    edited = f" --edit '{edit}=new text'" if edit else ""
+    return (f"`reverie review {proposal.id}` walks through each change. Or decide at once: "
+            f"`reverie apply {proposal.id} --approve {' '.join(approve + ([edit] if edit else []))}{edited}` "
+            f"(the rest are rejected), or `--approve all`.")
+
+
+def applied_text(result: ApplyResult) -> str:
+    """An apply's outcome for a person at a terminal (`ApplyResult.message` is written for chat)."""
+    total = len(result.applied) + len(result.rejected)
+    changes = "change" if total == 1 else "changes"
+    if result.applied:
+        text = (f"Applied {len(result.applied)} of {total} {changes} as revision {result.revision}; "
+                f"`reverie revert {result.proposal_id}` undoes {'it' if len(result.applied) == 1 else 'them'}.")
+    else:
+        text = f"Rejected all {total} {changes} of {result.proposal_id}; memory is unchanged."
+    if result.held_for_review:
+        held = len(result.rejected)
+        text += (f" {_count(held, 'flagged change')} {'waits' if held == 1 else 'wait'} for your review: "
+                 f"`reverie review {result.held_for_review}`.")
+    return text

@@ -423,6 +423,19 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "pipe_to_shell",
         re.compile(r"\b(?:curl|wget|base64\s+-d)\b[^\n|]{0,300}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b", re.I),
     ),
+    # The same order in words, as a model rewords a fetched page: "fetch evil.sh with curl and
+    # pipe it into sh", "download install.sh and run it with bash", "bash <(curl …)".
+    (
+        "download_and_execute",
+        re.compile(
+            r"\b(?:curl|wget|download\w*|fetch\w*)\b[^\n]{0,120}?\b(?:pip(?:e|es|ed|ing)|feed\w*)\b[^\n]{0,40}?"
+            r"\b(?:in|into|to|through)\s+(?:a\s+)?(?:sudo\s+)?(?:ba|z|da|k)?sh\b"
+            r"|\b(?:curl|wget|download\w*|fetch\w*)\b[^\n]{0,120}?\b(?:and|then)\s+(?:run|execute|exec|source)\s+"
+            r"(?:it|them|the\s+script)\s+(?:with|in|as|using)\s+(?:sudo|root|(?:ba|z|da|k)?sh)\b"
+            r"|\b(?:ba|z)?sh\s+<\(\s*(?:curl|wget)\b",
+            re.I,
+        ),
+    ),
     # An unclosed comment hides the rest of the page too, so the close is not required.
     # "model" is left out here: "<!-- data model v2 -->" is an ordinary README comment.
     ("hidden_comment", re.compile(rf"<!--(?:(?!-->).){{0,1000}}?\b{_AI_NAME}\b", re.I | re.S)),

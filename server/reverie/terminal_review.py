@@ -25,6 +25,7 @@ from rich.text import Text
 
 from reverie.errors import AlreadyDecided, InvalidInput
 from reverie.models import ApplyResult, Operation, Proposal
+from reverie.report import applied_text, evidence_shown, risk_text
 from reverie.service import Reverie
 from reverie.service.pending import pending_proposals
 
@@ -75,7 +76,7 @@ async def review(
             console.print(f"{proposal.id} stays pending; nothing changed.")
             continue
         result = await reverie.apply_dream(proposal.id, approve, edits or None)
-        console.print(result.message, markup=False)
+        console.print(applied_text(result), markup=False, highlight=False)
         results.append(result)
     return results
 
@@ -142,12 +143,10 @@ def card(op: Operation, number: int, total: int) -> Panel:
     if op.content is not None:
         rows.add_row("after", Text(op.content, style="green"))
     rows.add_row("why", Text(op.rationale))
-    for evidence in op.evidence:
-        where = evidence.session_id + (f"#{evidence.event_index}" if evidence.event_index is not None else
-                                       f" note {evidence.note_index}" if evidence.note_index is not None else "")
-        rows.add_row("evidence", Text(f"{where} “{evidence.quote}”" if evidence.quote else where))
+    for cited in evidence_shown(op):  # as the report cites it, so both show the same evidence
+        rows.add_row("evidence", Text(cited))
     if op.risk:
-        rows.add_row("risk", Text(", ".join(op.risk), style="bold yellow"))
+        rows.add_row("risk", Text(risk_text(op), style="bold yellow"))
     place = ", ".join(part for part in (op.category, op.scope) if part)
     title = Text(f"{number}/{total} · {op.op_id} · {op.kind}" + (f" · {place}" if place else "")
                  + f" · confidence {op.confidence:.2f}")

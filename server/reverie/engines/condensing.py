@@ -45,8 +45,9 @@ def condensed(session: SessionRecord, cut: Cut = FULL) -> str:
 def session_header(session: SessionRecord) -> str:
     title = f' "{session.title}"' if session.title else ""
     summary = f": {session.outcome_summary}" if session.outcome_summary else ""
-    return (f"## Session {session.id}{title}, agent {session.agent_id}, started {moment(session.started_at)} UTC, "
-            f"outcome {session.outcome}{summary}")
+    project = f", project {session.project}" if session.project else ""
+    return (f"## Session {session.id}{title}, agent {session.agent_id}{project}, started {moment(session.started_at)} "
+            f"UTC, outcome {session.outcome}{summary}")
 
 
 def event_line(event: Event, cut: Cut = FULL, time: str = "") -> str:

@@ -15,6 +15,8 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from reverie.clock import utcnow
 from reverie.config import Settings, check_identifier
@@ -24,6 +26,7 @@ from reverie.models import (
     Category,
     Identity,
     LogResult,
+    Memory,
     MemoryView,
     OperationDraft,
     Outcome,
@@ -32,9 +35,27 @@ from reverie.models import (
     SessionRecord,
     Turn,
 )
-from reverie.service import access, dreams, ingest, projects, recall, transfer
+from reverie.service import access, ingest, projects, recall
 from reverie.service.schedule import Schedule, dream_due
 from reverie.store import Database, open_database, sessions
+
+if TYPE_CHECKING:
+    from reverie.service.dreams import Approval
+
+
+def _dreams() -> ModuleType:
+    """The dream use cases, imported on first use: they load every engine, which a hook, a
+    read or a log never needs (a Claude Code hook pays each import in its start-up time)."""
+    from reverie.service import dreams
+
+    return dreams
+
+
+def _transfer() -> ModuleType:
+    """Imports and exports, loaded on first use like `_dreams`."""
+    from reverie.service import transfer
+
+    return transfer
 
 
 class Reverie:
@@ -115,8 +136,9 @@ class Reverie:
         if operations is not None or brief_id is not None:
             if operations is None or brief_id is None:
                 raise InvalidInput("Send operations together with the brief_id of the dream brief they answer.")
-            return await dreams.submit(self.db, brief_id=brief_id, drafts=operations, identity=caller, now=self.clock())
-        return await dreams.propose(
+            return await _dreams().submit(self.db, brief_id=brief_id, drafts=operations, identity=caller, now=self.clock())
+        await self.db.flush_deferred()  # the read counts it dates staleness by
+        return await _dreams().propose(
             self.db, engine=engine, max_sessions=max_sessions, reach=access.dream_reach(caller, scope),
             identity=caller, instructions=instructions, stale_after_days=self.settings.stale_after_days,
             now=self.clock(),
@@ -124,29 +146,38 @@ class Reverie:
 
     async def proposal(self, proposal_id: str, identity: Identity | None = None) -> Proposal:
         async with self.db.snapshot():
-            found = await dreams.load(self.db, proposal_id)
+            found = await _dreams().load(self.db, proposal_id)
             await access.check_visible(self.db, self.caller(identity), found)
-        return dreams.with_report(found)
+        return _dreams().with_report(found)
 
     async def apply_dream(
-        self, proposal_id: str, approve: dreams.Approval | None = None, edits: dict[str, str] | None = None,
+        self, proposal_id: str, approve: Approval | None = None, edits: dict[str, str] | None = None,
         identity: Identity | None = None,
     ) -> ApplyResult:
-        return await dreams.apply(self.db, proposal_id, approve, edits, self.clock(), self.caller(identity))
+        return await _dreams().apply(self.db, proposal_id, approve, edits, self.clock(), self.caller(identity))
 
     async def apply_unflagged(self, proposal_id: str, identity: Identity | None = None) -> ApplyResult:
         """Auto mode: apply only operations without risk flags; the rest wait in a new proposal."""
-        return await dreams.apply_unflagged(self.db, proposal_id, self.clock(), self.caller(identity))
+        return await _dreams().apply_unflagged(self.db, proposal_id, self.clock(), self.caller(identity))
 
     async def revert_dream(self, proposal_id: str, identity: Identity | None = None) -> RevertResult:
-        return await dreams.revert(self.db, proposal_id, self.clock(), self.caller(identity))
+        return await _dreams().revert(self.db, proposal_id, self.clock(), self.caller(identity))
 
     async def export(self) -> dict:
-        return await transfer.export(self.db, self.clock())
+        return await _transfer().export(self.db, self.clock())
 
-    async def import_(self, document: dict) -> dict[str, int | str | None]:
-        """Add an export's sessions as history; its new entries wait in a proposal (`proposal_id`)."""
-        return await transfer.import_(self.db, document, self.clock())
+    async def import_(self, document: dict, source: str = "an export") -> dict[str, int | str | None]:
+        """Add an export's sessions as history; its new entries wait in a proposal (`proposal_id`).
+        `source` names where the document came from in the operations' rationales."""
+        return await _transfer().import_(self.db, document, self.clock(), source)
+
+    async def curated(self, project: str | None = None, identity: Identity | None = None) -> list[Memory]:
+        """The active entries the caller reads: in `project` (a key), as an agent working there
+        would (that project's scope and no other's); else every scope it may read."""
+        caller = self.caller(identity)
+        scopes = access.readable_scopes(caller, None, project) if project else None
+        found = await _transfer().curated(self.db, scopes)
+        return found if project else [m for m in found if caller.reads(m.scope)]
 
 
 @asynccontextmanager

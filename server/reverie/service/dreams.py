@@ -51,6 +51,7 @@ from reverie.models import (
     ApplyResult,
     DreamInput,
     DreamStats,
+    DroppedOperation,
     Evidence,
     Identity,
     LookedAt,
@@ -63,7 +64,7 @@ from reverie.models import (
 )
 from reverie.report import proposal_markdown
 from reverie.safety import instruction_like, redact
-from reverie.service import access
+from reverie.service import access, contradiction
 from reverie.service.evidence import ToolOutputs, from_tool_output, submission_problems, with_quotes
 from reverie.service.supersession import supersession_risks
 from reverie.store import Database, locks, memories, proposals, revisions, sessions
@@ -96,10 +97,12 @@ async def propose(
         dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
                            stale_after_days=stale_after_days)
         drafted = await dreamer.propose(dream)
-        operations = finalize(routed(identity, drafted.operations, current, reviewed),
-                              {m.id: m for m in current}, {s.id: s for s in reviewed})
+        by_id = {m.id: m for m in current}
+        operations = finalize(routed(identity, drafted.operations, current, reviewed), by_id, {s.id: s for s in reviewed})
         operations = await access.beyond_authors(db, operations)
-        stats = _stats(current, operations, reviewed).model_copy(update={"usage": drafted.usage})
+        dropped = [*drafted.dropped, *unusable(drafted.operations, by_id)]
+        stats = _stats(current, operations, reviewed).model_copy(
+            update={"usage": drafted.usage, "dropped": [_redacted(d) for d in dropped]})
         proposal = Proposal(
             id=f"drm_{uuid.uuid4().hex[:10]}", engine=dreamer.name, scope=scope,
             status="pending" if operations or drafted.brief else "empty", base_revision=base, created_at=now,
@@ -203,21 +206,42 @@ def check_dream_arguments(max_sessions: int, instructions: str | None) -> None:
 def finalize(
     drafts: list[OperationDraft], current: dict[str, Memory], reviewed: dict[str, SessionRecord]
 ) -> list[Operation]:
-    """Give drafts ids and the targets' text; drop ones that target nothing known; flag risks.
+    """Give drafts ids and the targets' text; drop ones that target nothing known (`unusable`
+    lists them for the report); flag risks.
 
     The flags are the same whichever engine drafted: secrets and instructions (here), tool
     output (`evidence`), provenance and effect — tainted text, orders, destinations
-    (`provenance`) — and replacements that break the newest-wins rules (`supersession`).
+    (`provenance`) — replacements that break the newest-wins rules (`supersession`), and
+    operations that give one subject two values (`contradiction`).
     """
     sources = provenance.Provenance.of(reviewed.values())
     operations, outputs = [], ToolOutputs(sources.outputs)
     for draft in drafts:
-        if not draft.targets and draft.kind != "add" or any(t not in current for t in draft.targets):
-            continue  # an engine may only touch entries it was shown
-        if draft.kind != "prune" and not (draft.content or "").strip():
-            continue
-        operations.append(_checked(draft, f"op{len(operations) + 1}", current, reviewed, outputs, sources))
-    return operations
+        if _unusable_because(draft, current) is None:
+            operations.append(_checked(draft, f"op{len(operations) + 1}", current, reviewed, outputs, sources))
+    return contradiction.flagged(operations)
+
+
+def unusable(drafts: list[OperationDraft], current: dict[str, Memory]) -> list[DroppedOperation]:
+    """The drafts `finalize` drops, with why: listed in the report, never silently lost."""
+    return [DroppedOperation(kind=d.kind, targets=d.targets, content=d.content, problems=[why])
+            for d in drafts if (why := _unusable_because(d, current))]
+
+
+def _unusable_because(draft: OperationDraft, current: dict[str, Memory]) -> str | None:
+    if unknown := [t for t in draft.targets if t not in current]:
+        return f"targets {', '.join(unknown)}, not an active entry the dream was shown"  # only entries it was shown
+    if not draft.targets and draft.kind != "add":
+        return f"a {draft.kind} with no targets"
+    if draft.kind != "prune" and not (draft.content or "").strip():
+        return f"a {draft.kind} with no content"
+    return None
+
+
+def _redacted(dropped: DroppedOperation) -> DroppedOperation:
+    """Dropped text reaches the report and the database: no secret in it may."""
+    content = redact(dropped.content)[0] if dropped.content else None
+    return dropped.model_copy(update={"content": content, "problems": [redact(p)[0] for p in dropped.problems]})
 
 
 def _checked(
@@ -280,7 +304,17 @@ async def load(db: Database, proposal_id: str) -> Proposal:
     proposal = await proposals.get_proposal(db, proposal_id)
     if proposal is None:
         raise NotFound(f"No dream proposal {proposal_id!r}. read_memory (CLI: reverie show) lists the pending ones.")
-    return proposal
+    return await _with_edits(db, proposal)
+
+
+async def _with_edits(db: Database, proposal: Proposal) -> Proposal:
+    """Each applied op that the person edited, with the text it wrote (`edited`): memory rows
+    never change, so the entry an op created holds exactly what was approved."""
+    written = await memories.get_memories(db, [op.memory_id for op in proposal.operations if op.memory_id])
+    ops = [op.model_copy(update={"edited": written[op.memory_id].content})
+           if op.memory_id in written and written[op.memory_id].content != op.content else op
+           for op in proposal.operations]
+    return proposal.model_copy(update={"operations": ops})
 
 
 # --- apply -----------------------------------------------------------------------------------
@@ -347,8 +381,8 @@ async def apply_unflagged(db: Database, proposal_id: str, now: datetime, identit
         if not held:
             return result
         kept = await _hold_for_review(db, proposal, held, result.revision, now)
-    return result.model_copy(update={"message": result.message + f" {len(held)} flagged change(s) wait for "
-                                     f"a person's review in proposal {kept}."})
+    return result.model_copy(update={"held_for_review": kept, "message": result.message + f" {len(held)} flagged "
+                                     f"change(s) wait for a person's review in proposal {kept}."})
 
 
 async def _hold_for_review(db: Database, proposal: Proposal, held: list[Operation], revision: int, now) -> str:
@@ -495,10 +529,13 @@ async def revert(db: Database, proposal_id: str, now: datetime, identity: Identi
 
 
 async def _check_nothing_built_on(db: Database, proposal: Proposal, changes) -> None:
-    later = await revisions.changed_since(db, [c["memory_id"] for c in changes], proposal.applied_revision or 0)
-    if later:
-        raise StaleProposal(f"Later dreams changed entries {proposal.id} touched ({', '.join(sorted(later))}). "
-                            "Revert those dreams first, newest first.")
+    touched, since = [c["memory_id"] for c in changes], proposal.applied_revision or 0
+    if not await revisions.changed_since(db, touched, since):
+        return
+    later = await revisions.dreams_since(db, touched, since)
+    named = f"dream {later[0]}" if len(later) == 1 else f"dreams {', '.join(later)} (newest first)"
+    raise StaleProposal(f"Cannot revert {proposal.id}: the later {named} changed entries it made or archived. "
+                        f"Revert {'it' if len(later) == 1 else 'them'} first, then {proposal.id}.")
 
 
 async def _undo(db: Database, revision: int, change, now: datetime) -> str:

@@ -2,9 +2,12 @@
 
 An operation's evidence names a session and a turn (event) or note, with a quote. For
 operations the client's own model submits, every citation must exist among the sessions
-the brief showed and every quote must be found in the cited text: a model that invents
-evidence is told exactly which citation failed, and nothing is stored. For every engine,
-an operation whose evidence is only tool output is flagged `from_tool_output`.
+the brief showed and every quote must be found in the cited text (`reverie.citations`,
+the check the `anthropic` engine runs too): a model that invents evidence is told exactly
+which citation failed, and nothing is stored. For every engine, an operation that rests
+on tool output is flagged `from_tool_output`: its evidence is only tool turns, its text
+copies most of one tool output, or it quotes one (QUOTED_RUN words in a row, as a pitfall
+quoting an error message does).
 """
 
 from __future__ import annotations
@@ -13,53 +16,19 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
-from reverie import config
+from reverie.citations import citation_problem, cited_text, operation_problems
 from reverie.confusables import skeleton
-from reverie.models import Evidence, Memory, OperationDraft, SessionRecord
-from reverie.safety import quoted_in
+from reverie.models import Memory, OperationDraft, SessionRecord
 from reverie.text import STOPWORDS, shorten, words
 
+__all__ = ["MAX_OPERATIONS", "ToolOutputs", "cited_text", "citation_problem", "from_tool_output",
+           "operation_problems", "submission_problems", "with_quotes"]
+
 MAX_OPERATIONS = 200
-
-
-def cited_text(evidence: Evidence, session: SessionRecord) -> str | None:
-    """The turn or note a citation points at, or None when it does not exist."""
-    if evidence.note_index is not None:
-        found = [n.content for n in session.notes if n.index == evidence.note_index]
-    elif evidence.event_index is not None:
-        found = [e.content for e in session.events if e.index == evidence.event_index]
-    else:
-        return None
-    return found[0] if found else None
-
-
-def citation_problem(evidence: Evidence, sessions: dict[str, SessionRecord]) -> str | None:
-    session = sessions.get(evidence.session_id)
-    if session is None:
-        return f"session {evidence.session_id!r} is not one of the brief's sessions"
-    text = cited_text(evidence, session)
-    where = f"note {evidence.note_index}" if evidence.note_index is not None else f"event {evidence.event_index}"
-    if text is None:
-        return f"{evidence.session_id} has no {where} (give event_index or note_index that exists)"
-    if evidence.quote and not quoted_in(evidence.quote, text):
-        return f"the quote is not in {evidence.session_id} {where}; copy it exactly"
-    return None
-
-
-def operation_problems(op: OperationDraft, sessions: dict[str, SessionRecord], current: dict[str, Memory]) -> list[str]:
-    problems = [f"target {t!r} is not an active memory entry" for t in op.targets if t not in current]
-    if op.kind != "add" and not op.targets:
-        problems.append(f"a {op.kind} needs targets (the entry ids it replaces)")
-    if op.kind != "prune" and not (op.content or "").strip():
-        problems.append(f"a {op.kind} needs content")
-    if op.scope and not config.SCOPE.fullmatch(op.scope):
-        problems.append(f"scope {op.scope!r} is not 'shared', 'user', 'agent:<id>' or 'project:<key>'")
-    if len(op.content or "") > config.MAX_OPERATION_CHARS:
-        problems.append(f"content is longer than {config.MAX_OPERATION_CHARS} characters")
-    if op.kind in ("add", "update") and not op.evidence:
-        problems.append("cite at least one piece of evidence")
-    problems += [p for e in op.evidence if (p := citation_problem(e, sessions))]
-    return problems
+# Words in a row, as one tool output has them, that make a quotation of it ("No module named
+# 'app'" is four); at least QUOTED_WORDS of them not stopwords, so "it is in the" quotes nothing.
+QUOTED_RUN = 4
+QUOTED_WORDS = 3
 
 
 def submission_problems(
@@ -89,8 +58,9 @@ class ToolOutputs:
     """
 
     def __init__(self, outputs: Iterable[Iterable[str]]):
-        """`outputs`: each tool output's words (`provenance.Provenance.outputs` reads them once for both)."""
-        self._words = [set(output) - STOPWORDS for output in outputs]
+        """`outputs`: each tool output's words in order (`provenance.Provenance.outputs` reads them once for both)."""
+        self._texts = [list(output) for output in outputs]
+        self._words = [set(output) - STOPWORDS for output in self._texts]
         self._index: dict[str, list[int]] = defaultdict(list)
         for number, output in enumerate(self._words):
             for word in output:
@@ -108,19 +78,40 @@ class ToolOutputs:
         candidates = set().union(*(self._index.get(word, ()) for word in rarest))
         return any(len(mine & self._words[number]) >= need for number in candidates)
 
+    def quoted(self, text: str) -> bool:
+        """Does `text` hold QUOTED_RUN words in a row as some tool output has them?"""
+        tokens = words(skeleton(text))
+        for start in range(len(tokens) - QUOTED_RUN + 1):
+            run = tokens[start : start + QUOTED_RUN]
+            content = [w for w in run if w not in STOPWORDS]
+            if len(content) >= QUOTED_WORDS and any(
+                    _holds_run(self._texts[n], run) for n in self._index.get(min(content, key=self._rarity), ())):
+                return True
+        return False
+
+    def _rarity(self, word: str) -> int:
+        return len(self._index.get(word, ()))
+
+
+def _holds_run(tokens: list[str], run: list[str]) -> bool:
+    first = run[0]
+    return any(tokens[i : i + len(run)] == run for i, token in enumerate(tokens) if token == first)
+
 
 def _content_words(text: str) -> set[str]:
     return {w for w in words(skeleton(text)) if w not in STOPWORDS}
 
 
 def from_tool_output(op: OperationDraft, sessions: dict[str, SessionRecord], outputs: ToolOutputs) -> bool:
-    """True when the op rests on tool output: its text or a cited note copies one, or it cites only tool turns."""
+    """True when the op rests on tool output: its text copies or quotes one, a cited note copies one,
+    or it cites only tool turns."""
     known = [(e, sessions[e.session_id]) for e in op.evidence if e.session_id in sessions]
     roles = [
         event.role for e, session in known if e.event_index is not None
         for event in session.events if event.index == e.event_index
     ]
     notes = [cited_text(e, s) for e, s in known if e.note_index is not None]
-    if outputs.copied(op.content or "") or any(text and outputs.copied(text) for text in notes):
+    content = op.content or ""
+    if outputs.copied(content) or outputs.quoted(content) or any(text and outputs.copied(text) for text in notes):
         return True
     return bool(roles) and not notes and all(role == "tool" for role in roles)

@@ -15,7 +15,9 @@ query's words is left out whole (a reply, below, is kept for the question it ans
 (`reverie.excerpt`), never a cut inside a value. A short turn that ends by asking about
 what the query asks ("What made you pick that agency?") is followed by its reply when the
 reply is short too: the answer rarely repeats the question's words, so BM25 alone would
-not find it.
+not find it. Excerpts come only from what the user and the assistant said (never tool
+output: `store.sessions`); one that reads like an order to an AI (`safety.instruction_like`)
+is left out, and each is dated in the markdown.
 
 **The budget.** The headings and the pending-review hint take what they take; the rest
 goes to lines. Without a query: curated memory first (up to MEMORY_SHARE when there are
@@ -41,7 +43,6 @@ however large memory grows.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -50,10 +51,11 @@ from typing import TypeVar
 
 from reverie import claims, config
 from reverie.claims import sentences
-from reverie.errors import InvalidInput, Unwritable
+from reverie.errors import InvalidInput
 from reverie.excerpt import EXCERPT_CHARS, Excerpt, Query, excerpt
 from reverie.models import Category, Episode, Identity, MemoryEntry, MemoryView, NoteEntry, PendingNotice
 from reverie.report import entry_line, episode_line, memory_markdown, note_line
+from reverie.safety import instruction_like
 from reverie.service import access
 from reverie.store import Database, memories, proposals, search, sessions
 from reverie.text import estimate_tokens, within_budget
@@ -71,6 +73,7 @@ def candidates(budget_tokens: int) -> int:
 
 
 MEMORY_SHARE = 0.6
+COMMON_TURNS = 200  # past turns BM25 scores for a query of only common words (see _matching_turns)
 MIN_BUDGET = 100  # below this not even the headings fit
 # Each section's best, as many as fill this many budgets, are judged for outdated values:
 # leaving one out makes room for the next, and `claims.outdated` compares every pair, so
@@ -175,11 +178,8 @@ async def read(
         pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
     room = line_room(budget_tokens, bool(notes), bool(turns.found), pending)
     shown, accounted = select(entries, notes, turns, query, asked, room)
-    if shown.entries:
-        # Read counts only rank later reads: a file that cannot be written must not stop this one.
-        with contextlib.suppress(Unwritable):
-            async with db.transaction():
-                await memories.mark_read(db, [e.id for e in shown.entries], now)
+    # Counted with the next write, never now: a read must not wait for the write lock.
+    await memories.mark_read(db, [e.id for e in shown.entries], now)
     return _view(shown, pending, budget_tokens, truncated=len(shown.entries) + accounted < len(entries))
 
 
@@ -196,8 +196,16 @@ async def _matching_turns(
     if not words.counts:
         return None, Turns([])
     asked = Query.weighted(words.counts, words.rows)
-    terms = words.rare or words.common[:1]
-    found = await sessions.search_events(db, terms, agent_id, project=project) if terms else []
+    if words.rare:
+        found = await sessions.search_events(db, words.rare, agent_id, project=project)
+    elif words.common:
+        # Only common words: the rarest of them, among its newest COMMON_TURNS matches. Its
+        # matches are thousands of turns it barely tells apart; scoring 2,000 of them (and
+        # the whole match when tool turns crowded the top out) was a third of a read.
+        found = await sessions.search_events(db, words.common[:1], agent_id, project=project,
+                                             scored=min(COMMON_TURNS, sessions.SCORED_TURNS), common=True)
+    else:
+        found = []
     return asked, await _with_replies(db, found, asked)
 
 
@@ -253,6 +261,9 @@ def _judged(
     """Each section's best that fill JUDGED_SHARE times `room`; turns are excerpted only as far as that."""
     judged = int(room * JUDGED_SHARE)
     excerpts = (Excerpted(t, excerpt(t.text, asked)) for t in turns) if asked else ()
+    # An excerpt that reads like an order to an AI (a page the assistant read out, a pasted
+    # injection) is left out: a raw excerpt goes into the agent's context uncurated.
+    excerpts = (x for x in excerpts if not instruction_like(x.excerpt.text))
     return Candidates(fit(entries, entry_line, judged)[0], fit(notes, note_line, judged)[0],
                       fit(excerpts, lambda x: x.line, judged)[0])
 

@@ -17,6 +17,10 @@ apply, and adds nothing to memory by itself.
   (`apply_dream`, `reverie review`); auto mode never applies it. What it keeps of each
   entry beyond the operation — its id, when it was made, changed and last observed — is held with the
   proposal (`proposals.staged_entries`), so an approved entry keeps its place in time.
+- Importing the same thing again adds nothing twice: an entry whose id exists (active or
+  archived), whose text is active, or whose text a pending proposal already adds, is left out.
+- Other tools' formats (`reverie.formats`) arrive here translated into this document; their
+  `source` names them in each operation's rationale.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from reverie.store import Database, memories, proposals, revisions, sessions
 
 FORMAT = "reverie-export"
 VERSION = 1
+EXPORT = "an export"  # the source of a Reverie export; another format's importer names its own
 
 
 async def export(db: Database, now: datetime) -> dict:
@@ -49,6 +54,12 @@ async def export(db: Database, now: datetime) -> dict:
         "memories": [m.model_dump(mode="json") for m in active], "sessions": recorded,
         "consolidated_sessions": consolidated,
     }
+
+
+async def curated(db: Database, scopes: list[str] | None) -> list[Memory]:
+    """The active entries of `scopes` (None: every scope), what a format's export writes."""
+    async with db.snapshot():
+        return await memories.active_memories(db, scopes)
 
 
 def parse(document: dict) -> tuple[list[Memory], list[SessionRecord]]:
@@ -106,7 +117,9 @@ def _checked(check, *arguments, where: str) -> None:
         raise InvalidInput(f"The export's {where}: {error}") from None
 
 
-async def import_(db: Database, document: dict, now: datetime) -> dict[str, int | str | None]:
+async def import_(
+    db: Database, document: dict, now: datetime, source: str = EXPORT
+) -> dict[str, int | str | None]:
     """Add the document's new sessions; propose its new entries for review. Counts and the proposal's id."""
     found, recorded = parse(document)
     async with db.transaction():
@@ -116,7 +129,8 @@ async def import_(db: Database, document: dict, now: datetime) -> dict[str, int 
         if consolidated:
             await _record_consolidated(db, sorted(consolidated), now)
         fresh = await _new_memories(db, found)
-        proposal = await _propose(db, fresh, now) if fresh else None
+        titles = {} if source == EXPORT else _titles(recorded)  # a format's session titles name its files
+        proposal = await _propose(db, fresh, now, titles, source) if fresh else None
     return {"sessions": len(added), "memories": len(fresh), "proposal_id": proposal}
 
 
@@ -127,7 +141,7 @@ async def _import_session(db: Database, record: SessionRecord, now: datetime) ->
     notes = [redact(n.content)[0] for n in record.notes]
     await sessions.create_session(db, record.id, record.agent_id, record.started_at, now)
     await sessions.append_events(db, record.id, 0, turns)
-    await sessions.append_notes(db, record.id, 0, list(zip(notes, (n.created_at for n in record.notes))))
+    await sessions.append_notes(db, record.id, 0, list(zip(notes, (n.created_at for n in record.notes), strict=True)))
     await sessions.update_session(
         db, record.id, title=record.title and redact(record.title)[0], outcome=record.outcome,
         outcome_summary=record.outcome_summary and redact(record.outcome_summary)[0],
@@ -138,14 +152,20 @@ async def _import_session(db: Database, record: SessionRecord, now: datetime) ->
 
 async def _new_memories(db: Database, found: list[Memory]) -> list[Memory]:
     existing = await memories.get_memories(db, [m.id for m in found])
+    waiting = await proposals.pending_contents(db)
     unique = {m.id: m for m in found}.values()  # one id twice in a document: the last wins
-    return [m for m in unique if m.id not in existing and not await memories.find_active_by_content(db, m.content)]
+    return [m for m in unique if m.id not in existing and " ".join(m.content.lower().split()) not in waiting
+            and not await memories.find_active_by_content(db, m.content)]
 
 
-async def _propose(db: Database, fresh: list[Memory], now: datetime) -> str:
+def _titles(recorded: list[SessionRecord]) -> dict[str, str]:
+    return {s.id: s.title for s in recorded if s.title}
+
+
+async def _propose(db: Database, fresh: list[Memory], now: datetime, titles: dict[str, str], source: str) -> str:
     """One pending proposal adding `fresh`, checked and flagged as a dream's operations are."""
     cited = await sessions.session_records(db, sorted({e.session_id for m in fresh for e in m.evidence}))
-    operations = dreams.finalize([_draft(m) for m in fresh], {}, {s.id: s for s in cited})
+    operations = dreams.finalize([_draft(m, titles, source) for m in fresh], {}, {s.id: s for s in cited})
     base, before = await revisions.current_revision(db), await memories.count_active(db)
     proposal = Proposal(
         id=f"imp_{uuid.uuid4().hex[:10]}", engine="import", scope=None, status="pending", base_revision=base,
@@ -158,10 +178,11 @@ async def _propose(db: Database, fresh: list[Memory], now: datetime) -> str:
     return proposal.id
 
 
-def _draft(memory: Memory) -> OperationDraft:
+def _draft(memory: Memory, titles: dict[str, str], source: str) -> OperationDraft:
+    places = sorted({titles[e.session_id] for e in memory.evidence if e.session_id in titles})
+    origin = "; ".join(places[:3]) if places else f"{source} (entry {memory.id})"  # titles name their source
     return OperationDraft(kind="add", content=memory.content, category=memory.category, scope=memory.scope,
-                          confidence=memory.confidence, evidence=memory.evidence,
-                          rationale=f"Imported from an export (entry {memory.id}).")
+                          confidence=memory.confidence, evidence=memory.evidence, rationale=f"Imported from {origin}.")
 
 
 def _origin(memory: Memory) -> dict[str, str]:

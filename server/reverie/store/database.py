@@ -4,13 +4,24 @@ aiosqlite runs every statement on one worker thread, so concurrent coroutines sh
 one connection; a lock serialises units of work so that a `transaction()` never sees
 another coroutine's half-finished writes. Across processes, SQLite's own locking and
 the busy timeout do the same job.
+
+Bookkeeping a read wants written (read counts) is `defer`red: it rides along at the start
+of the next write transaction, or is written on close, so a read never takes the write
+lock or waits for another process's writer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +43,26 @@ class Database:
         self.connection = connection
         self.path = path
         self._lock = anyio.Lock()
+        self._deferred: dict[str, Callable[[Database], Awaitable[None]]] = {}
+
+    def defer(self, key: str, write: Callable[[Database], Awaitable[None]]) -> None:
+        """Have `write` run at the start of the next write transaction, or on close; one per `key`.
+
+        What it writes must be worth losing rather than waiting for: if that transaction
+        rolls back, it is gone.
+        """
+        self._deferred.setdefault(key, write)
+
+    async def flush_deferred(self) -> None:
+        """Write what was deferred now (a dream is about to read it)."""
+        if self._deferred:
+            async with self.transaction():
+                pass
+
+    async def _run_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, {}
+        for write in deferred.values():
+            await write(self)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
@@ -41,6 +72,7 @@ class Database:
         proposal as pending and then both apply it.
         """
         async with self._lock, _writable(self.path), self._unit("BEGIN IMMEDIATE"):
+            await self._run_deferred()
             yield self
 
     @asynccontextmanager
@@ -97,7 +129,13 @@ class Database:
         return None if row is None else row[0]
 
     async def close(self) -> None:
+        await self._flush_quietly()
         await self.connection.close()
+
+    async def _flush_quietly(self) -> None:
+        # Read counts only rank later reads and date staleness: a busy or unwritable file must not stop a close.
+        with contextlib.suppress(Busy, Unwritable, sqlite3.Error):
+            await self.flush_deferred()
 
 
 # What SQLite says when a write cannot reach the file, and what to tell the person.
@@ -149,7 +187,9 @@ async def open_database(path: str | Path) -> AsyncIterator[Database]:
     try:
         await _configure(connection)
         await migrate(connection)
-        yield Database(connection, str(path))
+        db = Database(connection, str(path))
+        yield db
+        await db._flush_quietly()
     finally:
         await connection.close()
 

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 from pydantic import TypeAdapter
 
@@ -172,11 +173,29 @@ async def restore_memory(db: Database, memory: Memory) -> None:
 
 
 async def mark_read(db: Database, ids: Sequence[str], at: datetime) -> None:
-    if ids:
-        await db.execute(
-            f"UPDATE memories SET last_read_at = ?, read_count = read_count + 1 WHERE id IN ({','.join('?' * len(ids))})",
-            (to_iso(at), *ids),
-        )
+    """Count a read of these entries (`read_count`, `last_read_at`).
+
+    Deferred to the next write transaction (`Database.defer`): read_memory is a read, and
+    taking the write lock for its bookkeeping cost every read ~1 ms, more while another
+    process was writing. Counts only rank later dreams (staleness), so losing a few to a
+    rolled-back transaction or a killed process costs nothing anyone reads.
+    """
+    if not ids:
+        return
+    waiting = _UNCOUNTED.setdefault(db, {})
+    for memory_id in ids:
+        waiting[memory_id] = (waiting.get(memory_id, (0, ""))[0] + 1, to_iso(at))
+    db.defer("memories.reads", _write_reads)
+
+
+# Reads not yet written, per open database: id → (reads, last read at).
+_UNCOUNTED: WeakKeyDictionary[Database, dict[str, tuple[int, str]]] = WeakKeyDictionary()
+
+
+async def _write_reads(db: Database) -> None:
+    if waiting := _UNCOUNTED.pop(db, None):
+        await db.executemany("UPDATE memories SET last_read_at = ?, read_count = read_count + ? WHERE id = ?",
+                             [(at, count, memory_id) for memory_id, (count, at) in waiting.items()])
 
 
 def normalize_space(text: str) -> str:

@@ -379,6 +379,21 @@ m009_session_authors = [
 ]
 
 
+m010_history_indexes = [
+    # Indexes only (no table is rebuilt: sessions carries m008's ledger triggers). They let
+    # the queries every read and every log runs stop early, or count an index, instead of
+    # growing with the history (`store.sessions`):
+    # `pending_notes` walks notes newest first and stops at its limit, instead of sorting
+    # every note of every undreamed session.
+    "CREATE INDEX notes_by_created ON notes (created_at DESC, idx)",
+    # Ended sessions, per agent and in the order they were logged: `count_unconsolidated`
+    # and `undreamed` count them from the index alone, and find the oldest undreamed one
+    # walking from the oldest.
+    "CREATE INDEX sessions_ended ON sessions (agent_id, logged_at) WHERE ended_at IS NOT NULL",
+    "CREATE INDEX sessions_ended_by_logged ON sessions (logged_at) WHERE ended_at IS NOT NULL",
+]
+
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m001_initial", m001_initial),
     ("m002_dream_briefs", m002_dream_briefs),
@@ -389,6 +404,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m007_project_scopes", m007_project_scopes),
     ("m008_tamper_evidence", m008_tamper_evidence),
     ("m009_session_authors", m009_session_authors),
+    ("m010_history_indexes", m010_history_indexes),
 ]
 
 # Migrations that rebuild a table other tables reference. Dropping the old copy would trip

@@ -98,6 +98,14 @@ async def staged_entries(db: Database, proposal_id: str) -> dict[str, dict[str, 
     return json.loads(text).get("staged", {}) if text else {}
 
 
+async def pending_contents(db: Database) -> set[str]:
+    """The texts, lower-cased, that pending proposals would add: an import does not propose them twice."""
+    rows = await db.fetchall(
+        """SELECT o.content FROM operations o JOIN proposals p ON p.id = o.proposal_id
+           WHERE p.status = 'pending' AND o.content IS NOT NULL""")
+    return {" ".join(r[0].lower().split()) for r in rows}
+
+
 async def reach(db: Database, proposal_id: str) -> tuple[set[str], set[str]]:
     """Whose sessions a stored proposal reviewed, and the scopes of the entries it would archive.
 

@@ -60,3 +60,19 @@ async def changed_since(db: Database, memory_ids: Sequence[str], revision: int) 
         (revision, *memory_ids),
     )
     return {r[0] for r in rows}
+
+
+async def dreams_since(db: Database, memory_ids: Sequence[str], revision: int) -> list[str]:
+    """The dreams (proposal ids, newest first) whose revisions after `revision` touched these
+    memories and still stand: what must be reverted before the dream at `revision` can be."""
+    if not memory_ids:
+        return []
+    rows = await db.fetchall(
+        f"""SELECT coalesce(r.proposal_id, 'revision ' || r.id) AS made_by FROM memory_changes mc
+            JOIN revisions r ON r.id = mc.revision_id LEFT JOIN proposals p ON p.id = r.proposal_id
+            WHERE mc.revision_id > ? AND coalesce(p.status, '') != 'reverted'
+            AND mc.memory_id IN ({','.join('?' * len(memory_ids))})
+            GROUP BY made_by ORDER BY max(r.id) DESC""",
+        (revision, *memory_ids),
+    )
+    return [r[0] for r in rows]

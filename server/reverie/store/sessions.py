@@ -129,12 +129,15 @@ async def counts(db: Database, session_id: str) -> tuple[int, int]:
 
 
 async def count_unconsolidated(db: Database, agent_id: str | None = None) -> int:
-    """Ended sessions no applied dream has consolidated: every agent's, or only `agent_id`'s."""
-    return await db.scalar(
-        f"""SELECT count(*) FROM sessions s WHERE ended_at IS NOT NULL AND NOT {_CONSOLIDATED}
-            AND (? IS NULL OR agent_id = ?)""",
-        (agent_id, agent_id),
-    )
+    """Ended sessions no applied dream has consolidated: every agent's, or only `agent_id`'s.
+
+    Counted as ended sessions less consolidated ones, not by testing every session: the
+    first count reads only the `sessions_ended` index (m010), and the second grows with
+    what dreams consolidated, never with the sessions still waiting (every log asks).
+    """
+    ended = _ended_of(agent_id)
+    return await db.scalar(f"SELECT {_count_ended(ended)} - {_named_by_proposals(_CONSOLIDATING, ended)}",
+                           {"agent": agent_id})
 
 
 async def undreamed(db: Database, agent_id: str | None = None) -> tuple[int, datetime | None]:
@@ -144,15 +147,43 @@ async def undreamed(db: Database, agent_id: str | None = None) -> tuple[int, dat
     "Reviewed" means named by any proposal, whatever became of it, so sessions a person
     rejected, or a dream found nothing in, do not make the next dream due by themselves
     (they still join it). A dream brief does not count until the agent's answer to it is stored.
+    Counted like `count_unconsolidated`; the oldest is found walking from the oldest logged,
+    which stops at the first one no dream reviewed (every log asks whether a dream is due).
     """
+    ended = _ended_of(agent_id)
     row = await db.fetchone(
-        """SELECT count(*), min(logged_at) FROM sessions s WHERE ended_at IS NOT NULL
-           AND (? IS NULL OR agent_id = ?) AND NOT EXISTS (
-               SELECT 1 FROM proposal_sessions ps JOIN proposals p ON p.id = ps.proposal_id
-               WHERE ps.session_id = s.id AND p.brief IS NULL)""",
-        (agent_id, agent_id),
+        f"""SELECT {_count_ended(ended)} - {_named_by_proposals("p.brief IS NULL", ended)},
+                   (SELECT s.logged_at FROM sessions s WHERE {ended} AND NOT EXISTS (
+                        SELECT 1 FROM proposal_sessions ps JOIN proposals p ON p.id = ps.proposal_id
+                        WHERE ps.session_id = s.id AND p.brief IS NULL)
+                    ORDER BY s.logged_at LIMIT 1)""",
+        {"agent": agent_id},
     )
     return row[0], from_iso(row[1])
+
+
+def _ended_of(agent_id: str | None) -> str:
+    """Ended sessions of :agent, or every agent's: two forms, so that SQLite searches the
+    m010 index by agent rather than testing every entry of it."""
+    return "s.ended_at IS NOT NULL" + ("" if agent_id is None else " AND s.agent_id = :agent")
+
+
+def _count_ended(ended: str) -> str:
+    return f"(SELECT count(*) FROM sessions s INDEXED BY sessions_ended WHERE {ended})"
+
+
+def _named_by_proposals(which: str, ended: str) -> str:
+    """How many of the `ended` sessions a proposal matching `which` named.
+
+    CROSS JOIN keeps proposals the outer loop: left to itself, SQLite walks every session
+    of an agent and looks each one up, which grows with the sessions still waiting.
+    """
+    return f"""(SELECT count(DISTINCT ps.session_id) FROM proposals p
+        CROSS JOIN proposal_sessions ps ON ps.proposal_id = p.id CROSS JOIN sessions s ON s.id = ps.session_id
+        WHERE {which} AND {ended})"""
+
+
+_CONSOLIDATING = "p.status IN ('applied', 'partially_applied')"
 
 
 async def unconsolidated_sessions(db: Database, agent_id: str | None, limit: int) -> list[SessionRecord]:
@@ -235,13 +266,18 @@ async def pending_notes(
 ) -> list[NoteEntry]:
     """Notes from the agent's sessions (in `project`, see _IN_PROJECT) that no applied dream has
     consolidated yet, newest first."""
+    # Walked newest first along notes_by_created (m010), stopping at `limit`: sorting every
+    # undreamed note instead cost 17 ms with 5,000 sessions waiting for a dream.
     rows = await db.fetchall(
-        f"""SELECT n.session_id, n.idx, n.content, n.created_at FROM notes n JOIN sessions s ON s.id = n.session_id
+        f"""SELECT n.session_id, n.idx, n.content, n.created_at
+            FROM notes n INDEXED BY notes_by_created CROSS JOIN sessions s ON s.id = n.session_id
             WHERE s.agent_id = :agent AND {_IN_PROJECT} AND NOT {_CONSOLIDATED}
             ORDER BY n.created_at DESC, n.idx LIMIT :limit""",
         {"agent": agent_id, "project": project, "limit": limit},
     )
-    return [NoteEntry(session_id=r[0], index=r[1], content=r[2], created_at=from_iso(r[3])) for r in rows]
+    # Built without validation, like `_event`: written valid, and read on every read_memory.
+    return [NoteEntry.model_construct(session_id=r[0], index=r[1], content=r[2], created_at=from_iso(r[3]))
+            for r in rows]
 
 
 # FTS5's own top-k, before any join: joining every match to its event and session first
@@ -271,17 +307,23 @@ TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before
 
 
 async def search_events(
-    db: Database, terms: list[str], agent_id: str, limit: int = 20, project: str | None = None
+    db: Database, terms: list[str], agent_id: str, limit: int = 20, project: str | None = None,
+    scored: int | None = None, common: bool = False,
 ) -> list[Episode]:
     """The agent's past user and assistant turns (in `project`, see _IN_PROJECT) with any of `terms`
-    (words, as `search.query_terms` gives them), best by BM25, each whole (`reverie.excerpt` cuts
-    them down to what a reader is shown)."""
+    (words, as `search.query_terms` gives them), best by BM25 among the newest `scored` (default
+    SCORED_TURNS) matches,
+    each whole (`reverie.excerpt` cuts them down to what a reader is shown).
+
+    `common`: the terms match a large share of all turns, so the whole match is never joined
+    and scored, even when other agents' turns or tool turns crowd the top-k out.
+    """
     match = any_of(terms)
     if match is None:
         return []
     found = {"match": match, "agent": agent_id, "project": project, "limit": limit}
-    rows = await db.fetchall(_TOP_EVENTS, {**found, "scored": SCORED_TURNS, "top": limit * TOP_EVENTS_SHARE})
-    if len(rows) < limit:
+    rows = await db.fetchall(_TOP_EVENTS, {**found, "scored": scored or SCORED_TURNS, "top": limit * TOP_EVENTS_SHARE})
+    if len(rows) < limit and not common:
         rows = await db.fetchall(_ALL_EVENTS, found)
     return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3], timestamp=from_iso(r[4])) for r in rows]
 
