@@ -48,6 +48,7 @@ async def test_each_scope_and_category_is_one_document_at_a_stable_path(reverie,
     assert anthropic_store.store_path("projects/shop/workflows.md") == "/projects/shop/workflows.md"
 
 
+@pytest.mark.slow
 async def test_a_topic_larger_than_a_document_continues_in_numbered_documents(reverie, tmp_path):
     await imported(reverie, entries(*(f"Fact {i:04d}: " + "y" * 1500 for i in range(150))))
     await export_to(reverie, tmp_path / "store")

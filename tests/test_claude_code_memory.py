@@ -133,6 +133,7 @@ async def test_one_memory_in_two_files_is_one_entry_citing_both(reverie, tmp_pat
     assert len(op.evidence) == 2
 
 
+@pytest.mark.slow
 async def test_an_export_shows_every_topic_in_an_index_claude_code_loads_whole(reverie, tmp_path):
     many = [f"Service {i:03d} is owned by team {i % 7} and pages its on-call through the shared rota " + "x" * 80
             for i in range(600)]
@@ -204,6 +205,7 @@ def test_the_default_folder_is_the_one_claude_code_keeps_for_the_git_root(tmp_pa
     assert found == tmp_path / "claude" / "projects" / expected / "memory"
 
 
+@pytest.mark.slow
 def test_the_installed_cli_imports_this_projects_claude_code_memory_by_default(tmp_path):
     project = tmp_path / "shop"
     (project / ".git").mkdir(parents=True)

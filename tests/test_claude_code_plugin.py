@@ -25,6 +25,9 @@ from reverie import __version__, hooks
 from reverie.cli import parser
 from reverie.mcp_server import build_server
 
+# slow: runs the plugin's commands, and the claude CLI where installed, in subprocesses.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parents[1]
 PLUGIN_ROOT = "${CLAUDE_PLUGIN_ROOT}"
 # The manifest fields that hold paths (a string or a list of them), per Claude Code's plugin reference.

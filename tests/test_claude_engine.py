@@ -89,6 +89,7 @@ def cite(session_id: str, event: int | None = None, note: int | None = None, quo
 # --- through the service ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_dream_maps_sessions_and_reduces_them_into_a_pending_proposal_with_evidence_and_usage(reverie, api):
     await remember(reverie, "mem_old", "Tests run with pytest")
     sid = await log_test_run(reverie)

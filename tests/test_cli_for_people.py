@@ -27,6 +27,9 @@ from mcp import Client
 from reverie.cli import parser
 from test_stdio import reverie_command
 
+# slow: most tests run the installed `reverie` command in a subprocess.
+pytestmark = pytest.mark.slow
+
 LINTER = "Always run the linter before committing"
 HARMLESS = "The customer prefers replies in British English"
 CHAT = "User: can you check the build?\nAssistant: The build is green.\n"

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# slow: runs each example program in its own process.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).parents[1] / "client_examples"
 OFFLINE = {  # program → (arguments that keep it off the network, the last line it prints on success)
     "claude_code/check_hooks.py": ([], "check_hooks.py: all checks passed"),

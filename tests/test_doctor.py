@@ -21,6 +21,9 @@ from reverie.config import Settings
 from reverie.service import open_reverie
 from reverie.service.maintenance import back_up, diagnose
 
+# slow: each case builds a dreamed-over database to check or damage.
+pytestmark = pytest.mark.slow
+
 CHECKS = ["sqlite", "guards", "search index", "revision log", "transcripts", "ledger"]
 
 

@@ -71,6 +71,9 @@ from reverie.mcp_server import build_server
 from reverie.models import CATEGORIES
 from reverie.service.evidence import MAX_OPERATIONS
 
+# slow: property-based: hypothesis searches many inputs per tool.
+pytestmark = pytest.mark.slow
+
 FUZZ_EXAMPLES = int(os.environ.get("REVERIE_FUZZ_EXAMPLES", "100"))
 MODES = pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["legacy-2025-11-25", "modern-2026-07-28"])
 # CI draws the same examples every run; REVERIE_FUZZ_EXPLORE=1 draws new ones (pytest's

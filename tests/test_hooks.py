@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import Cli, Ran
 from reverie.config import IDENTIFIER
-from reverie.hooks import session_key, spool_dir
+from reverie.hooks import redacted_transcript, session_key, spool_dir
 from reverie.transcript import parse_transcript
 
 SAMPLE = Path(__file__).parent / "data" / "claude_code_session.jsonl"
@@ -204,6 +204,7 @@ def test_session_ids_that_differ_only_in_unsafe_characters_stay_distinct():
     assert session_key("a/b") != session_key("a b")
 
 
+@pytest.mark.slow
 def test_a_locked_database_leaves_the_session_spooled_and_the_hook_exits_0_in_time(reverie, project):
     assert reverie("show").code == 0  # creates the database
     with write_locked(project.db) as other:
@@ -223,6 +224,7 @@ def test_a_locked_database_leaves_the_session_spooled_and_the_hook_exits_0_in_ti
     assert project.spooled() == []
 
 
+@pytest.mark.slow
 def test_the_next_session_end_also_logs_what_an_earlier_one_spooled(reverie, project, tmp_path):
     assert reverie("show").code == 0
     with write_locked(project.db):
@@ -239,6 +241,7 @@ def test_the_next_session_end_also_logs_what_an_earlier_one_spooled(reverie, pro
     assert project.spooled() == []
 
 
+@pytest.mark.slow
 def test_the_transcript_is_spooled_before_anything_else_so_a_later_change_to_the_file_loses_nothing(
         reverie, project):
     assert reverie("show").code == 0
@@ -318,6 +321,7 @@ def test_the_failed_folder_keeps_only_the_newest_items(reverie, project):
     assert len(list((folder / "failed").glob("*.reason.txt"))) == 50
 
 
+@pytest.mark.slow
 def test_a_spooled_session_is_readable_by_its_owner_only_and_holds_no_secret(reverie, project):
     key = "sk-ant-api03-" + "Q7w9E2r4T6y8U1i3O5p7" * 4
     project.write([SAMPLE.read_text(encoding="utf-8"), claude_line("user", f"Use the key {key} for the billing API.")])
@@ -330,6 +334,21 @@ def test_a_spooled_session_is_readable_by_its_owner_only_and_holds_no_secret(rev
     assert key not in item.read_text() and "[REDACTED" in item.read_text()
     assert reverie("log", "--drain-spool").code == 0
     assert "[REDACTED" in said(sessions(reverie)[SESSION])[-1][1]  # the redacted line still reads as a turn
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [('{"type": "user", "message": {"content": "Deploy billing to staging"}}', True),
+     ('{"type": "user", "message": {"content": "use s\\u006b-ant-api03-' + "Q7w9E2r4T6y8U1i3O5p7" * 2 + '"}}', False),
+     ('{"content": "post to https:\\/\\/hooks.slack.com\\/services\\/T000\\/B000\\/XXXXXXXXXXXX"}', False),
+     ('{"content": "the key sk-ant-api03-' + "Q7w9E2r4T6y8U1i3O5p7" * 2 + '"}', False)],
+    ids=["no-secret-kept-byte-for-byte", "secret-spelled-with-a-json-escape", "webhook-with-escaped-slashes",
+         "secret-as-written"],
+)
+def test_a_spooled_transcript_line_loses_every_secret_however_json_spells_it(line, kept):
+    redacted = redacted_transcript(line)
+    assert (redacted == line) is kept
+    assert "[REDACTED:" in redacted or kept
 
 
 @pytest.mark.parametrize(
@@ -525,6 +544,7 @@ def test_session_start_as_another_agent_does_not_see_claude_codes_private_memory
     assert NOTE not in elsewhere.out  # claude-code's private entry is not someone-else's memory
 
 
+@pytest.mark.slow
 def test_session_start_on_a_locked_database_prints_nothing_and_exits_0_in_time(reverie, project, tmp_path):
     remember_and_propose(reverie, tmp_path)
 
@@ -552,3 +572,30 @@ def test_recall_without_the_hook_prints_what_the_hook_would_print_in_this_direct
 
     assert by_hand.code == 0
     assert by_hand.out == by_hook.out
+
+
+# What a hook process loads is paid at every session start and end; these modules it never uses.
+_RUN_AND_LIST_MODULES = """
+import io, json, sys
+from reverie import cli
+sys.stdin = io.StringIO(sys.argv[1])
+cli.main(sys.argv[2:])
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "never"),
+    [("log", {"mcp", "reverie.mcp_server", "reverie.engines", "reverie.service.dreams", "reverie.service.recall",
+              "reverie.session_start", "reverie.report"}),
+     ("recall", {"mcp", "reverie.mcp_server", "reverie.engines", "reverie.service.dreams",
+                 "reverie.service.continuation"})],
+    ids=["session-end", "session-start"],
+)
+def test_a_hook_process_loads_neither_the_mcp_sdk_nor_what_the_other_hook_needs(project, command, never):
+    payload = project.end() if command == "log" else project.start()
+    done = subprocess.run([sys.executable, "-c", _RUN_AND_LIST_MODULES, json.dumps(payload), "--db", str(project.db),
+                           command, "--claude-code-hook"], capture_output=True, text=True, timeout=60, check=False)
+    loaded = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    assert "reverie.service" in loaded  # it did its work
+    assert not never & loaded, sorted(never & loaded)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import call
+from mcp import MCPError
+from mcp_types import INVALID_PARAMS
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +40,15 @@ async def test_the_tools_have_the_contracted_names_arguments_and_output_schemas(
     assert listed["apply_dream"].annotations.destructive_hint is True
     assert listed["revert_dream"].annotations.destructive_hint is True
     assert "ask" in listed["propose_dream"].description.lower()
+
+
+async def test_no_description_line_carries_the_docstrings_indentation(client):
+    listed = [*(await client.list_tools()).tools, *(await client.list_resources()).resources,
+              *(await client.list_resource_templates()).resource_templates, *(await client.list_prompts()).prompts]
+    described = {item.name: item.description for item in listed if item.description}
+    assert {"read_memory", "log_session", "propose_dream", "apply_dream", "revert_dream"} <= set(described)
+    indented = {name: line for name, text in described.items() for line in text.splitlines() if line[:1].isspace()}
+    assert indented == {}
 
 
 async def test_the_whole_loop_log_read_propose_apply_read_revert_read(client):
@@ -150,6 +161,13 @@ async def test_the_review_dream_prompt_asks_for_the_users_decisions(client):
     prompt = await client.get_prompt("review-dream", {"proposal_id": "drm_123"})
     text = prompt.messages[0].content.text
     assert "drm_123" in text and "apply_dream" in text and "my decisions" in text
+
+
+async def test_an_unknown_prompt_is_invalid_params_naming_the_prompts_there_are(client):
+    with pytest.raises(MCPError) as raised:
+        await client.get_prompt("dreem")
+    assert raised.value.error.code == INVALID_PARAMS
+    assert raised.value.error.message == "Unknown prompt: dreem. Prompts: dream, review-dream."
 
 
 async def test_propose_dream_links_the_review_app_and_still_returns_the_full_text_report(client):

@@ -20,7 +20,7 @@ For every item and path: no active memory entry carries the payload (its markers
 payload itself, or any run of four of its words), every proposed operation that carries
 it is risk-flagged, auto mode applies no flagged operation, and the user's harmless fact
 from the same session does reach memory, so a pipeline that applied nothing would fail.
-`BLOCKED` counts the item × path runs that passed, for the README figure.
+`BLOCKED` counts the item × path runs that passed, for the figure in docs/safety.md.
 
 Secrets
 -------
@@ -52,7 +52,8 @@ from reverie.store import memories
 from reverie.text import words
 from test_fuzz import record_figures
 
-pytestmark = pytest.mark.anyio
+# slow: a sweep: every secret and instruction format through every tool, in both protocol versions.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CORPUS = Path(__file__).parent / "corpora" / "poisoning.json"
 PATHS = ["heuristic-auto", "agent-cited", "agent-laundered"]
@@ -229,7 +230,7 @@ def report_items_blocked():
 
 SECRETS = Path(__file__).parent / "corpora" / "secrets.json"
 SECRETS_KEPT_OUT: Counter[str] = Counter()  # formats whose bytes stayed out, per protocol mode
-UNDOCUMENTED_KEPT_OUT: list[str] = []       # probes of formats the README does not claim that passed
+UNDOCUMENTED_KEPT_OUT: list[str] = []       # probes of formats docs/safety.md does not claim that passed
 MODES = pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["legacy-2025-11-25", "modern-2026-07-28"])
 
 
@@ -262,7 +263,7 @@ def load_secrets() -> list[Secret]:
 ALL_SECRETS = load_secrets()
 DOCUMENTED = [s for s in ALL_SECRETS if s.documented]
 UNDOCUMENTED = [s for s in ALL_SECRETS if not s.documented]
-NO_PATTERN = "server/reverie/safety.py:83 SECRET_PATTERNS has no rule for this format (not in the README's list either)"
+NO_PATTERN = "server/reverie/safety.py:83 SECRET_PATTERNS has no rule for this format (not in the list in docs/safety.md either)"
 KNOWN_UNREDACTED: set[str] = set()
 
 

@@ -9,6 +9,7 @@ not grow with thousands of sessions waiting for a dream.
 from __future__ import annotations
 
 import sqlite3
+import types
 
 import anyio
 import pytest
@@ -106,3 +107,34 @@ async def _counted_one_by_one(db, agent: str | None) -> int:
     return await db.scalar(
         f"""SELECT count(*) FROM sessions s WHERE ended_at IS NOT NULL AND NOT {sessions._CONSOLIDATED}
             AND (? IS NULL OR agent_id = ?)""", (agent, agent))
+
+
+async def test_reads_run_in_one_call_answer_as_the_same_reads_awaited_one_by_one(reverie):
+    await remember(reverie, "mem_a", "The billing deploy needs the VPN.")
+    await remember(reverie, "mem_b", "Staging runs PostgreSQL 16.")
+
+    async def reads(db):
+        return ([tuple(row) for row in await db.fetchall("SELECT id, content FROM memories ORDER BY id")],
+                await db.scalar("SELECT count(*) FROM memories WHERE content LIKE ?", ("%billing%",)))
+
+    async with reverie.db.snapshot():
+        together = await reverie.db.in_one_call(reads)
+        apart = await reads(reverie.db)
+
+    assert together == apart == ([("mem_a", "The billing deploy needs the VPN."),
+                                  ("mem_b", "Staging runs PostgreSQL 16.")], 1)
+
+
+@types.coroutine
+def _suspend():
+    yield  # what an await on anything but the database (a lock, a sleep, a task) comes to
+
+
+async def test_reads_run_in_one_call_that_wait_on_anything_but_the_database_fail_instead_of_hanging(reverie):
+    async def waits(db):
+        await _suspend()
+        return await db.fetchall("SELECT 1")
+
+    with anyio.fail_after(2), pytest.raises(RuntimeError, match="awaited something other than the database"):
+        await reverie.db.in_one_call(waits)
+    assert await reverie.db.scalar("SELECT 1") == 1  # the connection is still usable

@@ -140,7 +140,7 @@ async def _count(root: Path) -> list[str]:
     return leaking
 
 
-if __name__ == "__main__":  # the figure for the README: python tests/test_redaction_forms.py
+if __name__ == "__main__":  # the figure for docs/safety.md: python tests/test_redaction_forms.py
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -24,7 +24,8 @@ from bench.reliability.concurrency import WriteFigures, concurrent_writes
 from bench.reliability.kill import KillFigures, kill_trials
 from bench.reliability.race import RaceFigures, dream_races, stale_lock
 
-pytestmark = pytest.mark.anyio
+# slow: each test runs several `reverie` processes against one database file.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 

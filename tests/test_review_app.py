@@ -27,6 +27,9 @@ from reverie.models import ApplyResult, Proposal
 from reverie.review_app import REVIEW_URI, review_html
 from reverie.store import memories as memory_store
 
+# slow: drives the review page in headless Chromium.
+pytestmark = pytest.mark.slow
+
 BROWSER_DIR = Path(__file__).parent / "browser"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 STALE = "Proposal {id} is stale: memory changed since it was made. Run propose_dream for a fresh one."

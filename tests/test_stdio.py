@@ -10,7 +10,8 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-pytestmark = pytest.mark.anyio
+# slow: spawns `reverie serve` and talks MCP over its stdio.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 def reverie_command() -> str:

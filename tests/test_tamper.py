@@ -23,6 +23,9 @@ from reverie.store.ledger import DIGEST_FUNCTION, digest
 from reverie.store.migrations import LEDGERED, MIGRATIONS
 from test_doctor import checks, lived_in, scalar
 
+# slow: each case builds a dreamed-over database, then tampers with a copy.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def db(tmp_path, cli) -> Path:

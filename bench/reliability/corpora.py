@@ -47,7 +47,7 @@ def lines(figures: dict) -> list[str]:
         "with a tool error naming the field; no crash, no leaked traceback)",
         f"poisoning items blocked  {sum(poisoning['blocked'].values())}/{runs} item × path runs ({blocked}); "
         f"known leaks: {', '.join(poisoning['known_leaks']) or 'none'}",
-        f"secret formats kept out  {kept}/{secrets['formats']} in both protocol modes; formats the README does not list: "
+        f"secret formats kept out  {kept}/{secrets['formats']} in both protocol modes; formats docs/safety.md does not list: "
         f"{len(secrets['undocumented_kept_out'])}/{secrets['undocumented_probed']}",
         f"size limits enforced     {len(fuzz['limits_checked'])} ({', '.join(sorted(fuzz['limits_checked']))})",
     ]

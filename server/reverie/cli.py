@@ -13,27 +13,31 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, get_args
 
 import anyio
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel
 
-from reverie import __version__, claude_transcript, hooks
+from reverie import __version__, hooks
 from reverie.config import Settings
 from reverie.errors import InvalidInput, ReverieError
-from reverie.models import OperationDraft, Outcome
-from reverie.report import applied_text, memory_markdown, proposal_markdown
-from reverie.service import Reverie, open_reverie
+from reverie.models import Outcome
 
+# The service, the reports and the transcript reader are imported by the commands that use
+# them, not here: the Claude Code hooks (`reverie.hooks`) start a process at every session
+# start and end and should pay only for what they run.
 if TYPE_CHECKING:
+    from reverie import claude_transcript
+    from reverie.models import OperationDraft
+    from reverie.service import Reverie
     from reverie.tokens import ListedToken  # loaded at run time only by `reverie token`
 
-Command = Callable[[Reverie, argparse.Namespace], Awaitable[None]]
-# What add_subparsers returns: generic only in typeshed, so the alias is a string.
+# Strings: `Reverie` is imported for type checking only, and add_subparsers' result is
+# generic only in typeshed.
+Command: TypeAlias = "Callable[[Reverie, argparse.Namespace], Awaitable[None]]"
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
@@ -66,6 +70,8 @@ async def _run(args: argparse.Namespace) -> None:
     if args.command == "demo":
         await demo(args)
         return
+    from reverie.service import open_reverie
+
     async with open_reverie(Settings.resolve(args.db, args.agent)) as reverie:
         await COMMANDS[args.command](reverie, args)
 
@@ -210,6 +216,8 @@ async def log(reverie: Reverie, args: argparse.Namespace) -> None:
 
 def _claude_code_session(text: str) -> claude_transcript.Transcript | None:
     """The Claude Code transcript `text` is, if it is one that names its session."""
+    from reverie import claude_transcript
+
     if not claude_transcript.looks_like_claude_code(text):
         return None
     transcript = claude_transcript.read_claude_code(text)
@@ -247,6 +255,8 @@ def _read_input(name: str) -> str:
 
 
 async def dream(reverie: Reverie, args: argparse.Namespace) -> None:
+    from reverie.report import applied_text, proposal_markdown
+
     if args.brief_id or args.operations:
         proposal = await reverie.propose_dream(brief_id=args.brief_id, operations=_operations(args.operations))
     else:
@@ -264,6 +274,10 @@ async def dream(reverie: Reverie, args: argparse.Namespace) -> None:
 
 def _operations(name: str | None) -> list[OperationDraft] | None:
     """The operations a model wrote from a dream brief: a JSON list, or {"operations": [...]}."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from reverie.models import OperationDraft
+
     if name is None:
         return None
     try:
@@ -289,6 +303,8 @@ def progress(args: argparse.Namespace, message: str) -> AbstractContextManager[o
 
 
 async def show(reverie: Reverie, args: argparse.Namespace) -> None:
+    from reverie.report import memory_markdown, proposal_markdown
+
     if args.proposal_id:
         proposal = await reverie.proposal(args.proposal_id)
         emit(args, proposal, proposal_markdown(proposal, "terminal"))
@@ -313,6 +329,8 @@ async def review(reverie: Reverie, args: argparse.Namespace) -> None:
 
 async def apply(reverie: Reverie, args: argparse.Namespace) -> None:
     """Without --approve, what carries no risk flag (flagged changes wait, as on every other path)."""
+    from reverie.report import applied_text
+
     edits = dict(_edit(e) for e in args.edit or [])
     proposal_id, approved = _proposal_and_ops(args.proposal_id, args.approve)
     if approved is None:
@@ -434,6 +452,8 @@ async def demo(args: argparse.Namespace) -> None:
         raise InvalidInput(f"{args.db} exists; the demo logs its sessions into a new database file. "
                            "Omit --db to have it make one in a new temporary folder.")
     # Kept, not deleted: the demo ends by suggesting commands to try on it.
+    import tempfile
+
     path = Path(args.db) if args.db else Path(tempfile.mkdtemp(prefix="reverie-demo-")) / "demo.db"
     await run_demo(path, print)
 

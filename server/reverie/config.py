@@ -11,6 +11,11 @@ with an API key), so a server does not start one on its own accord. Setting how 
 
 The `openai` engine's settings (`REVERIE_OPENAI_*`, `OpenAISettings`) come from the environment
 only, and are read when a dream starts.
+
+This is the one module that reads the environment (`environment()`; a test holds every other
+module to it), so every variable Reverie honours is found here: the ones above, `REVERIE_TOKENS`,
+the anthropic engine's `ANTHROPIC_API_KEY`, `REVERIE_MODEL`, `REVERIE_MAP_MODEL`,
+`REVERIE_MAP_CONCURRENCY`, and Claude Code's `CLAUDE_CONFIG_DIR`.
 """
 
 from __future__ import annotations
@@ -21,8 +26,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal, get_args
-
-import platformdirs
 
 from reverie.errors import EngineFailed, InvalidInput
 from reverie.safety import holds_secret
@@ -76,9 +79,44 @@ DEFAULT_OPENAI_CONCURRENCY = 1
 OpenAIStructured = Literal["json_schema", "tools"]
 
 
+def environment(variable: str) -> str | None:
+    """The variable's value without surrounding space; None when it is unset or blank."""
+    return os.environ.get(variable, "").strip() or None
+
+
 def openai_configured() -> bool:
     """Whether the user pointed Reverie at an OpenAI-compatible server (engine "auto" then uses it)."""
-    return bool(os.environ.get(OPENAI_BASE_URL, "").strip())
+    return environment(OPENAI_BASE_URL) is not None
+
+
+def anthropic_key() -> str | None:
+    """The Anthropic API key, when set (engine "auto" then dreams with Claude)."""
+    return environment("ANTHROPIC_API_KEY")
+
+
+def tokens_file() -> str | None:
+    """`REVERIE_TOKENS`: where `serve --http` keeps its bearer tokens, when not beside the database."""
+    return environment("REVERIE_TOKENS")
+
+
+def agent_id() -> str | None:
+    """`REVERIE_AGENT_ID`: the calling agent, when no `--agent` names it."""
+    return environment("REVERIE_AGENT_ID")
+
+
+def claude_config_dir() -> str | None:
+    """`CLAUDE_CONFIG_DIR`: where Claude Code keeps its files, when not in ~/.claude."""
+    return environment("CLAUDE_CONFIG_DIR")
+
+
+def map_concurrency(default: int) -> int:
+    """`REVERIE_MAP_CONCURRENCY`: how many map calls a model engine keeps in flight at once."""
+    raw = environment("REVERIE_MAP_CONCURRENCY")
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise EngineFailed(f"REVERIE_MAP_CONCURRENCY must be a whole number of at least 1; got {raw!r}.")
+    return int(raw)
 
 
 @dataclass(frozen=True)
@@ -93,18 +131,14 @@ class OpenAISettings:
 
     @classmethod
     def from_env(cls) -> OpenAISettings:
-        base_url, model = _env(OPENAI_BASE_URL), _env("REVERIE_OPENAI_MODEL")
+        base_url, model = environment(OPENAI_BASE_URL), environment("REVERIE_OPENAI_MODEL")
         if not base_url or not model:
             raise EngineFailed(
                 "The openai engine needs REVERIE_OPENAI_BASE_URL (e.g. http://localhost:11434/v1) and "
                 "REVERIE_OPENAI_MODEL (a model that server serves); or dream with engine='heuristic' (offline).")
-        return cls(base_url.rstrip("/"), model, _env("REVERIE_OPENAI_MAP_MODEL") or model,
-                   _env("REVERIE_OPENAI_API_KEY"), _seconds(_env("REVERIE_OPENAI_TIMEOUT")),
-                   _at_least_one(_env("REVERIE_MAP_CONCURRENCY")), _structured(_env("REVERIE_OPENAI_STRUCTURED")))
-
-
-def _env(variable: str) -> str | None:
-    return os.environ.get(variable, "").strip() or None
+        return cls(base_url.rstrip("/"), model, environment("REVERIE_OPENAI_MAP_MODEL") or model,
+                   environment("REVERIE_OPENAI_API_KEY"), _seconds(environment("REVERIE_OPENAI_TIMEOUT")),
+                   map_concurrency(DEFAULT_OPENAI_CONCURRENCY), _structured(environment("REVERIE_OPENAI_STRUCTURED")))
 
 
 def _seconds(raw: str | None) -> float:
@@ -117,14 +151,6 @@ def _seconds(raw: str | None) -> float:
     return seconds
 
 
-def _at_least_one(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_OPENAI_CONCURRENCY
-    if not raw.isdigit() or int(raw) < 1:
-        raise EngineFailed(f"REVERIE_MAP_CONCURRENCY must be a whole number of at least 1; got {raw!r}.")
-    return int(raw)
-
-
 def _structured(raw: str | None) -> OpenAIStructured:
     if raw and raw not in get_args(OpenAIStructured):
         raise EngineFailed(f"REVERIE_OPENAI_STRUCTURED must be json_schema or tools; got {raw!r}.")
@@ -132,6 +158,8 @@ def _structured(raw: str | None) -> OpenAIStructured:
 
 
 def default_db_path() -> Path:
+    import platformdirs  # only without --db or REVERIE_DB: a hook given its database never loads it
+
     return platformdirs.user_data_path("reverie", appauthor=False) / "memory.db"
 
 
@@ -160,15 +188,15 @@ class Settings:
         dream_after: str | int | None = None, dream_mode: str | None = None, dream_idle: str | None = None,
     ) -> Settings:
         """Settings from flags (these arguments, as typed on the command line), else the environment."""
-        path = db or os.environ.get("REVERIE_DB") or default_db_path()
-        agent_id = agent or os.environ.get("REVERIE_AGENT_ID") or "default"
-        check_identifier(agent_id, "Agent id (--agent / REVERIE_AGENT_ID)")
+        path = db or environment("REVERIE_DB") or default_db_path()
+        agent = agent or agent_id() or "default"
+        check_identifier(agent, "Agent id (--agent / REVERIE_AGENT_ID)")
         every = _flag_or_env(dream_every, "REVERIE_DREAM_EVERY")
         after = _flag_or_env(dream_after, "REVERIE_DREAM_AFTER")
         mode = _flag_or_env(dream_mode, "REVERIE_DREAM_MODE") or ("review" if every or after else "off")
         idle = _flag_or_env(dream_idle, "REVERIE_DREAM_IDLE")
         return cls(
-            db_path=Path(path).expanduser(), agent_id=agent_id,
+            db_path=Path(path).expanduser(), agent_id=agent,
             dream_after=_count(after, "--dream-after / REVERIE_DREAM_AFTER") if after else DEFAULT_DREAM_AFTER,
             dream_every=parse_duration(every, "--dream-every / REVERIE_DREAM_EVERY") if every else None,
             dream_mode=_mode(mode),
@@ -177,8 +205,9 @@ class Settings:
 
 
 def _flag_or_env(flag: str | int | None, variable: str) -> str | None:
-    value = flag if flag is not None else os.environ.get(variable)
-    return str(value).strip() if value is not None and str(value).strip() else None
+    if flag is None:
+        return environment(variable)
+    return str(flag).strip() or None
 
 
 def _count(text: str, source: str) -> int:

@@ -67,27 +67,27 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reverie import config
-from reverie.claude_transcript import (
-    Transcript,
-    looks_like_claude_code,
-    read_claude_code,
-)
 from reverie.clock import utcnow
 from reverie.config import Settings
 from reverie.errors import Busy, Damaged, ReverieError
-from reverie.models import Outcome, Turn
 from reverie.projects import project_root
-from reverie.safety import redact
-from reverie.service import Reverie, open_reverie
-from reverie.service.continuation import Part, log_new_turns
-from reverie.session_start import session_start
+from reverie.safety import may_hold_secret, redact
 from reverie.text import shorten
+
+# Each hook imports what only it uses when it runs (the transcript reader and the logging of
+# parts for SessionEnd, the SessionStart text for SessionStart), and the service only once
+# it has a database to open: every import here is paid at every session start and end.
+if TYPE_CHECKING:
+    from reverie.claude_transcript import Transcript
+    from reverie.models import Outcome, Turn
+    from reverie.service import Reverie
+    from reverie.service.continuation import Part
 
 T = TypeVar("T")
 
@@ -112,7 +112,7 @@ class HookTimeout(Exception):
 class HookInput(BaseModel):
     """The fields of Claude Code's hook input that Reverie uses; the rest are kept, unread."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     session_id: str = ""
     transcript_path: str | None = None
     cwd: str | None = None
@@ -122,6 +122,7 @@ class HookInput(BaseModel):
 class SpoolItem(BaseModel):
     """One ended session waiting to be logged: the hook input and a copy of its transcript."""
 
+    model_config = ConfigDict(defer_build=True)
     hook: HookInput
     agent_id: str
     transcript: str
@@ -202,12 +203,16 @@ def recall_hook(db: str | None, agent: str | None, stdin: TextIO, *, query: str 
 
 
 async def _recall(settings: Settings, cwd: str, query: str | None, budget: int) -> str:
+    from reverie.service import open_reverie
+
     async with open_reverie(settings) as reverie:
         return await recall_text(reverie, cwd, query, budget)
 
 
 async def recall_text(reverie: Reverie, cwd: str, query: str | None, budget: int) -> str:
     """What an agent starting work in `cwd` should load; empty when there is nothing."""
+    from reverie.session_start import session_start
+
     return await session_start(reverie, cwd, query, budget)
 
 
@@ -216,7 +221,7 @@ def notice(text: str) -> None:
 
 
 def agent_for_hooks(flag: str | None) -> str:
-    return flag or os.environ.get("REVERIE_AGENT_ID") or DEFAULT_AGENT
+    return flag or config.agent_id() or DEFAULT_AGENT
 
 
 def within(seconds: float, work: Callable[[], Awaitable[T]]) -> T:
@@ -272,6 +277,8 @@ def read_transcript(hook: HookInput) -> str | None:
     if not hook.transcript_path:
         raise HookInputError("the hook input names no transcript_path.")
     path = Path(hook.transcript_path).expanduser()
+    from reverie.claude_transcript import looks_like_claude_code
+
     refused = HookInputError(f"{path} is not a Claude Code transcript (a .jsonl file of Claude Code records).")
     try:
         if not path.exists():
@@ -332,6 +339,11 @@ def redacted_transcript(text: str) -> str:
 
 
 def _redacted_line(line: str) -> str:
+    if line.isascii() and "\\" not in line and not may_hold_secret(line):
+        # Without escapes (or invisible characters) every string in the line reads as
+        # written, so none holds a secret the line does not: it is kept as the redaction
+        # below would keep it, without taking it apart.
+        return line
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):
@@ -365,6 +377,8 @@ def spooled(db_path: Path) -> list[Path]:
 
 async def drain(settings: Settings) -> Drained:
     """Log every spooled session, oldest first."""
+    from reverie.service import open_reverie
+
     drained = Drained()
     if items := spooled(settings.db_path):
         async with open_reverie(settings) as reverie:
@@ -411,6 +425,8 @@ def set_aside(path: Path, reason: str) -> Path:
 
 async def log_item(reverie: Reverie, item: SpoolItem) -> Stored | None:
     """Log the turns of a spooled session that no earlier part of its conversation holds; None if there are none."""
+    from reverie.claude_transcript import read_claude_code
+
     transcript = read_claude_code(item.transcript)  # the hook spools Claude Code transcripts only
     return await log_transcript(reverie, transcript, fallback_id=item.hook.session_id, agent_id=item.agent_id,
                                 cwd=item.hook.cwd or transcript.cwd)
@@ -424,6 +440,8 @@ async def log_transcript(reverie: Reverie, transcript: Transcript, *, fallback_i
     `fallback_id` is the session id to use when no line names one (the hook's); `title_text`
     replaces the title made from each part's own first request.
     """
+    from reverie.service.continuation import log_new_turns
+
     if not transcript.turns:
         return None  # only summaries or snapshots: nothing to log, and no project to claim for it
     project = await reverie.project_key(cwd, claim=True) if cwd else None

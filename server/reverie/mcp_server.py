@@ -13,7 +13,8 @@ agent. Handlers pass it to the service, which enforces the scope rules.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.elicitation import CancelledElicitation, DeclinedElicitation
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp_types import INVALID_REQUEST, CallToolResult, TextContent, ToolAnnotations
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST, CallToolResult, TextContent, ToolAnnotations
 from pydantic import (
     BaseModel,
     Field,
@@ -60,6 +61,7 @@ from reverie.service import Reverie, open_reverie
 from reverie.service.schedule import Activity, run_schedule
 
 M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
 
 INSTRUCTIONS = """Reverie is your long-term memory across sessions.
 - At the start of a session call read_memory (with a query when you know the topic).
@@ -107,6 +109,33 @@ def _caller() -> Identity:
     if identity is None:
         raise RuntimeError("no caller: _Identify runs around every request")
     return identity
+
+
+class _KnownPrompts:
+    """Server middleware: a prompt name the server does not have is invalid params (-32602), as the spec says.
+
+    The SDK raises a plain ValueError there, which its dispatcher answers with error code 0.
+    """
+
+    def __init__(self, mcp: MCPServer):
+        self.mcp = mcp
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "prompts/get":
+            name = (ctx.params or {}).get("name")
+            known = [prompt.name for prompt in await self.mcp.list_prompts()]
+            if name not in known:
+                raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt: {name}. Prompts: {', '.join(known)}.")
+        return await call_next(ctx)
+
+
+def _dedented(handler: F) -> F:
+    """Strip the docstring's source indentation, which the SDK would send as the tool description.
+
+    Python 3.13 does this when compiling; 3.11 and 3.12 keep the indentation.
+    """
+    handler.__doc__ = inspect.cleandoc(handler.__doc__ or "")
+    return handler
 
 
 def _result(model: M, text: str) -> CallToolResult:
@@ -163,6 +192,7 @@ def build_server(
     _add_dream_tools(mcp)
     _add_resources(mcp, opened)
     _add_prompts(mcp)
+    mcp.middleware.append(_KnownPrompts(mcp))
     return mcp
 
 
@@ -178,6 +208,7 @@ Text = Annotated[str, WrapValidator(_null_is_none), WithJsonSchema({"anyOf": [{"
 
 def _add_memory_tools(mcp: MCPServer) -> None:
     @mcp.tool(annotations=ToolAnnotations(title="Read memory", read_only_hint=True, open_world_hint=False))
+    @_dedented
     async def read_memory(
         ctx: Context,
         query: Annotated[Text, Field(description="What this session is about; ranks entries and finds past excerpts.")] = None,
@@ -198,6 +229,7 @@ def _add_memory_tools(mcp: MCPServer) -> None:
         return _result(view, view.markdown)
 
     @mcp.tool(annotations=ToolAnnotations(title="Log session", destructive_hint=False, idempotent_hint=False))
+    @_dedented
     async def log_session(
         ctx: Context,
         transcript: Annotated[list[Turn] | str, Field(description="The turns (role user|assistant|tool|system, content, tool_name, is_error), or plain text / Claude Code JSONL.")],
@@ -234,6 +266,7 @@ def _review_app() -> Apps:
 
     @apps.tool(resource_uri=REVIEW_URI, annotations=ToolAnnotations(
         title="Propose a dream", destructive_hint=False, idempotent_hint=False))
+    @_dedented
     async def propose_dream(
         ctx: Context,
         engine: Annotated[str, Field(description="'auto' (default), 'heuristic' (offline rules), 'anthropic' (Claude, needs ANTHROPIC_API_KEY), 'openai' (a local or OpenAI-compatible model server, needs REVERIE_OPENAI_BASE_URL and REVERIE_OPENAI_MODEL) or 'agent' (you reflect on a brief).")] = "auto",
@@ -259,6 +292,7 @@ def _review_app() -> Apps:
 
 def _add_dream_tools(mcp: MCPServer) -> None:
     @mcp.tool(annotations=ToolAnnotations(title="Apply a dream", destructive_hint=True, idempotent_hint=False))
+    @_dedented
     async def apply_dream(
         ctx: Context,
         proposal_id: str,
@@ -279,6 +313,7 @@ def _add_dream_tools(mcp: MCPServer) -> None:
         return _result(result, result.message)
 
     @mcp.tool(annotations=ToolAnnotations(title="Revert a dream", destructive_hint=True, idempotent_hint=False))
+    @_dedented
     async def revert_dream(ctx: Context, proposal_id: str) -> Annotated[CallToolResult, RevertResult]:
         """Undo an applied dream exactly, as a new revision. Use when the user asks to roll back."""
         result = await _call(_service(ctx).revert_dream(proposal_id, identity=_caller()))

@@ -20,13 +20,19 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from reverie.confusables import skeleton
 
-__all__ = ["INJECTION_PATTERNS", "SECRET_PATTERNS", "holds_secret", "instruction_like", "quoted_in", "redact", "visible"]
+if TYPE_CHECKING:  # module attributes built on first access (`__getattr__` below)
+    SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...]  # (kind, pattern), applied in this order
+    INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...]
+
+__all__ = ["INJECTION_PATTERNS", "SECRET_PATTERNS", "holds_secret", "instruction_like", "may_hold_secret", "quoted_in",
+           "redact", "visible"]
 
 # A value that is already a marker must never be redacted again (idempotence).
 _NOT_MARKER = r"(?!\[REDACTED:)"
@@ -115,52 +121,69 @@ _WEBHOOK = r"""https://(?:hooks\.slack\.com/(?:services|workflows|triggers)/|(?:
 # .netrc: `machine host login alice password X`, on one line or several.
 _NETRC = rf"""\b(?:machine|default|login)\b[^\n]{{0,200}}?[ \t]password[ \t]+["']?(?P<secret>{_FLAG_VALUE})"""
 
-SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private_key", re.compile(_PEM_PRIVATE_KEY, re.X)),
-    ("anthropic_key", re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{20,}")),
-    ("openai_key", re.compile(r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
-    ("aws_access_key_id", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
+
+def _src(pattern: str, flags: int = 0) -> tuple[str, int]:
+    """A pattern's source, compiled on first use (`_secret_pattern`, `_injection_patterns`):
+    a process that redacts or screens nothing, such as a SessionStart hook, never pays the
+    ~15 ms that compiling them all takes."""
+    return pattern, flags
+
+
+_SECRET_SOURCES: tuple[tuple[str, tuple[str, int]], ...] = (
+    ("private_key", _src(_PEM_PRIVATE_KEY, re.X)),
+    ("anthropic_key", _src(r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{20,}")),
+    ("openai_key", _src(r"(?<![\w-])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
+    ("aws_access_key_id", _src(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
     (
         "aws_secret_access_key",
-        re.compile(
+        _src(
             rf"(?:aws_)?secret_?access_?key[\"']?\s*[:=]\s*[\"']?(?P<secret>{_NOT_MARKER}[A-Za-z0-9/+=]{{40}})",
             re.I,
         ),
     ),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
-    ("gitlab_token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
-    ("slack_token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    ("stripe_key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}")),
-    ("google_api_key", re.compile(r"\bAIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])")),
-    ("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    ("reverie_token", re.compile(r"\brvt_[A-Za-z0-9_-]{20,}")),
-    ("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
-    ("pypi_token", re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{50,}")),
-    ("digitalocean_token", re.compile(r"\bdo[por]_v1_[a-f0-9]{64}\b")),
-    ("azure_account_key", re.compile(rf"AccountKey=(?P<secret>{_NOT_MARKER}[A-Za-z0-9+/]{{40,}}={{0,2}})")),
-    ("sendgrid_key", re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
-    ("twilio_api_key", re.compile(r"\bSK[0-9a-f]{32}\b")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("webhook_url", re.compile(_WEBHOOK)),
+    ("github_token", _src(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
+    ("gitlab_token", _src(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("slack_token", _src(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
+    ("stripe_key", _src(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("google_api_key", _src(r"\bAIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])")),
+    ("npm_token", _src(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("reverie_token", _src(r"\brvt_[A-Za-z0-9_-]{20,}")),
+    ("huggingface_token", _src(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("pypi_token", _src(r"\bpypi-AgE[A-Za-z0-9_-]{50,}")),
+    ("digitalocean_token", _src(r"\bdo[por]_v1_[a-f0-9]{64}\b")),
+    ("azure_account_key", _src(rf"AccountKey=(?P<secret>{_NOT_MARKER}[A-Za-z0-9+/]{{40,}}={{0,2}})")),
+    ("sendgrid_key", _src(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")),
+    ("twilio_api_key", _src(r"\bSK[0-9a-f]{32}\b")),
+    ("jwt", _src(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("webhook_url", _src(_WEBHOOK)),
     # Opaque tokens nearly always hold a digit or symbol; demanding one keeps prose like
     # "bearer authentication" out.
     (
         "bearer_token",
-        re.compile(
+        _src(
             rf"\b(?i:bearer)[ \t]+(?P<secret>{_NOT_MARKER}(?=[A-Za-z0-9._~+/=-]*[^A-Za-z\s])[A-Za-z0-9._~+/=-]{{16,}})"
         ),
     ),
-    ("authorization_header", re.compile(_AUTHORIZATION, re.X | re.I)),
-    ("cookie_header", re.compile(_COOKIE, re.X | re.I)),
-    ("cli_password", re.compile(_CLI_PASSWORD, re.X | re.I)),
-    ("netrc_password", re.compile(_NETRC, re.X)),
+    ("authorization_header", _src(_AUTHORIZATION, re.X | re.I)),
+    ("cookie_header", _src(_COOKIE, re.X | re.I)),
+    ("cli_password", _src(_CLI_PASSWORD, re.X | re.I)),
+    ("netrc_password", _src(_NETRC, re.X)),
     (
         "url_password",
-        re.compile(rf"\b[a-zA-Z][a-zA-Z0-9+.-]{{0,30}}://[^\s:/@]{{0,256}}:(?P<secret>{_NOT_MARKER}[^\s/@]{{1,256}})@"),
+        _src(rf"\b[a-zA-Z][a-zA-Z0-9+.-]{{0,30}}://[^\s:/@]{{0,256}}:(?P<secret>{_NOT_MARKER}[^\s/@]{{1,256}})@"),
     ),
-    ("hex_secret", re.compile(_HEX_SECRET, re.X | re.I)),
-    ("secret_assignment", re.compile(_ASSIGNMENT, re.X | re.I)),
+    ("hex_secret", _src(_HEX_SECRET, re.X | re.I)),
+    ("secret_assignment", _src(_ASSIGNMENT, re.X | re.I)),
 )
+
+_SECRET_KINDS = tuple(kind for kind, _ in _SECRET_SOURCES)
+_SECRET_SOURCE = dict(_SECRET_SOURCES)
+
+
+@functools.cache
+def _secret_pattern(kind: str) -> re.Pattern[str]:
+    source, flags = _SECRET_SOURCE[kind]
+    return re.compile(source, flags)
 
 
 # What each pattern cannot match without: lowercase literals, at least one of which must be
@@ -307,13 +330,20 @@ def redact(text: str) -> tuple[str, int]:
     clues, total = _clues(_folded(text)), 0
     if not clues.hits:
         return text, 0  # most turns of a transcript
-    for kind, pattern in SECRET_PATTERNS:
+    for kind in _SECRET_KINDS:
         if kind in clues.kinds and _has_shape(kind, clues):
-            text, count = pattern.subn(_REPLACERS[kind], text)
+            text, count = _secret_pattern(kind).subn(_REPLACERS[kind], text)
             if count:
                 # A marker is new text the later patterns must see, as a scan by every pattern would.
                 clues, total = _clues(_folded(text)), total + count
     return text, total
+
+
+def may_hold_secret(text: str) -> bool:
+    """False only when `text` holds none of the literals every secret pattern needs, so that
+    `redact` would return it unchanged: a cheap test for text that a caller would otherwise
+    take apart before redacting (a transcript's JSON line)."""
+    return bool(_LITERAL.search(_folded(visible(text))))
 
 
 def holds_secret(text: str) -> bool:
@@ -355,7 +385,7 @@ def _secret_span(match: re.Match[str]) -> tuple[int, int]:
     return match.span()
 
 
-_REPLACERS = {kind: _replacer(kind) for kind, _ in SECRET_PATTERNS}
+_REPLACERS = {kind: _replacer(kind) for kind in _SECRET_KINDS}
 
 
 # --- instructions aimed at the agent ----------------------------------------------------
@@ -371,39 +401,39 @@ _AI_NAME = r"(?:ai|assistant|agent|llm|claude|chatgpt|gpt)s?"
 _AI = r"(?:ai|assistant|agent|llm|model|claude|chatgpt|gpt)s?"
 _MOVE_VERB = r"(?:send|e-?mail|forward|upload|post|share|transmit|leak|cc|bcc)(?:s|es|ed|d|ing)?"
 
-INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+_INJECTION_SOURCES: tuple[tuple[str, tuple[str, int]], ...] = (
     (
         "override_instructions",
-        re.compile(
+        _src(
             r"\b(?:ignore|disregard|forget|override)\s+(?:\w+\s+){0,4}?"
             r"(?:instructions?|prompts?|rules|directions|directives|guidelines|(?:everything|all)\s+above|the\s+above)\b",
             re.I,
         ),
     ),
-    ("role_change", re.compile(r"\byou\s+are\s+now\b|\bact\s+as\s+(?:an?\s+)?unrestricted\b", re.I)),
-    ("new_instructions", re.compile(r"\b(?:new|updated|revised)\s+(?:system\s+)?instructions?\s*:", re.I)),
-    ("system_prompt", re.compile(r"\bsystem\s+prompt\b", re.I)),
-    ("role_markup", re.compile(r"<\|im_start\|>|\[/?INST\]|<\|?/?system\|?>|\[SYSTEM\]", re.I)),
+    ("role_change", _src(r"\byou\s+are\s+now\b|\bact\s+as\s+(?:an?\s+)?unrestricted\b", re.I)),
+    ("new_instructions", _src(r"\b(?:new|updated|revised)\s+(?:system\s+)?instructions?\s*:", re.I)),
+    ("system_prompt", _src(r"\bsystem\s+prompt\b", re.I)),
+    ("role_markup", _src(r"<\|im_start\|>|\[/?INST\]|<\|?/?system\|?>|\[SYSTEM\]", re.I)),
     (
         "conceal_from_user",
-        re.compile(
+        _src(
             r"\b(?:do\s+not|don'?t|never)\s+(?:tell|inform|notify|alert|warn)\s+(?:the\s+)?user\b"
             r"|\bwithout\s+(?:telling|informing|notifying|alerting|warning)\s+(?:the\s+)?user\b"
             r"|\b(?:do\s+not|don'?t|never)\s+mention\b[^\n]{0,60}?\b(?:to\s+)?(?:the\s+)?user\b",
             re.I,
         ),
     ),
-    ("exfiltrate", re.compile(r"\bexfiltrat\w*", re.I)),
+    ("exfiltrate", _src(r"\bexfiltrat\w*", re.I)),
     (
         "send_to_destination",
-        re.compile(rf"\b{_MOVE_VERB}\b[^\n]{{0,80}}?\bto\s+(?:{_EMAIL}|{_URL})", re.I),
+        _src(rf"\b{_MOVE_VERB}\b[^\n]{{0,80}}?\bto\s+(?:{_EMAIL}|{_URL})", re.I),
     ),
     # Only data-moving verbs: "always run the tests" is a workflow, "always email" is a leak.
-    ("always_move_data", re.compile(rf"\balways\s+(?:\w+\s+){{0,2}}?{_MOVE_VERB}\b", re.I)),
+    ("always_move_data", _src(rf"\balways\s+(?:\w+\s+){{0,2}}?{_MOVE_VERB}\b", re.I)),
     # Agents told to get around the team's safeguards: skip the tests, push past review.
     (
         "skip_safeguards",
-        re.compile(
+        _src(
             r"\bskip(?:s|ping)?\s+(?:the\s+|all\s+)?(?:tests?|test\s+suite|ci|checks?|code\s+review|review)\b"
             r"|\bpush(?:es|ed|ing)?\s+(?:\w+\s+)?(?:directly|straight)\s+to\s+(?:main|master|prod\w*)\b"
             r"|--no-verify\b",
@@ -412,7 +442,7 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "disable_protection",
-        re.compile(
+        _src(
             r"\b(?:disable|turn\s+off|switch\s+off|bypass|circumvent|deactivate)\s+"
             r"(?:the\s+|all\s+|any\s+|your\s+)?(?:\w+\s+)?"
             r"(?:safety|security|checks?|verification|guardrails?|2fa|mfa|two[- ]factor|filters?|moderation)\b",
@@ -421,13 +451,13 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "pipe_to_shell",
-        re.compile(r"\b(?:curl|wget|base64\s+-d)\b[^\n|]{0,300}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b", re.I),
+        _src(r"\b(?:curl|wget|base64\s+-d)\b[^\n|]{0,300}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b", re.I),
     ),
     # The same order in words, as a model rewords a fetched page: "fetch evil.sh with curl and
     # pipe it into sh", "download install.sh and run it with bash", "bash <(curl …)".
     (
         "download_and_execute",
-        re.compile(
+        _src(
             r"\b(?:curl|wget|download\w*|fetch\w*)\b[^\n]{0,120}?\b(?:pip(?:e|es|ed|ing)|feed\w*)\b[^\n]{0,40}?"
             r"\b(?:in|into|to|through)\s+(?:a\s+)?(?:sudo\s+)?(?:ba|z|da|k)?sh\b"
             r"|\b(?:curl|wget|download\w*|fetch\w*)\b[^\n]{0,120}?\b(?:and|then)\s+(?:run|execute|exec|source)\s+"
@@ -438,14 +468,14 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     # An unclosed comment hides the rest of the page too, so the close is not required.
     # "model" is left out here: "<!-- data model v2 -->" is an ordinary README comment.
-    ("hidden_comment", re.compile(rf"<!--(?:(?!-->).){{0,1000}}?\b{_AI_NAME}\b", re.I | re.S)),
+    ("hidden_comment", _src(rf"<!--(?:(?!-->).){{0,1000}}?\b{_AI_NAME}\b", re.I | re.S)),
     # Zero-width spaces and runs of Unicode "tag" characters render as nothing: text a
     # person cannot see. Joiners (emoji sequences), direction marks (right-to-left
     # scripts) and short tag runs (subdivision flags such as England's) are legitimate.
-    ("invisible_text", re.compile("[\u200b\u2060-\u2064]|[\U000e0000-\U000e007f]{8,}")),
+    ("invisible_text", _src("[\u200b\u2060-\u2064]|[\U000e0000-\U000e007f]{8,}")),
     (
         "addressed_to_ai",
-        re.compile(
+        _src(
             rf"\b(?:important|note|attention|urgent)\b\s*[:!-]\s*(?:the\s+|all\s+)?{_AI}\b[^.\n]{{0,40}}?"
             rf"\b(?:must|should|shall|needs?\s+to|has\s+to)\b"
             rf"|\b{_AI}\s+(?:reading|processing|summari[sz]ing)\s+this\b",
@@ -461,7 +491,21 @@ def instruction_like(text: str) -> bool:
     The patterns read the text as written (invisible characters are a finding of their
     own) and as its confusable skeleton, so "Іgnore" with a Cyrillic І reads as "Ignore".
     """
-    return any(pattern.search(form) for form in _forms(text) for _, pattern in INJECTION_PATTERNS)
+    return any(pattern.search(form) for form in _forms(text) for _, pattern in _injection_patterns())
+
+
+@functools.cache
+def _injection_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((name, re.compile(source, flags)) for name, (source, flags) in _INJECTION_SOURCES)
+
+
+def __getattr__(name: str) -> object:
+    """`SECRET_PATTERNS` and `INJECTION_PATTERNS`, compiled when first asked for (see `_src`)."""
+    if name == "SECRET_PATTERNS":
+        return tuple((kind, _secret_pattern(kind)) for kind in _SECRET_KINDS)
+    if name == "INJECTION_PATTERNS":
+        return _injection_patterns()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _forms(text: str) -> tuple[str, ...]:

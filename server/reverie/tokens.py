@@ -20,7 +20,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -28,8 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reverie import config
 from reverie.errors import InvalidInput, NotFound
-from reverie.models import TOKEN_DEFAULT_GRANTS
-from reverie.service.access import check_grants
+from reverie.models import ALL_PROJECTS, TOKEN_DEFAULT_GRANTS
 
 try:
     import fcntl
@@ -41,6 +40,10 @@ VERSION = 1
 PREFIX = "rvt_"      # makes a pasted token recognisable to secret scanners
 ID_LENGTH = 12       # hex digits of the hash shown as the token's id
 MAX_LABEL_CHARS = 100
+# What a token may be granted. Never `agent:*` or another agent's scope: those belong to the
+# local caller alone (see reverie.service.access for what each grant allows).
+FIXED_GRANTS = ("read:shared", "write:shared", "read:user", "write:user", ALL_PROJECTS)
+GRANT_FORMS = ", ".join([*FIXED_GRANTS[:4], "project:<key>", "read:project:<key>", ALL_PROJECTS])
 
 
 class TokenRecord(BaseModel):
@@ -62,8 +65,26 @@ class ListedToken(TokenRecord):
 
 def tokens_path(flag: str | os.PathLike | None, db_path: Path) -> Path:
     """`--tokens`, else `REVERIE_TOKENS`, else `tokens.json` in the database's directory."""
-    chosen = flag or os.environ.get("REVERIE_TOKENS")
+    chosen = flag or config.tokens_file()
     return Path(chosen).expanduser() if chosen else db_path.parent / "tokens.json"
+
+
+def check_grants(grants: Iterable[str]) -> frozenset[str]:
+    """The grants a bearer token may hold; anything else is refused with the valid forms."""
+    checked = frozenset(grants)
+    for grant in sorted(checked):
+        if not _valid_grant(grant):
+            hint = (" Another agent's private scope is never a token's to read."
+                    if grant.removeprefix("read:").removeprefix("write:").startswith("agent:") else "")
+            raise InvalidInput(f"{grant!r} is not a scope a token can be granted; use {GRANT_FORMS}.{hint}")
+    return checked
+
+
+def _valid_grant(grant: str) -> bool:
+    if grant in FIXED_GRANTS:
+        return True
+    project = grant.removeprefix("read:")
+    return project.startswith("project:") and project != ALL_PROJECTS and bool(config.SCOPE.fullmatch(project))
 
 
 def digest(token: str) -> str:

@@ -7,7 +7,6 @@ validation, redaction and review whichever engine made it.
 
 from __future__ import annotations
 
-import os
 from typing import Protocol
 
 from reverie import config
@@ -45,4 +44,4 @@ def engine_named(name: str) -> Engine:
 def _auto() -> str:
     if config.openai_configured():
         return "openai"
-    return "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "heuristic"
+    return "anthropic" if config.anthropic_key() else "heuristic"

@@ -38,7 +38,6 @@ Invariants:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -235,21 +234,15 @@ class ClaudeSettings:
 
     @classmethod
     def from_env(cls) -> ClaudeSettings:
-        key = os.environ.get("ANTHROPIC_API_KEY")
+        key = config.anthropic_key()
         if not key:
             raise EngineFailed("The anthropic engine needs an API key: set ANTHROPIC_API_KEY, "
                                "or dream with engine='heuristic' (offline) or engine='agent'.",
                                terminal="The anthropic engine needs an API key: set ANTHROPIC_API_KEY, or run "
                                         "`reverie dream --engine heuristic` (offline).")
-        return cls(key, os.environ.get("REVERIE_MODEL") or DEFAULT_MODEL,
-                   os.environ.get("REVERIE_MAP_MODEL") or DEFAULT_MAP_MODEL, _concurrency())
-
-
-def _concurrency() -> int:
-    raw = os.environ.get("REVERIE_MAP_CONCURRENCY") or str(DEFAULT_MAP_CONCURRENCY)
-    if not raw.isdigit() or int(raw) < 1:
-        raise EngineFailed(f"REVERIE_MAP_CONCURRENCY must be a whole number of at least 1; got {raw!r}.")
-    return int(raw)
+        return cls(key, config.environment("REVERIE_MODEL") or DEFAULT_MODEL,
+                   config.environment("REVERIE_MAP_MODEL") or DEFAULT_MAP_MODEL,
+                   config.map_concurrency(DEFAULT_MAP_CONCURRENCY))
 
 
 class ClaudeEngine:

@@ -20,12 +20,12 @@ within LINE_LIMIT lines and BYTE_LIMIT bytes, so all of it is loaded.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reverie import config
 from reverie.errors import InvalidInput
 from reverie.formats.document import Found, Source, build, hinted_category
 from reverie.formats.markdown import flat, frontmatter, items, one_line
@@ -42,9 +42,10 @@ TYPE_OF = {"user": ("preference", "user"), "feedback": ("preference", None), "pr
 _LINK_ONLY = re.compile(r"^\[[^\]]*\]\(([^)\s]+\.md)\)\s*(?:[—–:-].*)?$")
 
 
-def memory_dir(cwd: str | Path, environ: Mapping[str, str] = os.environ) -> Path:
-    """The auto memory folder Claude Code uses for the project `cwd` is in."""
-    home = Path(environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude").expanduser()
+def memory_dir(cwd: str | Path, environ: Mapping[str, str] | None = None) -> Path:
+    """The auto memory folder Claude Code uses for the project `cwd` is in (`environ`: else Reverie's own)."""
+    chosen = environ.get("CLAUDE_CONFIG_DIR") if environ is not None else config.claude_config_dir()
+    home = Path(chosen or Path.home() / ".claude").expanduser()
     return home / "projects" / re.sub(r"[^A-Za-z0-9]", "-", str(project_root(cwd))) / "memory"
 
 

@@ -35,7 +35,7 @@ from reverie.models import (
     SessionRecord,
     Turn,
 )
-from reverie.service import access, ingest, projects, recall
+from reverie.service import access, ingest, projects
 from reverie.service.schedule import Schedule, dream_due
 from reverie.store import Database, open_database, sessions
 
@@ -107,6 +107,8 @@ class Reverie:
         identity: Identity | None = None, project: str | None = None,
     ) -> MemoryView:
         """The memory to load; in `project` (a key), that project's and none of another's."""
+        from reverie.service import recall  # ranking and reports: a log (the SessionEnd hook) never loads them
+
         return await recall.read(
             self.db, identity=self.acting(agent_id, identity), query=query, scope=scope,
             categories=categories, budget_tokens=budget_tokens, include_notes=include_notes, now=self.clock(),

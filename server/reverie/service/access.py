@@ -39,13 +39,11 @@ A refusal is `Forbidden`, naming the scope and the grant that would allow it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reverie import config
 from reverie.errors import Forbidden, InvalidInput
 from reverie.models import (
-    ALL_PROJECTS,
     LOCAL_GRANTS,
     Evidence,
     Identity,
@@ -58,32 +56,11 @@ from reverie.models import (
 )
 from reverie.store import Database, memories, proposals, sessions
 
-FIXED_GRANTS = ("read:shared", "write:shared", "read:user", "write:user", ALL_PROJECTS)
-GRANT_FORMS = ", ".join([*FIXED_GRANTS[:4], "project:<key>", "read:project:<key>", ALL_PROJECTS])
-
 
 def check_scope(scope: str) -> str:
     if not config.SCOPE.fullmatch(scope):
         raise InvalidInput(f"scope {scope!r} is not valid: use 'shared', 'user', 'agent:<id>' or 'project:<key>'.")
     return scope
-
-
-def check_grants(grants: Iterable[str]) -> frozenset[str]:
-    """The grants a bearer token may hold; anything else is refused with the valid forms."""
-    checked = frozenset(grants)
-    for grant in sorted(checked):
-        if not _valid_grant(grant):
-            hint = (" Another agent's private scope is never a token's to read."
-                    if grant.removeprefix("read:").removeprefix("write:").startswith("agent:") else "")
-            raise InvalidInput(f"{grant!r} is not a scope a token can be granted; use {GRANT_FORMS}.{hint}")
-    return checked
-
-
-def _valid_grant(grant: str) -> bool:
-    if grant in FIXED_GRANTS:
-        return True
-    project = grant.removeprefix("read:")
-    return project.startswith("project:") and project != ALL_PROJECTS and bool(config.SCOPE.fullmatch(project))
 
 
 def acting_for(identity: Identity, agent_id: str | None) -> Identity:

@@ -97,6 +97,8 @@ def _part_id(base_id: str, number: int) -> str:
 
 def _stored_prefix(turns: list[Turn], parts: list[SessionRecord]) -> int:
     """How many leading turns of `turns` the parts already hold; a part from another branch is passed over."""
+    if not parts:
+        return 0  # a new conversation (most hook runs): no need to redact its turns to compare them
     said = [_said(turn) for turn in ingest.redacted_turns(turns)[0]]
     offset = 0
     for part in parts:

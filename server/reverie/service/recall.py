@@ -82,16 +82,23 @@ JUDGED_SHARE = 1.25
 
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # any time: the stand-ins are measured, never shown
-_STAND_IN_NOTE = NoteEntry(session_id="s", index=0, content="x", created_at=_EPOCH)
-_STAND_IN_EPISODE = Episode(session_id="s", event_index=0, role="user", text="x", timestamp=_EPOCH)
+
+
+@functools.cache
+def _stand_ins() -> tuple[NoteEntry, Episode]:
+    """Built on first use, not at import: a model's first instance builds its validator, which
+    a process that never reads (the SessionEnd hook) should not pay for."""
+    return (NoteEntry(session_id="s", index=0, content="x", created_at=_EPOCH),
+            Episode(session_id="s", event_index=0, role="user", text="x", timestamp=_EPOCH))
 
 
 def line_room(budget_tokens: int, notes: bool, excerpts: bool, pending: list[PendingNotice]) -> int:
     """Characters the lines may take: the budget less the headings of the sections that may
     appear and the pending-review hint (measured on the markdown with a stand-in line in
     each such section, less those lines)."""
-    shown_notes = [_STAND_IN_NOTE] if notes else []
-    shown_episodes = [_STAND_IN_EPISODE] if excerpts else []
+    note, episode = _stand_ins()
+    shown_notes = [note] if notes else []
+    shown_episodes = [episode] if excerpts else []
     lines = sum(map(cost, map(note_line, shown_notes))) + sum(map(cost, map(episode_line, shown_episodes)))
     frame = len(memory_markdown([], shown_notes, shown_episodes, pending)) - lines
     return max(budget_tokens * CHARS_PER_TOKEN - frame, 0)
@@ -171,11 +178,15 @@ async def read(
     and excerpts of sessions in it or in none, never another project's (`access.project_view`)."""
     check_budget(budget_tokens)
     scopes, agent_id = access.readable_scopes(identity, scope, project), identity.agent_id
-    async with db.snapshot():
+    async def gather(db: Database) -> tuple[list[MemoryEntry], list[NoteEntry], Query | None, Turns, list[PendingNotice]]:
         entries = await memories.ranked_entries(db, now, query, scopes, categories, candidates(budget_tokens))
         notes = await sessions.pending_notes(db, agent_id, project=project) if include_notes else []
         asked, turns = await _matching_turns(db, query, agent_id, project) if query else (None, Turns([]))
         pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
+        return entries, notes, asked, turns, pending
+
+    async with db.snapshot():  # its dozen SELECTs in one hand-off to the connection's thread
+        entries, notes, asked, turns, pending = await db.in_one_call(gather)
     room = line_room(budget_tokens, bool(notes), bool(turns.found), pending)
     shown, accounted = select(entries, notes, turns, query, asked, room)
     # Counted with the next write, never now: a read must not wait for the write lock.

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from weakref import WeakKeyDictionary
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
 from reverie.clock import from_iso, to_iso
 from reverie.models import Evidence, Memory, MemoryEntry
 from reverie.store.database import Database
 from reverie.store.search import Focus, Readable, any_of, focus, query_terms
 
-_EVIDENCE = TypeAdapter(list[Evidence])
+_EVIDENCE = TypeAdapter(list[Evidence], config=ConfigDict(defer_build=True))  # built on first use
 
 FTS_CANDIDATES = 5  # FTS5 returns this many times `limit` best matches before scopes and blending
 # BM25 scores at most this many matches, the newest. Distinctive words rarely match this

@@ -11,13 +11,13 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
 from reverie.clock import from_iso, to_iso
 from reverie.models import DreamStats, Evidence, Operation, PendingNotice, Proposal
 from reverie.store.database import Database
 
-_EVIDENCE = TypeAdapter(list[Evidence])
+_EVIDENCE = TypeAdapter(list[Evidence], config=ConfigDict(defer_build=True))  # built on first use
 
 
 async def insert_proposal(db: Database, proposal: Proposal, instructions: str | None) -> None:
