@@ -94,3 +94,20 @@ def test_a_recap_without_a_summary_is_the_first_request_and_how_the_session_ende
     ended = session(title="billing: tests/test_invoices.py is failing", outcome="success")
 
     assert recap(ended, "billing") == "tests/test_invoices.py is failing — success"
+
+
+def test_when_a_dream_is_due_session_start_asks_to_offer_the_dream_skill(workspace):
+    billing = workspace.project("billing")
+    for day in range(10, 15):  # five sessions: the default `dream_after`
+        workspace.end(billing, deploy_steps(f"Deploy the billing service, take {day}"), day=day)
+
+    out = workspace.start(billing).out
+
+    assert "a dream is due (5 sessions await a dream)" in out and "/reverie:dream" in out
+
+
+def test_no_dream_is_offered_while_sessions_are_too_few(workspace):
+    billing = workspace.project("billing")
+    workspace.end(billing, deploy_steps("Deploy the billing service please"))
+
+    assert "/reverie:dream" not in workspace.start(billing).out

@@ -2,7 +2,9 @@
 
 Within the token budget, in this order:
 
-1. a line for each dream proposal awaiting review, so the agent can raise it;
+1. a line for each dream proposal awaiting review, so the agent can raise it; when none
+   waits and a dream is due (`service.schedule.dream_due`), a line asking the agent to
+   offer `/reverie:dream`;
 2. the last RECAPS sessions in this project (`reverie.projects`), one line each: the
    session's summary when it has one (Claude Code writes its own), else its title — the
    first thing the user asked — and how it ended, if known. They take at most
@@ -22,6 +24,7 @@ from reverie.projects import project_root
 from reverie.report import entry_line, episode_line, note_line
 from reverie.service import Reverie
 from reverie.service.recall import MIN_BUDGET
+from reverie.service.schedule import dream_due
 from reverie.text import estimate_tokens, shorten, within_budget
 
 RECAPS = 5
@@ -39,9 +42,16 @@ async def session_start(reverie: Reverie, cwd: str, query: str | None, budget: i
         recent = ""  # too small a budget for both: the memory comes first
     view = await reverie.read_memory(query, budget_tokens=_left(budget, head, recent), project=project)
     waiting = [f"Reverie: dream proposal {p.proposal_id} awaits your review — ask me to show it."
-               for p in view.pending_proposals]
+               for p in view.pending_proposals] or await _dream_offer(reverie)
     body = [section for section in [recent, *_memory(view)] if section]
     return "\n".join([head, *waiting, "", "\n\n".join(body)]) if body or waiting else ""
+
+
+async def _dream_offer(reverie: Reverie) -> list[str]:
+    """A line asking Claude to offer `/reverie:dream` (the plugin's skill: a dream written by
+    the user's own model) when one is due and none awaits review."""
+    due = await dream_due(reverie, reverie.schedule, reverie.clock())
+    return [f"Reverie: a dream is due ({due}) — offer the user /reverie:dream to consolidate memory."] if due else []
 
 
 def _left(budget: int, *taken: str) -> int:
