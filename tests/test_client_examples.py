@@ -26,6 +26,7 @@ OFFLINE = {  # program → (arguments that keep it off the network, the last lin
 }
 CONFIGS = {"claude_code/settings.json", "claude_desktop/claude_desktop_config.json"}  # read by the checks above
 SHELL = {"claude_code/mcp-add.sh"}
+AGAINST_FAKE_API = {"anthropic_store/upload.py"}  # run by test_anthropic_store_upload.py against a local fake
 LIMIT = 120  # seconds per example; each spawns a few short-lived `reverie` processes
 
 
@@ -41,7 +42,7 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 def test_every_example_file_is_run_or_read_by_this_module():
-    assert example_files() == set(OFFLINE) | CONFIGS | SHELL
+    assert example_files() == set(OFFLINE) | CONFIGS | SHELL | AGAINST_FAKE_API
 
 
 @pytest.mark.parametrize("program", sorted(OFFLINE), ids=sorted(OFFLINE))

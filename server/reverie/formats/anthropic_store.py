@@ -7,7 +7,7 @@ document per scope and category into a folder, at the same path every time —
 (`facts.md`, `preferences.md`, …) — so uploading it again replaces a document with its
 next version instead of adding a new one. A topic larger than a document may be
 continues in `facts-2.md`, `facts-3.md`. The folder's relative path, with a leading `/`,
-is the store path (`store_path`); client_examples/anthropic_memory_store.py uploads it.
+is the store path (`store_path`); client_examples/anthropic_store/upload.py uploads it.
 
 The import reads such a folder back (downloaded, or written by the export): every list
 item or paragraph is an entry, its scope named by the path's first segments and its
@@ -80,7 +80,7 @@ def read(folder: Path, *, scope: str, agent_id: str) -> dict:
     """The documents under `folder` as an export document; `scope` for paths that name none."""
     if not folder.is_dir():
         raise InvalidInput(f"No folder at {folder}: download the store's documents into one (see "
-                           "client_examples/anthropic_memory_store.py), or name the folder `reverie export "
+                           "client_examples/anthropic_store/upload.py), or name the folder `reverie export "
                            "--anthropic-store` wrote.")
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _TEXT)
     sources = [_source(path, path.relative_to(folder).as_posix(), scope) for path in paths]
