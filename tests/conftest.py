@@ -24,6 +24,7 @@ def no_api_key(monkeypatch):
     """A key (or a local model server) in the developer's shell must not switch "auto" dreams to a model."""
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("REVERIE_OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("REVERIE_PROJECT", raising=False)  # nor scope every read to one project
 
 
 @pytest.fixture

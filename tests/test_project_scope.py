@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from claude_code_sessions import Workspace, deploy_steps
 from conftest import memory_entry, remember
+from mcp import Client
 from reverie.config import Settings
+from reverie.mcp_server import build_server
 from reverie.models import Identity
 from reverie.projects import base_key, project_root
 from reverie.service import open_reverie
@@ -177,3 +179,24 @@ async def test_sessions_logged_before_project_scopes_belong_to_no_project_and_st
 
     assert [n.content for n in view.notes] == ["The staging database is called pluto"]
     assert [s["project"] for s in exported["sessions"]] == [None]
+
+
+async def test_a_server_started_for_a_project_shows_read_memory_callers_that_projects_view(tmp_path):
+    billing = tmp_path / "billing"
+    billing.mkdir()
+    settings = Settings(db_path=tmp_path / "memory.db", agent_id="tester", project_dir=billing)
+    async with open_reverie(settings) as reverie:
+        await remember(reverie, *entries_in("project:billing", "project:website", "shared"))
+
+    async with Client(build_server(settings)) as client:
+        view = (await client.call_tool("read_memory", {})).structured_content
+
+    assert sorted(e["content"] for e in view["entries"]) == ["Kept in project:billing", "Kept in shared"]
+
+
+def test_serve_takes_its_project_from_the_flag_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("REVERIE_PROJECT", str(tmp_path / "from-env"))
+    assert Settings.resolve(tmp_path / "m.db").project_dir == tmp_path / "from-env"
+    assert Settings.resolve(tmp_path / "m.db", project=str(tmp_path / "flag")).project_dir == tmp_path / "flag"
+    monkeypatch.delenv("REVERIE_PROJECT")
+    assert Settings.resolve(tmp_path / "m.db").project_dir is None

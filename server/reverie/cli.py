@@ -88,7 +88,7 @@ def serve(args: argparse.Namespace) -> int:
     from reverie.mcp_server import build_server  # only `serve` needs the MCP stack loaded
 
     settings = Settings.resolve(args.db, args.agent, dream_every=args.dream_every, dream_after=args.dream_after,
-                                dream_mode=args.dream_mode, dream_idle=args.dream_idle)
+                                dream_mode=args.dream_mode, dream_idle=args.dream_idle, project=args.project)
     if args.http:
         return serve_http(args, settings)
     if args.host or args.port is not None or args.tokens or args.allow_host:
@@ -565,6 +565,9 @@ def _serve_parser(sub: Subcommands) -> None:
     serve_cmd.add_argument("--dream-mode", choices=["off", "review", "auto"],
                            help="background dreams: off (default unless a flag above is given), review, auto")
     serve_cmd.add_argument("--dream-idle", metavar="DURATION", help="wait for this much quiet first (default 60s)")
+    serve_cmd.add_argument("--project", metavar="DIR",
+                           help="read_memory shows this folder's project memory, the shared and the user's "
+                                "(default: $REVERIE_PROJECT, else every project the agent may read)")
     serve_cmd.add_argument("--http", action="store_true", help="serve streamable HTTP at /mcp instead of stdio")
     serve_cmd.add_argument("--host", help="with --http: address to bind (default 127.0.0.1; any other needs tokens)")
     serve_cmd.add_argument("--port", type=int, help="with --http: port (default 8765; 0 picks a free one)")

@@ -181,11 +181,13 @@ class Settings:
     dream_every: timedelta | None = None  # a dream is also due this long after the last one
     dream_mode: DreamMode = "off"  # background dreams: off, review (proposal waits), auto
     dream_idle: timedelta = DEFAULT_DREAM_IDLE  # no background dream until tools are quiet this long
+    project_dir: Path | None = None  # read_memory over MCP shows this folder's project (`reverie.projects`)
 
     @classmethod
     def resolve(
         cls, db: str | os.PathLike | None = None, agent: str | None = None, *, dream_every: str | None = None,
         dream_after: str | int | None = None, dream_mode: str | None = None, dream_idle: str | None = None,
+        project: str | None = None,
     ) -> Settings:
         """Settings from flags (these arguments, as typed on the command line), else the environment."""
         path = db or environment("REVERIE_DB") or default_db_path()
@@ -195,12 +197,14 @@ class Settings:
         after = _flag_or_env(dream_after, "REVERIE_DREAM_AFTER")
         mode = _flag_or_env(dream_mode, "REVERIE_DREAM_MODE") or ("review" if every or after else "off")
         idle = _flag_or_env(dream_idle, "REVERIE_DREAM_IDLE")
+        folder = _flag_or_env(project, "REVERIE_PROJECT")
         return cls(
             db_path=Path(path).expanduser(), agent_id=agent,
             dream_after=_count(after, "--dream-after / REVERIE_DREAM_AFTER") if after else DEFAULT_DREAM_AFTER,
             dream_every=parse_duration(every, "--dream-every / REVERIE_DREAM_EVERY") if every else None,
             dream_mode=_mode(mode),
             dream_idle=parse_duration(idle, "--dream-idle / REVERIE_DREAM_IDLE") if idle else DEFAULT_DREAM_IDLE,
+            project_dir=Path(folder).expanduser().resolve() if folder else None,
         )
 
 

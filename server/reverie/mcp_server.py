@@ -158,6 +158,13 @@ async def _call(work: Awaitable[M]) -> M:
                         "or plain text.") from None
 
 
+async def _project(service: Reverie) -> str | None:
+    """The project `serve --project` (or REVERIE_PROJECT) names: read_memory then shows its
+    memory with the shared and the user's, as SessionStart does; None shows every project."""
+    folder = service.settings.project_dir
+    return await service.project_key(str(folder)) if folder else None
+
+
 def _service(ctx: Context) -> Reverie:
     """The service for this request; every tool call also counts as activity."""
     app: AppContext = ctx.request_context.lifespan_context
@@ -223,9 +230,10 @@ def _add_memory_tools(mcp: MCPServer) -> None:
         budget, each with the sessions it came from; notes not yet consolidated; with a query,
         matching raw excerpts of past sessions; and any dream proposal waiting for the user.
         """
-        view = await _call(_service(ctx).read_memory(
+        service = _service(ctx)
+        view = await _call(service.read_memory(
             query, scope=scope, categories=categories, budget_tokens=budget_tokens, include_notes=include_notes,
-            identity=_caller()))
+            identity=_caller(), project=await _project(service)))
         return _result(view, view.markdown)
 
     @mcp.tool(annotations=ToolAnnotations(title="Log session", destructive_hint=False, idempotent_hint=False))
