@@ -12,6 +12,7 @@ quoting an error message does).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -80,22 +81,21 @@ class ToolOutputs:
 
     def quoted(self, text: str) -> bool:
         """Does `text` hold QUOTED_RUN words in a row as some tool output has them?"""
-        tokens = words(skeleton(text))
-        for start in range(len(tokens) - QUOTED_RUN + 1):
-            run = tokens[start : start + QUOTED_RUN]
-            content = [w for w in run if w not in STOPWORDS]
-            if len(content) >= QUOTED_WORDS and any(
-                    _holds_run(self._texts[n], run) for n in self._index.get(min(content, key=self._rarity), ())):
-                return True
-        return False
+        return not self._runs.isdisjoint(_telling_runs(words(skeleton(text))))
 
-    def _rarity(self, word: str) -> int:
-        return len(self._index.get(word, ()))
+    @functools.cached_property
+    def _runs(self) -> set[tuple[str, ...]]:
+        """Every run of the outputs that could be quoted, built on first use as one set: a
+        dream asks of hundreds of operations, and scanning outputs per run cost seconds."""
+        return {run for tokens in self._texts for run in _telling_runs(tokens)}
 
 
-def _holds_run(tokens: list[str], run: list[str]) -> bool:
-    first = run[0]
-    return any(tokens[i : i + len(run)] == run for i, token in enumerate(tokens) if token == first)
+def _telling_runs(tokens: list[str]) -> Iterable[tuple[str, ...]]:
+    """The QUOTED_RUN-word runs of `tokens` with QUOTED_WORDS words or more that are not stopwords."""
+    content = [token not in STOPWORDS for token in tokens]
+    for start in range(len(tokens) - QUOTED_RUN + 1):
+        if sum(content[start : start + QUOTED_RUN]) >= QUOTED_WORDS:
+            yield tuple(tokens[start : start + QUOTED_RUN])
 
 
 def _content_words(text: str) -> set[str]:
