@@ -38,10 +38,10 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -356,20 +356,9 @@ class Claude:
     meter: Meter = field(default_factory=Meter)
 
     async def answer(self, ask: Ask) -> Any:
-        messages: list[dict[str, Any]] = [{"role": "user", "content": ask.prompt}]
-        for attempt in (1, 2):
-            response = await self._create(ask, messages)
-            try:
-                answer = parsed(response, ask.tool)
-                if attempt == 1 and ask.review and (problems := ask.review(answer)):
-                    raise RefusedOperations("; ".join(problems))
-                return answer
-            except InvalidAnswer as problem:
-                if attempt == 2:
-                    failed = f"{ask.model} answered {ask.tool.name} invalidly twice, so nothing was proposed ({problem})."
-                    raise EngineFailed(f"{failed} Dream again, or use engine='heuristic'.", terminal=(
-                        f"{failed} Dream again, or run `reverie dream --engine heuristic`.")) from problem
-                messages = [*messages, *feedback(response, problem, ask.tool)]
+        return await with_one_retry(
+            ask, [{"role": "user", "content": ask.prompt}], lambda messages: self._create(ask, messages),
+            parsed, feedback, lambda problem: _invalid_twice(ask, problem))
 
     async def _create(self, ask: Ask, messages: list[dict[str, Any]]) -> Message:
         import anthropic  # already loaded by ClaudeEngine.propose
@@ -383,6 +372,36 @@ class Claude:
             raise EngineFailed(api_failure(error, ask.model)) from error
         self.meter.add(ask.model, response.usage)
         return response
+
+
+Reply = TypeVar("Reply")
+
+
+async def with_one_retry(
+    ask: Ask, messages: list[dict[str, Any]], create: Callable[[list[dict[str, Any]]], Awaitable[Reply]],
+    parse: Callable[[Reply, Tool], Any], explain: Callable[[Reply, InvalidAnswer, Tool], list[dict[str, Any]]],
+    invalid_twice: Callable[[InvalidAnswer], Exception],
+) -> Any:
+    """The answer to `ask`; an invalid or refused first answer goes back to the model once
+    with what was wrong (`explain`). Shared by every model client (Anthropic, OpenAI-compatible)."""
+    for attempt in (1, 2):
+        reply = await create(messages)
+        try:
+            answer = parse(reply, ask.tool)
+            if attempt == 1 and ask.review and (problems := ask.review(answer)):
+                raise RefusedOperations("; ".join(problems))
+            return answer
+        except InvalidAnswer as problem:
+            if attempt == 2:
+                raise invalid_twice(problem) from problem
+            messages = [*messages, *explain(reply, problem, ask.tool)]
+    raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+def _invalid_twice(ask: Ask, problem: InvalidAnswer) -> EngineFailed:
+    failed = f"{ask.model} answered {ask.tool.name} invalidly twice, so nothing was proposed ({problem})."
+    return EngineFailed(f"{failed} Dream again, or use engine='heuristic'.", terminal=(
+        f"{failed} Dream again, or run `reverie dream --engine heuristic`."))
 
 
 def parsed(response: Message, tool: Tool) -> Any:

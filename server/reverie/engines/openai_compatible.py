@@ -31,7 +31,15 @@ import anyio
 from pydantic import ValidationError
 
 from reverie.config import OpenAISettings
-from reverie.engines.claude import Ask, InvalidAnswer, Meter, RefusedOperations, Tool, map_sessions, reduce_candidates
+from reverie.engines.claude import (
+    Ask,
+    InvalidAnswer,
+    Meter,
+    Tool,
+    map_sessions,
+    reduce_candidates,
+    with_one_retry,
+)
 from reverie.errors import EngineFailed
 from reverie.models import DreamInput, EngineResult
 from reverie.text import shorten
@@ -80,17 +88,8 @@ class ChatCompletions:
 
     async def answer(self, ask: Ask) -> Any:
         messages = [{"role": "system", "content": self._system(ask)}, {"role": "user", "content": ask.prompt}]
-        for attempt in (1, 2):
-            reply = await self._create(ask, messages)
-            try:
-                answer = parsed(reply, ask.tool)
-                if attempt == 1 and ask.review and (problems := ask.review(answer)):
-                    raise RefusedOperations("; ".join(problems))
-                return answer
-            except InvalidAnswer as problem:
-                if attempt == 2:
-                    raise self._invalid_twice(ask, problem) from problem
-                messages = [*messages, *feedback(reply, problem, ask.tool)]
+        return await with_one_retry(ask, messages, lambda sent: self._create(ask, sent), parsed, feedback,
+                                    lambda problem: self._invalid_twice(ask, problem))
 
     def _system(self, ask: Ask) -> str:
         schema = json.dumps(ask.tool.schema.model_json_schema(), ensure_ascii=False)
