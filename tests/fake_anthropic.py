@@ -23,8 +23,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from local_server import LocalServer
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]
 LINGER = 0.1  # seconds; the client sends its calls at once, so an extra one would arrive within this
@@ -44,7 +46,7 @@ class Answer:
         return (self.tool is None or self.tool in tools) and (self.containing is None or self.containing in said)
 
 
-class FakeAnthropic:
+class FakeAnthropic(LocalServer):
     def __init__(self) -> None:
         self.script: deque[Reply] = deque()
         self.answers: list[Answer] = []
@@ -52,14 +54,11 @@ class FakeAnthropic:
         self.in_flight = self.max_in_flight = self._arrivals = 0
         self._barrier: threading.Barrier | None = None
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        # A short poll keeps shutdown (once per test) from waiting out the default half second.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        super().__init__(_handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.address
 
     def reply(self, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> None:
         self.script.append((status, body, headers or {}))
@@ -71,14 +70,6 @@ class FakeAnthropic:
     def hold_until_concurrent(self, parties: int) -> None:
         self._barrier = threading.Barrier(parties, timeout=5)
 
-    def __enter__(self) -> FakeAnthropic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
     def serve(self, request: dict[str, Any]) -> Reply:
         with self._lock:

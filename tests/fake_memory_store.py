@@ -15,37 +15,28 @@ import hashlib
 import itertools
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from local_server import LocalServer
 
 PAGE = 2
 AT = "2026-12-01T00:00:00Z"
 
 
-class FakeMemoryStores:
+class FakeMemoryStores(LocalServer):
     def __init__(self) -> None:
         self.stores: dict[str, dict[str, Any]] = {}
         self.memories: dict[str, dict[str, dict[str, Any]]] = {}  # store id → memory id → memory
         self.requests: list[tuple[str, str, dict[str, str], str, dict[str, Any]]] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        super().__init__(_handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeMemoryStores:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        return self.address
 
     def paths(self, store: str) -> dict[str, dict[str, Any]]:
         return {m["path"]: m for m in self.memories[store].values()}

@@ -19,8 +19,10 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from local_server import LocalServer
 
 Reply = tuple[int, dict[str, Any] | str]
 HANG_LIMIT = 60  # seconds; a hung request is released at shutdown long before this
@@ -39,7 +41,7 @@ class Answer:
         return (self.schema is None or self.schema == asked) and (self.containing is None or self.containing in said)
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     def __init__(self) -> None:
         self.answers: list[Answer] = []
         self.script: deque[Reply] = deque()
@@ -48,13 +50,11 @@ class FakeOpenAI:
         self._hanging = False
         self._released = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
+        super().__init__(_handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"{self.address}/v1"
 
     def answer(self, arguments: dict[str, Any] | str, *, schema: str | None = None, containing: str | None = None,
                usage: dict[str, Any] | None = None) -> None:
@@ -66,15 +66,9 @@ class FakeOpenAI:
     def hang(self) -> None:
         self._hanging = True
 
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc_info: object) -> None:
         self._released.set()  # a hung handler thread must end, or closing the server waits for it
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        super().__exit__(*exc_info)
 
     def serve(self, request: dict[str, Any], headers: dict[str, str]) -> Reply:
         with self._lock:
