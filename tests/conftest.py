@@ -1,4 +1,8 @@
-"""Shared fixtures: a real SQLite file per test, the service over it, MCP clients, and the CLI."""
+"""Shared fixtures: a real database per test, the service over it, MCP clients, and the CLI.
+
+The database is a SQLite file; in a module marked `both_backends`, every test that uses it
+runs twice, the second time on a fresh database on a real PostgreSQL server (`postgres.py`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import postgres
 import pytest
 from mcp import Client
 from reverie.cli import main
@@ -46,9 +51,37 @@ class Clock:
         self.now += timedelta(**delta)
 
 
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(db_path=tmp_path / "memory.db", agent_id="tester")
+def backend(request) -> str:
+    """Which backend holds the test's memory: SQLite, unless the module runs on both."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> postgres.Server:
+    return postgres.server()
+
+
+@pytest.fixture
+def database_url(backend, request):
+    """A fresh PostgreSQL database's URL on the PostgreSQL leg; None on SQLite."""
+    if backend == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create()
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(db_path=tmp_path / "memory.db", agent_id="tester", db_url=database_url)
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ LAYERS = [
     Layer("foundation", FOUNDATION, ("models",), "the helpers serve every layer, so they import none of them"),
     Layer("models", ("reverie.models",), (), "models import only the standard library and pydantic"),
 ]
-SQL_DRIVERS = ("sqlite3", "aiosqlite")  # only reverie.store may import these
+SQL_DRIVERS = ("sqlite3", "aiosqlite", "psycopg", "psycopg_pool")  # only reverie.store may import these
 MODELS = "reverie.models"  # may import only the standard library and pydantic
 
 

@@ -9,7 +9,6 @@ transcript longer than one statement lands whole, in order and searchable, or no
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from reverie import safety
 from reverie.models import Turn
 from reverie.safety import SECRET_PATTERNS, redact
 from reverie.service.ingest import _chain_line, chain_hash, redacted_turns
-from reverie.store import sessions
+from reverie.store import Refused, sessions
 from reverie.store.integrity import index_drift
 
 CORPUS = Path(__file__).parent / "corpora" / "secrets.json"
@@ -169,7 +168,7 @@ async def test_appending_across_insert_batches_continues_the_indexes_and_the_has
 async def test_a_transcript_whose_last_insert_fails_leaves_no_event_index_entry_or_session(reverie):
     bad = Turn.model_construct(role="narrator", content="zebra9999", tool_name=None, is_error=False, timestamp=None)
 
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Refused):
         await reverie.log_session([*numbered(LONG - 1), bad], session_id="broken")
 
     assert await reverie.db.scalar("SELECT count(*) FROM events") == 0

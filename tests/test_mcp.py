@@ -11,7 +11,7 @@ from conftest import call
 from mcp import MCPError
 from mcp_types import INVALID_PARAMS
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 TOOLS = {
     "read_memory": {"query", "scope", "categories", "budget_tokens", "include_notes"},

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from conftest import chat
-from reverie.store import open_database
+from reverie.store import Refused, open_database
 from reverie.store.migrations import MIGRATIONS
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 TABLES = {"sessions", "events", "notes", "memories", "proposals", "proposal_sessions", "operations",
           "revisions", "memory_changes", "events_fts", "memories_fts", "_migrations"}
@@ -49,7 +47,7 @@ async def test_the_schema_refuses_to_rewrite_history(reverie, statement):
     proposal = await reverie.propose_dream("heuristic")
     await reverie.apply_dream(proposal.id, "all")
     # The trigger's own message: a foreign key would refuse some of these deletes anyway.
-    with pytest.raises(sqlite3.IntegrityError, match="append-only|final|never deleted|keeps its text"):
+    with pytest.raises(Refused, match="append-only|final|never deleted|keeps its text"):
         await reverie.db.execute(statement)
 
 

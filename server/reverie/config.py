@@ -157,6 +157,14 @@ def _structured(raw: str | None) -> OpenAIStructured:
     return raw or "json_schema"
 
 
+_SERVER_URL = re.compile(r"postgres(?:ql)?://", re.IGNORECASE)
+
+
+def is_server_url(target: str | os.PathLike) -> bool:
+    """Whether a `--db` / `REVERIE_DB` value names a PostgreSQL server rather than a SQLite file."""
+    return bool(_SERVER_URL.match(str(target)))
+
+
 def default_db_path() -> Path:
     import platformdirs  # only without --db or REVERIE_DB: a hook given its database never loads it
 
@@ -174,6 +182,8 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 @dataclass(frozen=True)
 class Settings:
+    # The SQLite file; with `db_url` (a PostgreSQL server) the local file's place only
+    # anchors what stays on this machine (the hooks' spool, the tokens file).
     db_path: Path
     agent_id: str = "default"
     dream_after: int = DEFAULT_DREAM_AFTER  # sessions no dream has reviewed that make one due
@@ -182,6 +192,12 @@ class Settings:
     dream_mode: DreamMode = "off"  # background dreams: off, review (proposal waits), auto
     dream_idle: timedelta = DEFAULT_DREAM_IDLE  # no background dream until tools are quiet this long
     project_dir: Path | None = None  # read_memory over MCP shows this folder's project (`reverie.projects`)
+    db_url: str | None = None  # a postgresql:// URL: the memory lives on that server
+
+    @property
+    def database(self) -> str | Path:
+        """Where the memory is: the server's URL, else the SQLite file."""
+        return self.db_url or self.db_path
 
     @classmethod
     def resolve(
@@ -191,6 +207,7 @@ class Settings:
     ) -> Settings:
         """Settings from flags (these arguments, as typed on the command line), else the environment."""
         path = db or environment("REVERIE_DB") or default_db_path()
+        url = str(path) if is_server_url(path) else None
         agent = agent or agent_id() or "default"
         check_identifier(agent, "Agent id (--agent / REVERIE_AGENT_ID)")
         every = _flag_or_env(dream_every, "REVERIE_DREAM_EVERY")
@@ -199,7 +216,7 @@ class Settings:
         idle = _flag_or_env(dream_idle, "REVERIE_DREAM_IDLE")
         folder = _flag_or_env(project, "REVERIE_PROJECT")
         return cls(
-            db_path=Path(path).expanduser(), agent_id=agent,
+            db_path=default_db_path() if url else Path(path).expanduser(), db_url=url, agent_id=agent,
             dream_after=_count(after, "--dream-after / REVERIE_DREAM_AFTER") if after else DEFAULT_DREAM_AFTER,
             dream_every=parse_duration(every, "--dream-every / REVERIE_DREAM_EVERY") if every else None,
             dream_mode=_mode(mode),

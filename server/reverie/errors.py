@@ -15,6 +15,7 @@
     │                       SQLite, damaged pages); `reverie doctor` reports it
     ├── Unwritable          the database cannot be written (a full disk, a read-only
     │                       file or folder); nothing was written
+    ├── Unreachable         the PostgreSQL server holding the memory cannot be reached
     └── EngineFailed        a dream engine could not produce a proposal (no key, API
                             errors, invalid model output); nothing was stored
 
@@ -78,6 +79,10 @@ class Damaged(ReverieError):
 
 
 class Unwritable(ReverieError):
+    pass
+
+
+class Unreachable(ReverieError):
     pass
 
 

@@ -184,5 +184,5 @@ class Reverie:
 
 @asynccontextmanager
 async def open_reverie(settings: Settings, clock: Callable[[], datetime] = utcnow) -> AsyncIterator[Reverie]:
-    async with open_database(settings.db_path) as db:
+    async with open_database(settings.database) as db:
         yield Reverie(db, settings, clock)

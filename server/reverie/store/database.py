@@ -1,50 +1,64 @@
-"""One SQLite connection, its pragmas, and the only transaction context in Reverie.
+"""What every backend's database is: the statements the store runs, its units of work, and
+which backend a `--db` target names.
 
-aiosqlite runs every statement on one worker thread, so concurrent coroutines share
-one connection; a lock serialises units of work so that a `transaction()` never sees
-another coroutine's half-finished writes. Across processes, SQLite's own locking and
-the busy timeout do the same job.
+The store (`reverie.store.*`) is written against this class only: plain SQL with `?` or
+`:name` parameters, rows read by column name or position. Two backends implement it:
+`store.sqlite` (the embedded default, one file) and `store.postgres` (a server a team's
+machines share). Where their SQL differs the store asks `db.backend`; no driver's type
+crosses this interface.
 
-Bookkeeping a read wants written (read counts) is `defer`red: it rides along at the start
-of the next write transaction, or is written on close, so a read never takes the write
-lock or waits for another process's writer.
+A unit of work is `transaction()` (writes: one writer at a time, across every process
+sharing the memory, so a compare-and-set read inside it stays true until it commits) or
+`snapshot()` (several reads that see one moment). Bookkeeping a read wants written (read
+counts) is `defer`red: it rides along at the start of the next write transaction, or is
+written on close, so a read never waits for a writer.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterable,
-    Iterator,
-    Sequence,
-)
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-import aiosqlite
-import anyio
-
-from reverie.errors import Busy, InvalidInput, Unwritable
-from reverie.store import ledger
-from reverie.store.migrations import migrate
+from reverie.config import is_server_url
+from reverie.errors import InvalidInput
 
 BUSY_TIMEOUT_MS = 10_000
 
 Params = Sequence[Any] | dict[str, Any]
+Backend = Literal["sqlite", "postgresql"]
 T = TypeVar("T")
+
+class Row(Protocol):
+    """A result row: by position or by column name, like `sqlite3.Row`."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class Refused(Exception):
+    """The schema refused a write: a constraint, or a trigger that keeps history append-only."""
+
+
+def refuse_surrogates(error: UnicodeEncodeError) -> InvalidInput:
+    """Text no backend can store: a lone surrogate (U+D800–U+DFFF, which an in-process
+    caller can send; JSON transports reject it) has no UTF-8 form."""
+    near = error.object[max(error.start - 20, 0) : error.end + 20]
+    return InvalidInput(f"The text {near!r} is not valid Unicode: it holds a lone surrogate (U+D800 to U+DFFF), "
+                        "which cannot be stored. Nothing was stored; send it as valid UTF-8.")
 
 
 class Database:
-    def __init__(self, connection: aiosqlite.Connection, path: str):
-        self.connection = connection
-        self.path = path
-        self._lock = anyio.Lock()
+    """One memory's database, shared by every coroutine of a process."""
+
+    backend: Backend
+    name: str  # the file path or the server URL (without a password), for messages
+
+    def __init__(self) -> None:
         self._deferred: dict[str, Callable[[Database], Awaitable[None]]] = {}
 
     def defer(self, key: str, write: Callable[[Database], Awaitable[None]]) -> None:
@@ -66,64 +80,32 @@ class Database:
         for write in deferred.values():
             await write(self)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Database]:
-        """A write transaction: BEGIN IMMEDIATE, commit on success, roll back on anything else.
+    def transaction(self) -> AbstractAsyncContextManager[Database]:
+        """A write transaction: commit on success, roll back on anything else. It holds the
+        memory's one write lock from its start, so two processes cannot both read a
+        proposal as pending and then both apply it."""
+        raise NotImplementedError
 
-        IMMEDIATE takes the write lock up front, so two processes cannot both read a
-        proposal as pending and then both apply it.
-        """
-        async with self._lock, _writable(self.path), self._unit("BEGIN IMMEDIATE"):
-            await self._run_deferred()
-            yield self
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[Database]:
+    def snapshot(self) -> AbstractAsyncContextManager[Database]:
         """A consistent read across several queries."""
-        async with self._lock, self._unit("BEGIN"):
-            yield self
-
-    @asynccontextmanager
-    async def _unit(self, begin: str) -> AsyncIterator[None]:
-        await self._begin(begin)
-        try:
-            yield
-        except BaseException:
-            # Keep the body's error: on a damaged file the ROLLBACK may fail too and hide it.
-            with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
-                await self.connection.execute("ROLLBACK")
-            raise
-        await self.connection.execute("COMMIT")
-
-    async def _begin(self, statement: str) -> None:
-        try:
-            await self.connection.execute(statement)
-        except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
-                raise Busy(f"The memory database stayed busy for {BUSY_TIMEOUT_MS // 1000} s (another process "
-                           "is writing to it); nothing was changed. Try again in a moment.") from error
-            raise
+        raise NotImplementedError
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        with _valid_text():
-            cursor = await self.connection.execute(sql, params)
-        return cursor.rowcount
+        """Run a statement; returns how many rows it changed."""
+        raise NotImplementedError
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        with _valid_text():
-            await self.connection.executemany(sql, rows)
+        raise NotImplementedError
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        # Run and drain the statement in one call to the worker thread. A SELECT left
-        # half-read across an await holds a read transaction open on this shared
-        # connection; another coroutine's BEGIN IMMEDIATE would then have to upgrade that
-        # read lock, which SQLite refuses at once ("database is locked", SQLITE_BUSY or
-        # BUSY_SNAPSHOT) instead of waiting out busy_timeout for the other process.
-        with _valid_text():
-            return list(await self.connection.execute_fetchall(sql, params))
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        raise NotImplementedError
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        rows = await self.fetchall(sql, params)  # drained for the same reason as fetchall
+    def stream(self, sql: str, params: Params = ()) -> AsyncIterator[Row]:
+        """Rows one at a time, for reads too large to hold at once (the doctor's checks)."""
+        raise NotImplementedError
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)  # drained: see `store.sqlite` for why
         return rows[0] if rows else None
 
     async def scalar(self, sql: str, params: Params = ()) -> Any:
@@ -131,117 +113,25 @@ class Database:
         return None if row is None else row[0]
 
     async def in_one_call(self, reads: Callable[[Database], Coroutine[Any, Any, T]]) -> T:
-        """Run `reads` — store queries only, nothing that waits on anything else — on the
-        connection's thread in one hand-off, instead of one per statement (each costs a
-        thread switch and an event-loop turn; a `read_memory` makes a dozen).
-
-        `reads` gets a view of this database whose queries run at once, so its coroutine
-        finishes without ever suspending; one that awaits anything else is a bug, and fails.
-        """
-        if not (hasattr(self.connection, "_execute") and hasattr(self.connection, "_conn")):
-            return await reads(self)  # an aiosqlite without these internals: a hand-off per statement, as before
-        view = _OnItsThread(self.connection, self.path)
-
-        def run() -> T:
-            steps = reads(view).__await__()
-            try:
-                steps.send(None)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            steps.close()
-            raise RuntimeError("Database.in_one_call: the reads awaited something other than the database.")
-
-        return await self.connection._execute(run)  # type: ignore[no-untyped-call,no-any-return]
+        """Run `reads` (store queries only) as cheaply as the backend can; SQLite runs them
+        on its connection's thread in one hand-off."""
+        return await reads(self)
 
     async def close(self) -> None:
-        await self._flush_quietly()
-        await self.connection.close()
-
-    async def _flush_quietly(self) -> None:
-        # Read counts only rank later reads and date staleness: a busy or unwritable file must not stop a close.
-        with contextlib.suppress(Busy, Unwritable, sqlite3.Error):
-            await self.flush_deferred()
-
-
-class _OnItsThread(Database):
-    """The database as seen from the connection's own thread (`Database.in_one_call`):
-    statements run directly, so a coroutine made only of them never suspends."""
-
-    def __init__(self, connection: aiosqlite.Connection, path: str):  # no lock: it runs inside the caller's unit
-        self.connection, self.path, self._deferred = connection, path, {}
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        with _valid_text():
-            return self.connection._conn.execute(sql, params).rowcount
-
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        with _valid_text():
-            self.connection._conn.executemany(sql, rows)
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        with _valid_text():
-            return self.connection._conn.execute(sql, params).fetchall()
-
-
-# What SQLite says when a write cannot reach the file, and what to tell the person.
-_UNWRITABLE = {
-    "database or disk is full": "The disk holding the memory database {path} is full",
-    "readonly database": "The memory database {path} is read-only to this process",
-    "disk I/O error": "The memory database {path} could not be written (a disk I/O error: the disk may be "
-                      "full or failing)",
-}
+        raise NotImplementedError
 
 
 @asynccontextmanager
-async def _writable(path: str) -> AsyncIterator[None]:
-    """Turn a write the file refused into `Unwritable`, saying what to do; the transaction was rolled back."""
-    try:
-        yield
-    except sqlite3.OperationalError as error:
-        said = next((text for cause, text in _UNWRITABLE.items() if cause in str(error)), None)
-        if said is None:
-            raise
-        raise Unwritable(said.format(path=path) + ": nothing was written. Free disk space, or make the file, "
-                         "its folder and the -wal/-shm files beside it writable by the user running Reverie "
-                         "(or point REVERIE_DB elsewhere), then try again.") from error
+async def open_database(target: str | Path) -> AsyncIterator[Database]:
+    """Open (creating if needed) and migrate the memory at `target`: a SQLite file's path,
+    or a `postgresql://` URL."""
+    if is_server_url(target):
+        from reverie.store.postgres import open_postgres  # the driver is an optional extra
 
+        async with open_postgres(str(target)) as db:
+            yield db
+        return
+    from reverie.store.sqlite import open_sqlite
 
-@contextlib.contextmanager
-def _valid_text() -> Iterator[None]:
-    """Refuse text SQLite cannot store, whichever field it came in.
-
-    sqlite3 binds every str as UTF-8, and a lone surrogate (U+D800–U+DFFF, which an
-    in-process caller can send; JSON transports reject it) has no UTF-8 form. The write
-    is inside a transaction that this error rolls back, so nothing is half-stored.
-    """
-    try:
-        yield
-    except UnicodeEncodeError as error:
-        near = error.object[max(error.start - 20, 0) : error.end + 20]
-        raise InvalidInput(f"The text {near!r} is not valid Unicode: it holds a lone surrogate (U+D800 to U+DFFF), "
-                           "which cannot be stored. Nothing was stored; send it as valid UTF-8.") from None
-
-
-@asynccontextmanager
-async def open_database(path: str | Path) -> AsyncIterator[Database]:
-    """Open (creating if needed) and migrate the database at `path`."""
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    connection = await aiosqlite.connect(str(path), isolation_level=None)
-    connection.row_factory = sqlite3.Row
-    try:
-        await _configure(connection)
-        await migrate(connection)
-        db = Database(connection, str(path))
-        yield db
-        await db._flush_quietly()
-    finally:
-        await connection.close()
-
-
-async def _configure(connection: aiosqlite.Connection) -> None:
-    await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await connection.execute("PRAGMA journal_mode = WAL")
-    await connection.execute("PRAGMA foreign_keys = ON")
-    await connection.execute("PRAGMA synchronous = NORMAL")
-    await ledger.register(connection)  # the ledger's triggers call it on every write
+    async with open_sqlite(target) as sqlite_db:
+        yield sqlite_db

@@ -33,6 +33,7 @@ from reverie.store import ledger
 from reverie.store.database import BUSY_TIMEOUT_MS, Database
 from reverie.store.ledger import Checkpoint, Head
 from reverie.store.migrations import MIGRATIONS, Ledgered
+from reverie.store.sqlite import SqliteDatabase
 
 T = TypeVar("T")
 
@@ -92,7 +93,7 @@ async def open_existing(path: str | Path) -> AsyncIterator[Database]:
         # Close the pragma's cursor: a statement left open makes VACUUM refuse to run.
         await (await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")).close()
         await ledger.register(connection)  # the ledger check recomputes digests in SQL, as the triggers do
-        yield Database(connection, str(path))
+        yield SqliteDatabase(connection, str(path))
     finally:
         await connection.close()
 
@@ -213,12 +214,11 @@ async def ledger_checkpoints(db: Database, at: int | None = None) -> tuple[Check
     """The checkpoint of the whole ledger, the one as of entry `at` (None if there is no such entry), and its length."""
     head, then, entries = Head(), None, 0
     try:
-        async with db.connection.execute("SELECT seq, kind, key, digest FROM ledger ORDER BY seq") as cursor:
-            async for seq, kind, key, row_digest in cursor:
-                head.add(seq, kind, key, row_digest)
-                entries += 1
-                if seq == at:
-                    then = head.checkpoint()
+        async for seq, kind, key, row_digest in db.stream("SELECT seq, kind, key, digest FROM ledger ORDER BY seq"):
+            head.add(seq, kind, key, row_digest)
+            entries += 1
+            if seq == at:
+                then = head.checkpoint()
     except sqlite3.DatabaseError as error:
         raise Damaged(f"SQLite could not read it: {error}") from None
     return head.checkpoint(), then, entries
@@ -297,18 +297,17 @@ async def session_chains(db: Database) -> AsyncIterator[SessionChain]:
     """Each session with its events, streamed (one session in memory at a time), by id."""
     current: SessionChain | None = None
     try:
-        async with db.connection.execute(
-            """SELECT s.id AS sid, s.content_hash, e.idx, e.role, e.content, e.tool_name, e.is_error
-               FROM sessions s LEFT JOIN events e ON e.session_id = s.id ORDER BY s.id, e.idx""") as cursor:
-            async for row in cursor:
-                if current is None or current.id != row["sid"]:
-                    if current is not None:
-                        yield current
-                    current = SessionChain(row["sid"], row["content_hash"], [], [])
-                if row["idx"] is not None:
-                    current.turns.append(Turn(role=row["role"], content=row["content"],
-                                              tool_name=row["tool_name"], is_error=bool(row["is_error"])))
-                    current.indexes.append(row["idx"])
+        async for row in db.stream(
+                """SELECT s.id AS sid, s.content_hash, e.idx, e.role, e.content, e.tool_name, e.is_error
+                   FROM sessions s LEFT JOIN events e ON e.session_id = s.id ORDER BY s.id, e.idx"""):
+            if current is None or current.id != row["sid"]:
+                if current is not None:
+                    yield current
+                current = SessionChain(row["sid"], row["content_hash"], [], [])
+            if row["idx"] is not None:
+                current.turns.append(Turn(role=row["role"], content=row["content"],
+                                          tool_name=row["tool_name"], is_error=bool(row["is_error"])))
+                current.indexes.append(row["idx"])
     except sqlite3.DatabaseError as error:
         raise Damaged(f"SQLite could not read it: {error}") from None
     if current is not None:

@@ -8,7 +8,6 @@ revision log.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from weakref import WeakKeyDictionary
@@ -17,8 +16,8 @@ from pydantic import ConfigDict, TypeAdapter
 
 from reverie.clock import from_iso, to_iso
 from reverie.models import Evidence, Memory, MemoryEntry
-from reverie.store.database import Database
-from reverie.store.search import Focus, Readable, any_of, focus, query_terms
+from reverie.store.database import Database, Row
+from reverie.store.search import Focus, Groups, Readable, focus, fts5, query_terms, tsquery
 
 _EVIDENCE = TypeAdapter(list[Evidence], config=ConfigDict(defer_build=True))  # built on first use
 
@@ -88,22 +87,39 @@ async def ranked_entries(
     where, params = _filters(scopes, categories)
     rows = []
     readable = Readable(scopes=None if scopes is None else tuple(scopes))
-    for match in _matches(await focus(db, "memories_fts", query, readable)):
-        rows = await db.fetchall(
-            f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (-f.relevance / (1.0 - f.relevance)) + 0.4 * {_PRIOR} AS score
-                FROM (SELECT rowid, bm25(memories_fts) AS relevance FROM memories_fts
-                      WHERE memories_fts MATCH ? AND rowid >= ({_NEWEST_MATCHES}) ORDER BY relevance LIMIT ?) AS f
-                JOIN memories m ON m.seq = f.rowid
-                WHERE {where} ORDER BY score DESC LIMIT ?""",
-            (to_iso(now), match, match, SCORED_MATCHES, limit * FTS_CANDIDATES, *params, limit),
-        )
+    for groups in _matches(await focus(db, "memories_fts", query, readable)):
+        rows = await _ranked(db, now, groups, where, params, limit)
         if rows:
             break
     return [_entry(r) for r in rows]
 
 
-def _matches(words: Focus) -> list[str]:
-    """FTS5 expressions to rank by, in order, until one finds entries.
+async def _ranked(db: Database, now: datetime, groups: Groups, where: str, params: list, limit: int) -> list[Row]:
+    if db.backend == "postgresql":
+        match, words = tsquery(groups)
+        # ts_rank_cd grows with relevance from 0; squashed to [0, 1) as SQLite's BM25 is.
+        return await db.fetchall(
+            f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (f.relevance / (1.0 + f.relevance)) + 0.4 * {_PRIOR} AS score
+                FROM (SELECT n.seq, ts_rank_cd(n.search, {match}) AS relevance
+                      FROM (SELECT seq, search FROM memories WHERE search @@ {match} ORDER BY seq DESC LIMIT ?) AS n
+                      ORDER BY relevance DESC LIMIT ?) AS f
+                JOIN memories m ON m.seq = f.seq
+                WHERE {where} ORDER BY score DESC, m.seq LIMIT ?""",
+            (to_iso(now), *words, *words, SCORED_MATCHES, limit * FTS_CANDIDATES, *params, limit),
+        )
+    match = fts5(groups)
+    return await db.fetchall(
+        f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (-f.relevance / (1.0 - f.relevance)) + 0.4 * {_PRIOR} AS score
+            FROM (SELECT rowid, bm25(memories_fts) AS relevance FROM memories_fts
+                  WHERE memories_fts MATCH ? AND rowid >= ({_NEWEST_MATCHES}) ORDER BY relevance LIMIT ?) AS f
+            JOIN memories m ON m.seq = f.rowid
+            WHERE {where} ORDER BY score DESC LIMIT ?""",
+        (to_iso(now), match, match, SCORED_MATCHES, limit * FTS_CANDIDATES, *params, limit),
+    )
+
+
+def _matches(words: Focus) -> list[Groups]:
+    """Full-text queries to rank by, in order, until one finds entries.
 
     The rare words, if the query has any. Otherwise the entries with both of the two
     rarest words (these head a ranking by all the words), then those with the rarest.
@@ -111,9 +127,11 @@ def _matches(words: Focus) -> list[str]:
     if words.rare:
         # Matched by the rare words, scored by all: an entry holding the common words too
         # comes first (scoring them costs a few ms at 100k, matching by them far more).
-        return [f"({any_of(words.rare)}) AND ({any_of(words.rare + words.common)})"]
-    both = " AND ".join(f'"{t}"' for t in words.common[:2])
-    return list(dict.fromkeys([both, *(f'"{t}"' for t in words.common[:1])])) if both else []
+        return [[words.rare, words.rare + words.common]]
+    if not words.common:
+        return []
+    both = [[t] for t in words.common[:2]]
+    return [both] if len(both) == 1 else [both, both[:1]]
 
 
 async def _by_prior(
@@ -126,10 +144,10 @@ async def _by_prior(
     rows = await db.fetchall(
         f"""SELECT {_ENTRY_COLUMNS}, {_PRIOR} AS score FROM memories m WHERE m.seq IN (
                 SELECT seq FROM (SELECT m.seq FROM memories m INDEXED BY memories_by_confidence WHERE {where}
-                                 ORDER BY m.confidence DESC, m.observed_at DESC LIMIT ?)
+                                 ORDER BY m.confidence DESC, m.observed_at DESC LIMIT ?) AS confident
                 UNION ALL
                 SELECT seq FROM (SELECT m.seq FROM memories m INDEXED BY memories_by_observed WHERE {where}
-                                 ORDER BY m.observed_at DESC LIMIT ?))
+                                 ORDER BY m.observed_at DESC LIMIT ?) AS recent)
             ORDER BY score DESC, m.seq LIMIT ?""",
         (to_iso(now), *params, limit, *params, limit, limit),
     )
@@ -202,7 +220,7 @@ def normalize_space(text: str) -> str:
     return " ".join(text.split())
 
 
-def _memory(row: sqlite3.Row) -> Memory:
+def _memory(row: Row) -> Memory:
     # Built without validation, like `sessions._event`: written valid, and read by the
     # thousand for every dream and search.
     return Memory.model_construct(
@@ -222,7 +240,7 @@ def _memory(row: sqlite3.Row) -> Memory:
     )
 
 
-def _entry(row: sqlite3.Row) -> MemoryEntry:
+def _entry(row: Row) -> MemoryEntry:
     # json.loads, not the Evidence adapter: only the session ids are shown, and the
     # evidence was validated when the row was written.
     sessions = {evidence["session_id"] for evidence in json.loads(row["evidence_json"])}

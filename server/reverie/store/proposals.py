@@ -7,7 +7,6 @@ two reviewers, or two processes, can never both apply the same proposal.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -15,7 +14,7 @@ from pydantic import ConfigDict, TypeAdapter
 
 from reverie.clock import from_iso, to_iso
 from reverie.models import DreamStats, Evidence, Operation, PendingNotice, Proposal
-from reverie.store.database import Database
+from reverie.store.database import Database, Row
 
 _EVIDENCE = TypeAdapter(list[Evidence], config=ConfigDict(defer_build=True))  # built on first use
 
@@ -71,7 +70,7 @@ async def get_proposal(db: Database, proposal_id: str) -> Proposal | None:
     )
 
 
-def _operation(row: sqlite3.Row) -> Operation:
+def _operation(row: Row) -> Operation:
     return Operation(
         op_id=row["op_id"],
         kind=row["kind"],
@@ -114,16 +113,23 @@ async def reach(db: Database, proposal_id: str) -> tuple[set[str], set[str]]:
     agents = await db.fetchall(
         """SELECT DISTINCT s.agent_id FROM proposal_sessions ps JOIN sessions s ON s.id = ps.session_id
            WHERE ps.proposal_id = ?""", (proposal_id,))
-    scopes = await db.fetchall(
-        """SELECT DISTINCT m.scope FROM operations o, json_each(o.targets_json) t JOIN memories m ON m.id = t.value
-           WHERE o.proposal_id = ?""", (proposal_id,))
+    scopes = await db.fetchall(_TARGET_SCOPES[db.backend], (proposal_id,))
     return {r[0] for r in agents}, {r[0] for r in scopes}
+
+
+# The scopes of the entries a proposal's operations archive (their ids are a JSON list).
+_TARGET_SCOPES = {
+    "sqlite": """SELECT DISTINCT m.scope FROM operations o, json_each(o.targets_json) t JOIN memories m ON m.id = t.value
+                 WHERE o.proposal_id = ?""",
+    "postgresql": """SELECT DISTINCT m.scope FROM operations o, json_array_elements_text(o.targets_json::json) AS t(value)
+                     JOIN memories m ON m.id = t.value WHERE o.proposal_id = ?""",
+}
 
 
 async def pending_notices(db: Database) -> list[PendingNotice]:
     """Proposals waiting for a person (briefs wait for the agent, not the user)."""
     rows = await db.fetchall(
-        """SELECT p.id, p.created_at, count(o.op_id), coalesce(sum(o.risk_json != '[]'), 0)
+        """SELECT p.id, p.created_at, count(o.op_id), count(nullif(o.risk_json, '[]'))
            FROM proposals p LEFT JOIN operations o ON o.proposal_id = p.id
            WHERE p.status = 'pending' AND p.brief IS NULL GROUP BY p.id ORDER BY p.created_at DESC"""
     )

@@ -6,14 +6,13 @@ only ever move between active and archived.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 from reverie.clock import to_iso
 from reverie.models import Memory
-from reverie.store.database import Database
+from reverie.store.database import Database, Row
 
 Change = Literal["insert", "archive", "restore"]
 
@@ -23,10 +22,8 @@ async def current_revision(db: Database) -> int:
 
 
 async def create_revision(db: Database, proposal_id: str | None, kind: str, at: datetime) -> int:
-    cursor = await db.connection.execute(
-        "INSERT INTO revisions (proposal_id, kind, created_at) VALUES (?, ?, ?)", (proposal_id, kind, to_iso(at))
-    )
-    return cursor.lastrowid
+    return await db.scalar("INSERT INTO revisions (proposal_id, kind, created_at) VALUES (?, ?, ?) RETURNING id",
+                           (proposal_id, kind, to_iso(at)))
 
 
 async def record_change(
@@ -39,7 +36,7 @@ async def record_change(
     )
 
 
-async def changes(db: Database, revision: int) -> list[sqlite3.Row]:
+async def changes(db: Database, revision: int) -> list[Row]:
     """A revision's changes in the order they were made."""
     return await db.fetchall("SELECT * FROM memory_changes WHERE revision_id = ? ORDER BY id", (revision,))
 

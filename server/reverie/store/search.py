@@ -1,4 +1,8 @@
-"""Turning free text into FTS5 queries that cannot be syntax errors and stay cheap to rank.
+"""Turning free text into full-text queries that cannot be syntax errors and stay cheap to rank.
+
+SQLite searches FTS5 tables (`memories_fts`, `events_fts`); PostgreSQL a generated
+`tsvector` column (`search`) on the table itself. A query is words grouped as "a word of
+each group" (`Groups`), which `fts5` and `tsquery` spell for each.
 
 BM25 scores every row that matches any query term, so one common word ("deploy", in a
 tenth of all memories) costs more than all the rare ones together while barely changing
@@ -45,6 +49,22 @@ def query_terms(text: str) -> list[str]:
     return ([t for t in terms if t not in STOPWORDS and t not in QUESTION_WORDS] or terms)[:MAX_TERMS]
 
 
+Groups = list[list[str]]  # rows holding a word of every group
+SEARCH_CONFIG = "english"  # PostgreSQL's stemming, as FTS5's porter tokenizer stems
+
+
+def fts5(groups: Groups) -> str:
+    """SQLite: an FTS5 MATCH expression for `groups`."""
+    return " AND ".join(f"({any_of(group)})" for group in groups)
+
+
+def tsquery(groups: Groups) -> tuple[str, list[str]]:
+    """PostgreSQL: a tsquery expression for `groups`, with its parameters. The words go
+    through `websearch_to_tsquery`, which never raises on odd input."""
+    sql = " && ".join(f"websearch_to_tsquery('{SEARCH_CONFIG}', ?)" for _ in groups)
+    return f"({sql})", [" or ".join(group) for group in groups]
+
+
 def any_of(terms: list[str]) -> str | None:
     """Quote each word and OR them, so punctuation in a user's query is never FTS syntax.
 
@@ -76,7 +96,7 @@ class Readable:
     scopes: tuple[str, ...] | None = None
 
     def where(self, table: str) -> tuple[str, list[object]]:
-        """A join and condition on `table`'s rows, with its parameters."""
+        """A join and condition on `table`'s rows (SQLite's FTS table), with its parameters."""
         if table == "events_fts" and self.agent_id is not None:
             join = "JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id"
             return f"{join} WHERE s.agent_id = ? AND", [self.agent_id]
@@ -84,6 +104,19 @@ class Readable:
             marks = ", ".join("?" * len(self.scopes)) or "NULL"
             return f"JOIN memories m ON m.seq = memories_fts.rowid WHERE m.scope IN ({marks}) AND", list(self.scopes)
         return "WHERE", []
+
+    def where_rows(self, table: str) -> tuple[str, list[object]]:
+        """The same on PostgreSQL, where the rows are the table's own (`t`)."""
+        if table == "events_fts" and self.agent_id is not None:
+            return "JOIN sessions s ON s.id = t.session_id WHERE s.agent_id = ? AND", [self.agent_id]
+        if table == "memories_fts" and self.scopes is not None:
+            marks = ", ".join("?" * len(self.scopes)) or "NULL"
+            return f"WHERE t.scope IN ({marks}) AND", list(self.scopes)
+        return "WHERE", []
+
+
+# PostgreSQL: the table an FTS5 table's rows stand for, and its key.
+ROWS = {"memories_fts": ("memories", "seq"), "events_fts": ("events", "id")}
 
 
 async def focus(db: Database, table: str, text: str, readable: Readable) -> Focus:
@@ -107,18 +140,36 @@ async def focus(db: Database, table: str, text: str, readable: Readable) -> Focu
 async def _row_count(db: Database, table: str) -> int:
     # Rows are only ever added (memories are archived, events are append-only), so the
     # largest rowid is the row count without counting.
+    if db.backend == "postgresql":
+        return await db.scalar("SELECT max({1}) FROM {0}".format(*ROWS[_checked(table)])) or 0
     return await db.scalar(f"SELECT max(rowid) FROM {_checked(table)}") or 0
 
 
 async def _match_counts(db: Database, table: str, terms: list[str], cap: int, readable: Readable) -> dict[str, int]:
     """How many readable rows each term matches, counting no further than `cap`."""
     table = _checked(table)
+    if db.backend == "postgresql":
+        return await _match_counts_pg(db, table, terms, cap, readable)
     values = ", ".join("(?)" for _ in terms)
     where, params = readable.where(table)
     rows = await db.fetchall(
         f"""WITH terms(term) AS (VALUES {values})
             SELECT term, (SELECT count(*) FROM (SELECT 1 FROM {table} {where} {table} MATCH '"' || term || '"'
                                                 LIMIT ?))
+            FROM terms""",
+        (*terms, *params, cap),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def _match_counts_pg(db: Database, table: str, terms: list[str], cap: int, readable: Readable) -> dict[str, int]:
+    rows_of, _ = ROWS[table]
+    where, params = readable.where_rows(table)
+    values = ", ".join("(?)" for _ in terms)
+    rows = await db.fetchall(
+        f"""WITH terms(term) AS (VALUES {values})
+            SELECT term, (SELECT count(*) FROM (SELECT 1 FROM {rows_of} t {where}
+                                                t.search @@ websearch_to_tsquery('{SEARCH_CONFIG}', term) LIMIT ?) AS m)
             FROM terms""",
         (*terms, *params, cap),
     )

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from reverie.clock import from_iso, to_iso
 from reverie.models import Episode, Event, Note, NoteEntry, SessionRecord, Turn
-from reverie.store.database import Database
-from reverie.store.search import any_of
+from reverie.store.database import Database, Row
+from reverie.store.search import SEARCH_CONFIG, fts5, tsquery
 
 _CONSOLIDATED = """EXISTS (
     SELECT 1 FROM proposal_sessions ps JOIN proposals p ON p.id = ps.proposal_id
@@ -31,7 +30,7 @@ async def get_session(db: Database, session_id: str) -> SessionRecord | None:
     return None if row is None else _head(row)
 
 
-def _head(row: sqlite3.Row) -> SessionRecord:
+def _head(row: Row) -> SessionRecord:
     return SessionRecord(
         id=row["id"], agent_id=row["agent_id"], title=row["title"], outcome=row["outcome"],
         outcome_summary=row["outcome_summary"], content_hash=row["content_hash"],
@@ -121,9 +120,9 @@ async def append_notes(
 async def counts(db: Database, session_id: str) -> tuple[int, int]:
     """(events, notes) stored for a session."""
     row = await db.fetchone(
-        """SELECT (SELECT count(*) FROM events WHERE session_id = ?1),
-                  (SELECT count(*) FROM notes WHERE session_id = ?1)""",
-        (session_id,),
+        """SELECT (SELECT count(*) FROM events WHERE session_id = ?),
+                  (SELECT count(*) FROM notes WHERE session_id = ?)""",
+        (session_id, session_id),
     )
     return row[0], row[1]
 
@@ -213,7 +212,7 @@ async def ids_under(db: Database, base_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-async def _records(db: Database, rows: Sequence[sqlite3.Row]) -> list[SessionRecord]:
+async def _records(db: Database, rows: Sequence[Row]) -> list[SessionRecord]:
     """The sessions of `rows`, in that order, with their events and notes: two queries, not two per session."""
     ids = [row["id"] for row in rows]
     events: dict[str, list[Event]] = defaultdict(list)
@@ -243,7 +242,7 @@ def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
-def _event(row: sqlite3.Row) -> Event:
+def _event(row: Row) -> Event:
     # Built without validation: the row was validated when it was written, and a dream
     # reads tens of thousands of events (validating them again cost a tenth of its time).
     return Event.model_construct(
@@ -303,6 +302,16 @@ _TOP_EVENTS = f"""SELECT {_EPISODE_COLUMNS}
 _ALL_EVENTS = f"""SELECT {_EPISODE_COLUMNS} FROM events_fts
     JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
     WHERE events_fts MATCH :match AND {_SAID} ORDER BY bm25(events_fts) LIMIT :limit"""
+# The same two on PostgreSQL, over the events' own `search` column.
+_TS_MATCH = f"websearch_to_tsquery('{SEARCH_CONFIG}', :match)"
+_TOP_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS}
+    FROM (SELECT n.id, ts_rank_cd(n.search, {_TS_MATCH}) AS relevance
+          FROM (SELECT id, search FROM events WHERE search @@ {_TS_MATCH} ORDER BY id DESC LIMIT :scored) AS n
+          ORDER BY relevance DESC LIMIT :top) AS f
+    JOIN events e ON e.id = f.id JOIN sessions s ON s.id = e.session_id
+    WHERE {_SAID} ORDER BY f.relevance DESC, e.id LIMIT :limit"""
+_ALL_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS} FROM events e JOIN sessions s ON s.id = e.session_id
+    WHERE e.search @@ {_TS_MATCH} AND {_SAID} ORDER BY ts_rank_cd(e.search, {_TS_MATCH}) DESC, e.id LIMIT :limit"""
 TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before the agent filter
 
 
@@ -318,13 +327,15 @@ async def search_events(
     `common`: the terms match a large share of all turns, so the whole match is never joined
     and scored, even when other agents' turns or tool turns crowd the top-k out.
     """
-    match = any_of(terms)
-    if match is None:
+    if not terms:
         return []
+    postgres = db.backend == "postgresql"
+    match = tsquery([terms])[1][0] if postgres else fts5([terms])
     found = {"match": match, "agent": agent_id, "project": project, "limit": limit}
-    rows = await db.fetchall(_TOP_EVENTS, {**found, "scored": scored or SCORED_TURNS, "top": limit * TOP_EVENTS_SHARE})
+    rows = await db.fetchall(_TOP_EVENTS_PG if postgres else _TOP_EVENTS,
+                             {**found, "scored": scored or SCORED_TURNS, "top": limit * TOP_EVENTS_SHARE})
     if len(rows) < limit and not common:
-        rows = await db.fetchall(_ALL_EVENTS, found)
+        rows = await db.fetchall(_ALL_EVENTS_PG if postgres else _ALL_EVENTS, found)
     return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3], timestamp=from_iso(r[4])) for r in rows]
 
 
