@@ -103,10 +103,10 @@ def serve(args: argparse.Namespace) -> int:
 def _waiting_for_a_client(args: argparse.Namespace, settings: Settings) -> str:
     """For a person who ran `reverie serve` by hand: stdout is the protocol, so it would look dead."""
     command = [str(Path(sys.argv[0]).resolve()), "serve"]
-    command += ["--db", str(settings.db_path.resolve())] if args.db else []
+    command += ["--db", settings.db_url or str(settings.db_path.resolve())] if args.db else []
     command += ["--agent", settings.agent_id] if args.agent else []
     desktop = json.dumps({"mcpServers": {"reverie": {"command": command[0], "args": command[1:]}}})
-    return (f"reverie: serving MCP on stdio for {settings.db_path.resolve()}: waiting for an MCP client on this "
+    return (f"reverie: serving MCP on stdio for {settings.shown}: waiting for an MCP client on this "
             "terminal's stdin and stdout. A client starts this command itself, so stop it (Ctrl-C) and add it to one:\n"
             f"  Claude Code:    claude mcp add reverie -- {' '.join(command)}\n"
             f"  Claude Desktop: {desktop} in claude_desktop_config.json\n"

@@ -36,6 +36,7 @@ MAX_TURNS = 5_000                  # turns in one log_session call
 MAX_NOTES = 50                     # notes in one log_session call
 MAX_NOTE_CHARS = 2_000
 MAX_TITLE_CHARS = 200
+MIN_BUDGET_TOKENS = 100           # below this not even read_memory's headings fit
 MAX_BUDGET_TOKENS = 100_000
 MAX_SESSIONS = 100                 # sessions one dream reviews
 MAX_INSTRUCTIONS_CHARS = 4_096
@@ -165,6 +166,11 @@ def is_server_url(target: str | os.PathLike) -> bool:
     return bool(_SERVER_URL.match(str(target)))
 
 
+def safe_url(url: str) -> str:
+    """A server URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
+
+
 def default_db_path() -> Path:
     import platformdirs  # only without --db or REVERIE_DB: a hook given its database never loads it
 
@@ -198,6 +204,11 @@ class Settings:
     def database(self) -> str | Path:
         """Where the memory is: the server's URL, else the SQLite file."""
         return self.db_url or self.db_path
+
+    @property
+    def shown(self) -> str:
+        """Where the memory is, as a person is told it: the URL without its password, or the file's full path."""
+        return safe_url(self.db_url) if self.db_url else str(self.db_path.resolve())
 
     @classmethod
     def resolve(

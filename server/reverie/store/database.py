@@ -121,14 +121,21 @@ class Database:
         raise NotImplementedError
 
 
+def _postgres() -> Callable[[str], AbstractAsyncContextManager[Database]]:
+    try:
+        from reverie.store.postgres import open_postgres  # the driver is an optional extra
+    except ImportError as error:
+        raise InvalidInput(f"A postgresql:// database needs the PostgreSQL driver ({error.name} is not installed): "
+                           "pip install 'reverie-mcp[postgres]'.") from None
+    return open_postgres
+
+
 @asynccontextmanager
 async def open_database(target: str | Path) -> AsyncIterator[Database]:
     """Open (creating if needed) and migrate the memory at `target`: a SQLite file's path,
     or a `postgresql://` URL."""
     if is_server_url(target):
-        from reverie.store.postgres import open_postgres  # the driver is an optional extra
-
-        async with open_postgres(str(target)) as db:
+        async with _postgres()(str(target)) as db:
             yield db
         return
     from reverie.store.sqlite import open_sqlite

@@ -32,6 +32,7 @@ from psycopg import AsyncClientCursor, AsyncConnection, errors
 from psycopg.types.numeric import FloatLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from reverie.config import safe_url
 from reverie.errors import Busy, InvalidInput, Unreachable, Unwritable
 from reverie.store.database import BUSY_TIMEOUT_MS, Database, Params, Refused, Row, refuse_surrogates
 from reverie.store.postgres_schema import WRITE_LOCK, migrate
@@ -174,11 +175,6 @@ def _unreachable(where: str, why: str) -> str:
             "running and that --db / REVERIE_DB names it (postgresql://user@host:port/database).")
 
 
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
-
-
 # --- the store's SQL, as PostgreSQL takes it ------------------------------------------------
 
 _TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|::|\?|:(\w+)|%|INDEXED BY \w+|CROSS JOIN|"""
@@ -262,6 +258,7 @@ async def _configure(connection: AsyncConnection) -> None:
 @asynccontextmanager
 async def open_postgres(url: str) -> AsyncIterator[PostgresDatabase]:
     """Connect to (and migrate) the memory at a `postgresql://` URL."""
+    await _migrated(url)
     pool = AsyncConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False, configure=_configure,
                                kwargs={"autocommit": True, "cursor_factory": AsyncClientCursor, "row_factory": _rows},
                                name="reverie")
@@ -269,23 +266,22 @@ async def open_postgres(url: str) -> AsyncIterator[PostgresDatabase]:
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
     except PoolTimeout:
         await pool.close()
-        raise Unreachable(_unreachable(safe_url(url), await _why_not(url))) from None
+        raise Unreachable(_unreachable(safe_url(url), "the connection pool could not open in time")) from None
     db = PostgresDatabase(pool, url)
     try:
-        async with db._connection() as connection:
-            with _said_plainly(db.name):
-                await migrate(connection)
         yield db
     finally:
         await db.close()
 
 
-async def _why_not(url: str) -> str:
-    """What connecting says, when the pool only says it timed out."""
+async def _migrated(url: str) -> None:
+    """Migrate on a connection of its own, first: a server that is not there fails here at
+    once, with libpq's own reason, rather than after the pool's retries."""
     try:
-        async with await AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S):
-            return "the pool could not open a connection in time"
+        connection = await AsyncConnection.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as error:
-        return str(error).strip().splitlines()[0]
-
-
+        raise Unreachable(_unreachable(safe_url(url), str(error).strip().splitlines()[0])) from None
+    async with connection:
+        with _said_plainly(safe_url(url)):
+            await _configure(connection)
+            await migrate(connection)
