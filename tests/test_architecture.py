@@ -22,7 +22,7 @@ MCP_STACK = ("mcp", "mcp_types")  # the MCP SDK and its wire types package
 
 # Plain helpers every layer may use: the domain's values, text, time, errors and settings.
 FOUNDATION = (
-    "reverie", "reverie.citations", "reverie.claims", "reverie.claude_transcript", "reverie.clock",
+    "reverie", "reverie.citations", "reverie.claims", "reverie.claude_transcript", "reverie.clock", "reverie.collector",
     "reverie.config", "reverie.confusables", "reverie.decisions", "reverie.effect", "reverie.errors",
     "reverie.excerpt", "reverie.projects", "reverie.provenance", "reverie.report", "reverie.safety",
     "reverie.text", "reverie.transcript",

@@ -19,16 +19,17 @@ import functools
 import math
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
 
-from reverie import claims
+from reverie import claims, collector
 from reverie.claims import stem
 from reverie.engines import candidates as found
-from reverie.engines import statements
+from reverie.engines import clustering, statements
 from reverie.engines.candidates import Candidate
-from reverie.engines.clustering import Features, cluster, jaccard
+from reverie.engines.clustering import cluster, jaccard
 from reverie.models import DreamInput, EngineResult, Evidence, OperationDraft
 from reverie.provenance import Provenance
 from reverie.text import STOPWORDS, is_number, words
@@ -52,6 +53,11 @@ class HeuristicEngine:
 
 
 def propose(dream: DreamInput) -> list[OperationDraft]:
+    with collector.paused():  # it allocates millions of objects and no garbage in cycles
+        return _proposed(dream)
+
+
+def _proposed(dream: DreamInput) -> list[OperationDraft]:
     pool = [found.from_memory(m) for m in dream.memories]
     for session in dream.sessions:
         pool += found.from_notes(session) + found.from_statements(session)
@@ -89,20 +95,57 @@ def _stems(tokens: list[str]) -> list[str]:
     return [stem(w) for w in tokens if w not in STOPWORDS and w not in _EXTRA_STOPWORDS]
 
 
+@dataclass(frozen=True)
+class Features(clustering.Features):
+    """A statement's features, with what the tests of a pair read (`_same_subject`, `conflicts`,
+    the links) besides what clustering reads. Those are worked out when first asked: most
+    entries of a large memory are never in a pair (reading them for all 10k cost ~0.3 s a dream)."""
+
+    leaves: frozenset[str] = frozenset()  # old values its sentence names as left behind (`candidates`)
+    correction: bool = False
+
+    @functools.cached_property
+    def numbers(self) -> tuple[str, ...]:
+        """The statement's numbers, sorted: what masking hid from `tokens`."""
+        return tuple(sorted(filter(is_number, self._plain)))
+
+    @functools.cached_property
+    def left(self) -> frozenset[str]:
+        """Old values it names as left behind ("we switched from npm")."""
+        if _LEFT_WORDS.isdisjoint(self._plain):  # the cheap test first: most statements hold none of these words
+            return self.leaves
+        return self.leaves | statements.change_terms(claims.unquoted(self.text))
+
+    @functools.cached_property
+    def negated(self) -> bool:
+        return not _NEGATION_WORDS.isdisjoint(self._plain) and bool(_NEGATION.search(self.text))
+
+    @functools.cached_property
+    def changed(self) -> bool:
+        """It says its subject changed ("was renamed", "upgraded to", "actually, …")."""
+        return self.correction or (not _CHANGED_WORDS.isdisjoint(self._plain) and bool(_CHANGED.search(self.text)))
+
+    @functools.cached_property
+    def _plain(self) -> list[str]:
+        return words(self.text)
+
+
 def features_of(text: str, leaves: frozenset[str] = frozenset(), correction: bool = False) -> Features:
     """Computed once per statement: clustering and resolving ask them of every pair they meet."""
-    tokens = words(text)
-    # `w[:1].isdigit()` first, inline: this runs on every word of every memory, and most
-    # words are not numbers; a call per word would cost more than all the rest.
-    masked = frozenset("#" if w[:1].isdigit() and is_number(w) else w for w in _stems(tokens))
-    plain = set(tokens)  # the cheap test first: most statements hold none of these words
-    return Features(
-        tokens=masked, key=_key(text), numbers=tuple(sorted(w for w in tokens if w[:1].isdigit() and is_number(w))),
-        text=text,
-        left=leaves | (statements.change_terms(claims.unquoted(text)) if plain & _LEFT_WORDS else frozenset()),
-        negated=bool(plain & _NEGATION_WORDS and _NEGATION.search(text)),
-        changed=correction or bool(plain & _CHANGED_WORDS and _CHANGED.search(text)),
-    )
+    return Features(tokens=frozenset(map(_masked, words(text))) - _NOTHING, key=_key(text), text=text,
+                    leaves=leaves, correction=correction)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # every word of every memory passes here; a vocabulary repeats
+def _masked(word: str) -> str | None:
+    """What a word counts as in `Features.tokens`: its stem, "#" for a number, None for a stopword."""
+    if word in STOPWORDS or word in _EXTRA_STOPWORDS:
+        return None
+    stemmed = stem(word)
+    return "#" if is_number(stemmed) else stemmed
+
+
+_NOTHING = frozenset({None})
 
 
 # Words (as `words` splits them) without which the patterns below cannot match.
@@ -252,7 +295,9 @@ def _rewordings(i: int, features: list[Features], holding: Holding) -> set[int]:
     for token in mine:
         if len(holding[token]) <= MAX_UNIT_BLOCK:
             counts.update(holding[token])
-    return {j for j, shared in counts.items() if j != i and _reworded(mine, features[j].tokens - {"#"}, shared)}
+    # `_reworded` asks for two shared words at the least: most statements met share one.
+    return {j for j, shared in counts.items()
+            if shared >= 2 and j != i and _reworded(mine, features[j].tokens - {"#"}, shared)}
 
 
 def _reworded(a: frozenset[str], b: frozenset[str], shared: int) -> bool:
@@ -330,7 +375,7 @@ def _changed_links(pool: list[Candidate], features: list[Features], holding: Hol
     """A new statement that says its subject changed, with the older ones about that subject."""
     pairs = set()
     for i, f in enumerate(features):
-        if f.changed and pool[i].memory is None:
+        if pool[i].memory is None and f.changed:  # `changed` is read when first asked: ask it of new ones only
             near = {j for token in f.tokens - _NOT_A_SUBJECT for j in holding[token][:MAX_UNIT_BLOCK]}
             pairs |= {(i, j) for j in near if j != i and pool[j].observed_at <= pool[i].observed_at
                       and _says_changed(f, features[j])}

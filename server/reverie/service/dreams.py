@@ -37,7 +37,7 @@ from typing import Literal
 
 import anyio
 
-from reverie import config, provenance
+from reverie import collector, config, provenance
 from reverie.engines import engine_named
 from reverie.errors import (
     AlreadyDecided,
@@ -90,10 +90,11 @@ async def propose(
     dreamer = engine_named(engine)
     scope = reach.scope
     async with dream_lock(db, now) as holder:
-        async with db.snapshot():
-            base = await revisions.current_revision(db)
-            current = await access.reach_memories(db, identity, scope)
-            reviewed = await sessions.unconsolidated_sessions(db, reach.agent_id, max_sessions)
+        with collector.paused():  # reading 10k entries and 100 sessions into models: see `collector`
+            async with db.snapshot():
+                base = await revisions.current_revision(db)
+                current = await access.reach_memories(db, identity, scope)
+                reviewed = await sessions.unconsolidated_sessions(db, reach.agent_id, max_sessions)
         dream = DreamInput(now=now, memories=current, sessions=reviewed, instructions=instructions,
                            stale_after_days=stale_after_days)
         drafted = await dreamer.propose(dream)
@@ -214,8 +215,17 @@ def finalize(
     (`provenance`) — replacements that break the newest-wins rules (`supersession`), and
     operations that give one subject two values (`contradiction`).
     """
+    with collector.paused():  # it indexes every word and run of the tool output: see `collector`
+        operations = _checked_all(drafts, current, reviewed)
+    return operations  # the collector resumes once that index is freed, with nothing of it left to walk
+
+
+def _checked_all(
+    drafts: list[OperationDraft], current: dict[str, Memory], reviewed: dict[str, SessionRecord]
+) -> list[Operation]:
     sources = provenance.Provenance.of(reviewed.values())
-    operations, outputs = [], ToolOutputs(sources.outputs)
+    asked = [d.content for d in drafts if d.content] + [n.content for s in reviewed.values() for n in s.notes]
+    operations, outputs = [], ToolOutputs(sources.outputs, expected=asked)  # the texts `from_tool_output` reads
     for draft in drafts:
         if _unusable_because(draft, current) is None:
             operations.append(_checked(draft, f"op{len(operations) + 1}", current, reviewed, outputs, sources))

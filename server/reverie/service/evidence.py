@@ -12,10 +12,10 @@ quoting an error message does).
 
 from __future__ import annotations
 
-import functools
 import math
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable
+from itertools import chain
 
 from reverie.citations import citation_problem, cited_text, operation_problems
 from reverie.confusables import skeleton
@@ -52,20 +52,30 @@ def with_quotes(op: OperationDraft, sessions: dict[str, SessionRecord]) -> Opera
 
 
 class ToolOutputs:
-    """Every tool output of the reviewed sessions, indexed by word, to tell copies of one apart.
+    """Every tool output of the reviewed sessions, to tell copies of one apart.
 
     A model can copy an injected instruction out of a fetched page and cite a harmless turn
     for it; comparing the text itself with every tool output catches that laundering.
+
+    Outputs are indexed only for what is asked of them: the words of the texts `copied`
+    judges and the runs of those `quoted` judges, found in one pass over the outputs per
+    batch. The gate names every text it will ask about up front (`expected`), so a dream
+    makes one pass; at 10k memories indexing every word (~65k words in 350k places) and
+    every run (~450k) cost more than all the questions a dream asks.
     """
 
-    def __init__(self, outputs: Iterable[Iterable[str]]):
-        """`outputs`: each tool output's words in order (`provenance.Provenance.outputs` reads them once for both)."""
+    def __init__(self, outputs: Iterable[Iterable[str]], expected: Iterable[str] = ()):
+        """`outputs`: each tool output's words in order (`provenance.Provenance.outputs` reads them
+        once for both). `expected`: texts that will be asked about; any other text costs a
+        pass of its own when asked."""
         self._texts = [list(output) for output in outputs]
         self._words = [set(output) - STOPWORDS for output in self._texts]
-        self._index: dict[str, list[int]] = defaultdict(list)
-        for number, output in enumerate(self._words):
-            for word in output:
-                self._index[word].append(number)
+        self._index: dict[str, list[int]] = {}  # word → the outputs holding it, for the words asked
+        self._asked_runs: set[tuple[str, ...]] = set()
+        self._quoted_runs: set[tuple[str, ...]] = set()  # those of the runs asked that an output holds
+        tokens = [words(skeleton(text)) for text in expected]
+        self._index_words({word for text in tokens for word in text if word not in STOPWORDS})
+        self._look_for({run for text in tokens for run in _telling_runs(text)})
 
     def copied(self, text: str, share: float = 0.7) -> bool:
         """Do most of `text`'s words (five or more) appear in one tool output?"""
@@ -73,21 +83,35 @@ class ToolOutputs:
         if len(mine) < 5:
             return False
         need = math.ceil(share * len(mine))
-        # An output holding `need` of these words holds one of the rarest len - need + 1:
-        # only outputs met through those are compared, not every output with a common word.
-        rarest = sorted(mine, key=lambda word: len(self._index.get(word, ())))[: len(mine) - need + 1]
-        candidates = set().union(*(self._index.get(word, ()) for word in rarest))
-        return any(len(mine & self._words[number]) >= need for number in candidates)
+        self._index_words(mine)
+        # An output holding `need` of these words lacks at most len - need of them, so it holds
+        # two (or `need`) of the rarest len - need + 2: only outputs met that often through
+        # those are compared, not every output with a common word.
+        meets = min(2, need)
+        rarest = sorted(mine, key=lambda word: len(self._index[word]))[: len(mine) - need + meets]
+        met = Counter(chain.from_iterable(self._index[word] for word in rarest))
+        return any(times >= meets and len(mine & self._words[number]) >= need for number, times in met.items())
 
     def quoted(self, text: str) -> bool:
         """Does `text` hold QUOTED_RUN words in a row as some tool output has them?"""
-        return not self._runs.isdisjoint(_telling_runs(words(skeleton(text))))
+        runs = set(_telling_runs(words(skeleton(text))))
+        self._look_for(runs)
+        return not runs.isdisjoint(self._quoted_runs)
 
-    @functools.cached_property
-    def _runs(self) -> set[tuple[str, ...]]:
-        """Every run of the outputs that could be quoted, built on first use as one set: a
-        dream asks of hundreds of operations, and scanning outputs per run cost seconds."""
-        return {run for tokens in self._texts for run in _telling_runs(tokens)}
+    def _index_words(self, wanted: set[str]) -> None:
+        if missing := wanted - self._index.keys():
+            postings: dict[str, list[int]] = {word: [] for word in missing}
+            for number, output in enumerate(self._words):
+                for word in output.intersection(missing):
+                    postings[word].append(number)
+            self._index.update(postings)
+
+    def _look_for(self, runs: set[tuple[str, ...]]) -> None:
+        if missing := runs - self._asked_runs:
+            for tokens in self._texts:  # each output's runs, made and looked up at C speed by `zip`
+                shifted = (tokens[start:] for start in range(QUOTED_RUN))  # `zip` stops at the output's end
+                self._quoted_runs |= missing.intersection(zip(*shifted, strict=False))
+            self._asked_runs |= missing
 
 
 def _telling_runs(tokens: list[str]) -> Iterable[tuple[str, ...]]:
