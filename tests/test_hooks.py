@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Cli, Ran
+from reverie import cli
 from reverie.config import IDENTIFIER
 from reverie.hooks import redacted_transcript, session_key, spool_dir
 from reverie.transcript import parse_transcript
@@ -479,6 +480,36 @@ def test_unusable_hook_input_exits_0_with_one_line_on_stderr_and_stores_nothing(
     assert project.spooled() == []
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("session_id", 7), ("session_id", None), ("transcript_path", ["a.jsonl"]), ("cwd", 3.5),
+     ("hook_event_name", True)],
+    ids=["number-id", "null-id", "list-path", "number-cwd", "boolean-event"],
+)
+def test_a_hook_input_field_that_is_not_text_is_named_in_the_one_line(field, value, reverie, project):
+    ran = end_hook(reverie, {**project.end(), field: value})
+
+    assert (ran.code, ran.out) == (0, "")
+    assert ran.err == (f"reverie: nothing was logged: the hook input lacks what a Claude Code hook sends: "
+                       f"Input should be a valid string ({field}).\n")
+    assert project.spooled() == []
+
+
+def test_a_session_spooled_by_an_earlier_version_is_still_logged(reverie, project):
+    # As the spool was written before its items were plain JSON: every field of the hook
+    # input, Claude Code's own extras included.
+    folder = spool_dir(project.db)
+    folder.mkdir(parents=True)
+    (folder / "20261015T080000000000Z-1.json").write_text(json.dumps({
+        "hook": {**project.end(), "hook_event_name": "SessionEnd"}, "agent_id": "claude-code",
+        "transcript": SAMPLE.read_text(encoding="utf-8"), "spooled_at": "2026-10-15T08:00:00+00:00"}))
+
+    drained = reverie("log", "--drain-spool")
+
+    assert (drained.code, drained.out) == (0, f"Reverie: logged 12 turns to {SESSION}.\n")
+    assert said(sessions(reverie)[SESSION]) == turns_of(SAMPLE.read_text(encoding="utf-8"))
+
+
 def test_drain_spool_with_nothing_spooled_says_so(reverie):
     ran = reverie("log", "--drain-spool")
 
@@ -495,6 +526,38 @@ def test_log_needs_exactly_one_source_of_transcripts(argv, reverie):
 
     assert ran.code == 1
     assert ran.err.startswith("reverie: ") and ran.err.count("\n") == 1
+
+
+# --- the command line --------------------------------------------------------------------
+
+HOOK_ATTRIBUTES = ("command", "db", "agent", "claude_code_hook", "timeout", "file", "query", "budget")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["log", "--claude-code-hook"], ["recall", "--claude-code-hook"],
+     ["--db", "a.db", "--agent", "x", "log", "--claude-code-hook", "--timeout", "2.5"],
+     ["--db", "a.db", "recall", "--claude-code-hook", "--db", "b.db", "--query", "deploy -x", "--budget", "300"],
+     ["recall", "--agent=ci", "--claude-code-hook", "--timeout", "1"]],
+    ids=["log", "recall", "options-before", "option-after-overrides", "equals-form"],
+)
+def test_a_hook_command_line_is_read_as_the_full_parser_reads_it(argv):
+    narrow, full = cli.hook_arguments(argv), cli.parser().parse_args(argv)
+
+    assert narrow is not None
+    read = {name: getattr(narrow, name, None) for name in HOOK_ATTRIBUTES}
+    assert read == {name: getattr(full, name, None) for name in HOOK_ATTRIBUTES}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["show"], ["log", "x.jsonl", "--claude-code-hook"], ["log", "--claude-code-hook", "--drain-spool"],
+     ["recall", "--claude-code-hook", "--budg", "300"], ["log", "--claude-code-hook", "--help"],
+     ["recall", "--claude-code-hook", "--timeout", "soon"], ["dream", "--claude-code-hook"]],
+    ids=["no-hook", "with-a-file", "with-drain", "abbreviated", "help", "bad-number", "other-command"],
+)
+def test_any_other_command_line_is_left_to_the_full_parser(argv):
+    assert cli.hook_arguments(argv) is None
 
 
 # --- SessionStart -----------------------------------------------------------------------

@@ -14,7 +14,10 @@ warm-up run each (the OS page cache, `.pyc` files):
 - `reverie serve` until it answers `initialize` on stdio (then its stdin is closed).
 
 Each command runs `--runs` times (default 10); min, median and max are printed, in ms.
-The machine is shared: quote medians, and read a wide min–max as noise.
+The machine is shared: quote medians, and read a wide min–max as noise. `--before DIR`
+times each command against another version too (`PYTHONPATH=DIR`, that version's
+`server/`), in pairs that take turns, and prints each pair's ratio: the figure that holds
+when the machine's load drifts between two separate runs.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=10, help="timed runs per command (after one warm-up)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR instead of a temporary directory")
     parser.add_argument("--only", help="comma-separated labels to run (python, import, recall, log, serve)")
+    parser.add_argument("--before", type=Path, metavar="SERVER_DIR",
+                        help="another version's server/ folder: time it too, in pairs with this one")
     return parser.parse_args(argv)
 
 
@@ -110,11 +115,11 @@ def _serve_initialize(env: dict) -> float:
     return ms
 
 
-def commands(work: Path) -> dict[str, Callable[[], float]]:
+def commands(work: Path, extra_env: dict[str, str] | None = None) -> dict[str, Callable[[], float]]:
     db, project = work / "memory.db", work / "billing"
     transcripts = work / ".claude" / "projects" / "billing"
     transcripts.mkdir(parents=True, exist_ok=True)
-    env = os.environ | {"REVERIE_DB": str(db), "REVERIE_DREAM_MODE": "off"}
+    env = os.environ | {"REVERIE_DB": str(db), "REVERIE_DREAM_MODE": "off"} | (extra_env or {})
     start_hook = json.dumps({"session_id": "start", "transcript_path": str(transcripts / "start.jsonl"),
                              "cwd": str(project), "hook_event_name": "SessionStart", "source": "startup"})
 
@@ -127,8 +132,8 @@ def commands(work: Path) -> dict[str, Callable[[], float]]:
         return _timed([reverie_command(), "--db", str(db), "log", "--claude-code-hook"], hook, env)
 
     return {
-        "python": lambda: _timed([sys.executable, "-c", "pass"]),
-        "import": lambda: _timed([sys.executable, "-c", "import reverie.cli"]),
+        "python": lambda: _timed([sys.executable, "-c", "pass"], env=env),
+        "import": lambda: _timed([sys.executable, "-c", "import reverie.cli"], env=env),
         "recall": lambda: _timed([reverie_command(), "--db", str(db), "recall", "--claude-code-hook"], start_hook, env),
         "log": log_hook,
         "serve": lambda: _serve_initialize(env),
@@ -155,6 +160,38 @@ def measure(work: Path, runs: int, only: set[str] | None) -> dict[str, list[floa
     return found
 
 
+def measure_pairs(work: Path, runs: int, only: set[str] | None, before: Path) -> dict[str, list[tuple[float, float]]]:
+    """(this version, the one in `before`) for each run, the two taking turns to go first."""
+    now, then = commands(work), commands(work, {"PYTHONPATH": str(before)})
+    found = {}
+    for label in now:
+        if only and label not in only:
+            continue
+        now[label](), then[label]()  # warm-up
+        found[label] = [_pair(now[label], then[label], now_first=i % 2 == 0) for i in range(runs)]
+        print(f"… {label}: median ratio {statistics.median(a / b for a, b in found[label]):.2f}", file=sys.stderr,
+              flush=True)
+    return found
+
+
+def _pair(now: Callable[[], float], then: Callable[[], float], now_first: bool) -> tuple[float, float]:
+    if now_first:
+        first = now()
+        return first, then()
+    first = then()
+    return now(), first
+
+
+def pair_table(found: dict[str, list[tuple[float, float]]]) -> str:
+    rows = ["| command (whole process, wall) | pairs | this version, median (min) ms | before, median (min) ms "
+            "| this ÷ before, median of pairs |", "|---|---:|---:|---:|---:|"]
+    for label, pairs in found.items():
+        now, then = [a for a, _ in pairs], [b for _, b in pairs]
+        rows.append(f"| {LABELS[label]} | {len(pairs)} | {statistics.median(now):.0f} ({min(now):.0f}) "
+                    f"| {statistics.median(then):.0f} ({min(then):.0f}) | {statistics.median(a / b for a, b in pairs):.2f} |")
+    return "\n".join(rows)
+
+
 def table(found: dict[str, list[float]]) -> str:
     rows = ["| command (whole process, wall) | runs | min ms | median ms | max ms |", "|---|---:|---:|---:|---:|"]
     for label, ms in found.items():
@@ -171,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (work / "memory.db").exists():
             (work / "billing").mkdir(exist_ok=True)
             anyio.run(_seed, work / "memory.db", work / "billing")
-        print(table(measure(work, args.runs, only)))
+        if args.before:
+            print(pair_table(measure_pairs(work, args.runs, only, args.before.resolve())))
+        else:
+            print(table(measure(work, args.runs, only)))
     return 0
 
 

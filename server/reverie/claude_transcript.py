@@ -33,12 +33,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from reverie.clock import as_utc
-from reverie.models import Turn
 
-__all__ = ["COMMAND", "COMPACTED", "SUBAGENT_TASK", "Transcript", "looks_like_claude_code", "read_claude_code"]
+# Imported by `read_claude_code` when called: the SessionEnd hook reads a transcript without
+# pydantic (`read_said`).
+if TYPE_CHECKING:
+    from reverie.models import Turn
+
+__all__ = ["COMMAND", "COMPACTED", "SUBAGENT_TASK", "Said", "Transcript", "looks_like_claude_code", "read_claude_code",
+           "read_said"]
 
 # The record types Claude Code writes. A first line of another type is not Claude Code's.
 RECORD_TYPES = frozenset({
@@ -66,11 +71,25 @@ _SHELL_INPUT = re.compile(r"<bash-input>(.*?)</bash-input>", re.DOTALL)
 _RECAP_FOOTER = re.compile(r"\s*\(disable recaps in /config\)\s*$")
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class Transcript:
+class Said:
+    """A turn as read, with a `models.Turn`'s fields, for a reader that does without pydantic."""
+
+    role: str
+    content: str
+    tool_name: str | None = None
+    is_error: bool = False
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Transcript(Generic[T]):
     """A transcript as read: its turns, and what its format told about the session besides."""
 
-    turns: list[Turn]
+    turns: list[T]
     skipped: list[str] = field(default_factory=list)  # why each unreadable line was left out
     summary: str | None = None  # the writing tool's own summary of the session
     session_id: str | None = None  # the conversation's id in the tool that wrote it
@@ -90,14 +109,25 @@ def looks_like_claude_code(text: str) -> bool:
         record["type"] in RECORD_TYPES or "sessionId" in record)
 
 
-def read_claude_code(text: str) -> Transcript:
+def read_claude_code(text: str) -> Transcript[Turn]:
     """Every turn of a Claude Code transcript worth remembering; see the module docstring."""
+    from reverie.models import Turn
+
+    return _read(text, Turn)
+
+
+def read_said(text: str) -> Transcript[Said]:
+    """`read_claude_code`, its turns as plain `Said` records."""
+    return _read(text, Said)
+
+
+def _read(text: str, turn: Callable[..., T]) -> Transcript[T]:
     records, skipped = _records(text)
     reading = _Reading.of(records)
-    turns: list[Turn] = []
+    turns: list[T] = []
     for number, record in records:
         try:
-            turns += _turns(record, reading)
+            turns += _turns(record, reading, turn)
         except _BadLine as error:
             skipped.append(f"Line {number} {error}")
         except RecursionError:  # a tool input too deep to write out again
@@ -192,12 +222,12 @@ class _Reading:
 Fields = dict[str, Any]
 
 
-def _turns(record: dict[str, Any], reading: _Reading) -> list[Turn]:
+def _turns(record: dict[str, Any], reading: _Reading, turn: Callable[..., T]) -> list[T]:
     if record.get("isSidechain") is True and not reading.subagent:
         return []  # a subagent's traffic in the main file; its result arrives as the Task tool's result
     read = _RECORD_READERS.get(record.get("type"), _nothing)
     when = _moment(record)
-    return [Turn(**fields, timestamp=when) for fields in read(record, reading)]
+    return [turn(**fields, timestamp=when) for fields in read(record, reading)]
 
 
 def _nothing(record: dict[str, Any], reading: _Reading) -> list[Fields]:

@@ -16,22 +16,22 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias, get_args
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, get_args
 
 import anyio
-from pydantic import BaseModel
 
 from reverie import __version__, hooks
-from reverie.config import Settings
+from reverie.config import Settings, is_server_url
 from reverie.errors import InvalidInput, ReverieError
-from reverie.models import Outcome
 
-# The service, the reports and the transcript reader are imported by the commands that use
-# them, not here: the Claude Code hooks (`reverie.hooks`) start a process at every session
-# start and end and should pay only for what they run.
+# The service, the reports, the transcript reader and the models (pydantic) are imported by
+# the commands that use them, not here: the Claude Code hooks (`reverie.hooks`) start a
+# process at every session start and end and should pay only for what they run.
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from reverie import claude_transcript
-    from reverie.models import OperationDraft
+    from reverie.models import OperationDraft, Turn
     from reverie.service import Reverie
     from reverie.tokens import ListedToken  # loaded at run time only by `reverie token`
 
@@ -42,7 +42,7 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = hook_arguments(argv) or parser().parse_args(argv)
     try:
         if args.command == "serve":
             return serve(args)
@@ -78,7 +78,7 @@ async def _run(args: argparse.Namespace) -> None:
 
 def emit(args: argparse.Namespace, model: BaseModel | dict[str, Any], text: str) -> None:
     if getattr(args, "json", False):
-        data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+        data = model if isinstance(model, dict) else model.model_dump(mode="json")
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(text)
@@ -175,6 +175,51 @@ def hook(args: argparse.Namespace) -> int:
                              timeout=args.timeout)
 
 
+def hook_arguments(argv: list[str] | None) -> argparse.Namespace | None:
+    """A Claude Code hook's command line, read by a parser of the hooks' options alone.
+
+    Building every command's parser takes ~15 ms, paid at every session start and end.
+    None for any other command line, and for one this parser reads otherwise than the
+    full one might (an unknown or abbreviated option, a FILE, --help): the full parser
+    then reads it, and errs as it does.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if "--claude-code-hook" not in argv or {"-h", "--help", "--version"} & set(argv):
+        return None
+    top = _HookParser(prog="reverie", add_help=False, allow_abbrev=False)
+    top.add_argument("--db")
+    top.add_argument("--agent")
+    sub = top.add_subparsers(dest="command", required=True)
+    _hook_command(sub, "log", hooks.LOG_TIMEOUT).set_defaults(file=None)  # a FILE goes to the full parser
+    recall = _hook_command(sub, "recall", hooks.RECALL_TIMEOUT)
+    recall.add_argument("--query")
+    recall.add_argument("--budget", type=int, default=hooks.RECALL_BUDGET)
+    try:
+        return top.parse_args(argv)
+    except _NotAHookLine:
+        return None
+
+
+def _hook_command(sub: argparse._SubParsersAction[_HookParser], name: str, timeout: float) -> _HookParser:
+    command = sub.add_parser(name, add_help=False, allow_abbrev=False)
+    command.add_argument("--db", default=argparse.SUPPRESS)  # as `global_options`: absent, the value before stands
+    command.add_argument("--agent", default=argparse.SUPPRESS)
+    command.add_argument("--claude-code-hook", action="store_true")
+    command.add_argument("--timeout", type=float, default=timeout)
+    return command
+
+
+class _NotAHookLine(Exception):
+    pass
+
+
+class _HookParser(argparse.ArgumentParser):
+    """Raises instead of printing usage and exiting: a line it cannot read goes to the full parser."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _NotAHookLine(message)
+
+
 def drain_spool(args: argparse.Namespace) -> int:
     """Log the sessions the SessionEnd hook could not log yet; 1 if any needs a person."""
     _no_file_with(args, "--drain-spool")
@@ -214,7 +259,7 @@ async def log(reverie: Reverie, args: argparse.Namespace) -> None:
                        f"({result.redactions} secrets redacted; {result.sessions_awaiting_dream} await a dream).")
 
 
-def _claude_code_session(text: str) -> claude_transcript.Transcript | None:
+def _claude_code_session(text: str) -> claude_transcript.Transcript[Turn] | None:
     """The Claude Code transcript `text` is, if it is one that names its session."""
     from reverie import claude_transcript
 
@@ -225,7 +270,7 @@ def _claude_code_session(text: str) -> claude_transcript.Transcript | None:
 
 
 async def _log_claude_code(
-    reverie: Reverie, args: argparse.Namespace, transcript: claude_transcript.Transcript
+    reverie: Reverie, args: argparse.Namespace, transcript: claude_transcript.Transcript[Turn]
 ) -> None:
     """As the SessionEnd hook logs it: under its own session id, only what no earlier log of it stored."""
     stored = await hooks.log_transcript(
@@ -239,10 +284,9 @@ async def _log_claude_code(
                     "events_added": 0, "skipped_lines": len(transcript.skipped)},
              f"Nothing new to log: {args.file} {said}{unread}.")
         return
-    part = stored.part
-    emit(args, {"session_id": part.session_id, "events_added": part.turns, "event_count": part.turns, "ended": True,
-                "redactions": part.redactions, "skipped_lines": stored.skipped},
-         f"Logged {part.turns} turns to {part.session_id} ({part.redactions} secrets redacted{unread}).")
+    emit(args, {"session_id": stored.session_id, "events_added": stored.turns, "event_count": stored.turns,
+                "ended": True, "redactions": stored.redactions, "skipped_lines": stored.skipped},
+         f"Logged {stored.turns} turns to {stored.session_id} ({stored.redactions} secrets redacted{unread}).")
 
 
 def _read_input(name: str) -> str:
@@ -448,6 +492,9 @@ async def _import_document(reverie: Reverie, args: argparse.Namespace) -> tuple[
 async def demo(args: argparse.Namespace) -> None:
     from reverie.demo import run_demo
 
+    if args.db and is_server_url(args.db):
+        raise InvalidInput("The demo logs its example sessions into a new database file, never into a server's "
+                           "shared memory. Omit --db to have it make one in a new temporary folder.")
     if args.db and Path(args.db).exists():
         raise InvalidInput(f"{args.db} exists; the demo logs its sessions into a new database file. "
                            "Omit --db to have it make one in a new temporary folder.")
@@ -459,29 +506,51 @@ async def demo(args: argparse.Namespace) -> None:
 
 
 def doctor(args: argparse.Namespace) -> int:
-    """Check the database file as it is (never created, never migrated); 1 when anything is wrong."""
-    from reverie.service import maintenance  # SQLite checks: loaded only for doctor and backup
+    """Check the database as it is (never created, never migrated); 1 when anything is wrong."""
+    from reverie.service import maintenance  # the checks: loaded only for doctor and backup
 
-    path = Settings.resolve(args.db, args.agent).db_path
-    report = anyio.run(maintenance.diagnose, path, args.since)
+    report = anyio.run(maintenance.diagnose, Settings.resolve(args.db, args.agent).database, args.since)
     emit(args, report, report.markdown())
     if not report.healthy:
-        print(f"reverie: {path} has {report.problem_count} problem(s); see the report.", file=sys.stderr)
+        print(f"reverie: {report.database} has {report.problem_count} problem(s); see the report.", file=sys.stderr)
     return 0 if report.healthy else 1
 
 
 def backup(args: argparse.Namespace) -> int:
-    """VACUUM INTO a new file while the database is in use, then check the copy; 1 if the copy fails."""
+    """A copy taken while the database is in use (VACUUM INTO, or pg_dump), then checked; 1 if the check fails."""
     from reverie.service import maintenance
 
-    result = anyio.run(maintenance.back_up, Settings.resolve(args.db, args.agent).db_path, args.path)
+    settings = Settings.resolve(args.db, args.agent)
+    with progress(args, f"Backing up {settings.shown}…"):
+        result = anyio.run(maintenance.back_up, settings.database, args.path)
     emit(args, result, result.markdown())
     if not result.check.healthy:
-        print(f"reverie: the backup {result.path} failed its check; run reverie doctor on the source.", file=sys.stderr)
+        checked = "the database it was taken from" if result.restore else "the backup"
+        print(f"reverie: {checked} failed its check; see the report, and run reverie doctor on the source.",
+              file=sys.stderr)
     return 0 if result.check.healthy else 1
 
 
-CHECKUPS: dict[str, Callable[[argparse.Namespace], int]] = {"doctor": doctor, "backup": backup}
+def migrate(args: argparse.Namespace) -> int:
+    """Bring the schema at --db up to date; or, with --from and --to, copy a SQLite memory onto PostgreSQL."""
+    from reverie.service import migration
+
+    if args.source is None and args.target is None:
+        upgraded = anyio.run(migration.upgrade, Settings.resolve(args.db, args.agent).database)
+        emit(args, upgraded, upgraded.markdown())
+        return 0
+    if args.source is None or args.target is None or args.db:
+        raise InvalidInput("To copy a SQLite memory onto PostgreSQL, give both --from and --to (and no --db): "
+                           "reverie migrate --from SQLITE_FILE --to postgresql://user@host/database")
+    with progress(args, f"Copying {args.source}…"):
+        moved = anyio.run(migration.move, args.source, args.target)
+    emit(args, moved, moved.markdown())
+    if not moved.check.healthy:
+        print(f"reverie: the copy on {moved.target} failed its check; see the report.", file=sys.stderr)
+    return 0 if moved.check.healthy else 1
+
+
+CHECKUPS: dict[str, Callable[[argparse.Namespace], int]] = {"doctor": doctor, "backup": backup, "migrate": migrate}
 
 COMMANDS: dict[str, Command] = {
     "log": log, "dream": dream, "show": show, "recall": recall, "review": review, "apply": apply, "revert": revert,
@@ -635,6 +704,8 @@ def _log_parser(sub: Subcommands) -> None:
     log_cmd.add_argument("--title", help="session title (default: the file name; for a Claude Code transcript, "
                                          "the project and its first request)")
     log_cmd.add_argument("--note", action="append", help="a note to remember (repeatable)")
+    from reverie.models import Outcome
+
     log_cmd.add_argument("--outcome", choices=get_args(Outcome), help="how the session ended")
     log_cmd.add_argument("--open", action="store_true", help="keep the session open for more turns")
     log_cmd.add_argument("--json", action="store_true", help="print JSON")
@@ -688,14 +759,27 @@ def _apply_parser(sub: Subcommands) -> None:
 
 
 def _checkup_parsers(sub: Subcommands) -> None:
-    check = _command(sub, "doctor", "check the database: SQLite integrity, guards, search index, revision log, "
-                                    "transcript hashes, ledger; prints a checkpoint to keep")
+    check = _command(sub, "doctor", "check the database: SQLite's or PostgreSQL's integrity, guards, search index, "
+                                    "revision log, transcript hashes, ledger; prints a checkpoint to keep")
     check.add_argument("--json", action="store_true", help="print JSON")
     check.add_argument("--since", metavar="CHECKPOINT",
                        help="a checkpoint an earlier doctor printed: prove nothing logged before it changed")
-    copy = _command(sub, "backup", "copy the database to a new file while it is in use, then check the copy")
+    copy = _command(sub, "backup", "copy the database to a new file while it is in use, then check it "
+                                   "(PostgreSQL: a pg_dump archive for pg_restore, with the ledger checkpoint it holds)")
     copy.add_argument("path", help="the new file to write (an existing file is never overwritten)")
     copy.add_argument("--json", action="store_true", help="print JSON")
+    move = _command(sub, "migrate", "create or upgrade the schema of --db and say what was applied; or copy a "
+                                    "SQLite memory into an empty PostgreSQL database, exactly, and check the copy",
+                    epilog=MIGRATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    move.add_argument("--from", dest="source", metavar="SQLITE_FILE", help="the SQLite memory to copy (migrated first)")
+    move.add_argument("--to", dest="target", metavar="POSTGRESQL_URL", help="an empty PostgreSQL database to copy into")
+    move.add_argument("--json", action="store_true", help="print JSON")
+
+
+MIGRATE_EXAMPLES = """examples:
+  reverie --db postgresql://reverie@db.internal/reverie migrate
+  reverie migrate --from ~/.local/share/reverie/memory.db --to postgresql://reverie@db.internal/reverie
+"""
 
 
 if __name__ == "__main__":

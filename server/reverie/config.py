@@ -36,7 +36,7 @@ MAX_TURNS = 5_000                  # turns in one log_session call
 MAX_NOTES = 50                     # notes in one log_session call
 MAX_NOTE_CHARS = 2_000
 MAX_TITLE_CHARS = 200
-MIN_BUDGET_TOKENS = 100           # below this not even read_memory's headings fit
+MIN_BUDGET_TOKENS = 100            # below this not even read_memory's headings fit
 MAX_BUDGET_TOKENS = 100_000
 MAX_SESSIONS = 100                 # sessions one dream reviews
 MAX_INSTRUCTIONS_CHARS = 4_096
@@ -83,6 +83,11 @@ OpenAIStructured = Literal["json_schema", "tools"]
 def environment(variable: str) -> str | None:
     """The variable's value without surrounding space; None when it is unset or blank."""
     return os.environ.get(variable, "").strip() or None
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """This process's environment plus `extra`, for a program Reverie runs (`pg_dump`)."""
+    return {**os.environ, **extra}
 
 
 def openai_configured() -> bool:

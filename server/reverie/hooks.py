@@ -54,6 +54,15 @@ git root's name, as a key), so a dream files what it learns from it under `proje
 `--budget` tokens — dream proposals awaiting review, recaps of the last sessions here, and
 this project's memory with the shared and the user's (`reverie.session_start`). Nothing at
 all when there is nothing to say.
+
+**Around the service where it can.** Loading the service (pydantic, asyncio, aiosqlite)
+took two thirds of a hook's time. So SessionStart without `--query` reads a SQLite file
+directly (`session_start.from_file`), and SessionEnd writes a conversation nothing of which
+is stored yet directly (`log_new_conversation`), both through `store.direct` with the
+standard library's `sqlite3`. Everything else goes through the service as before: a
+resumed conversation, one too long for one log call, `--query`, a PostgreSQL memory, a
+file not created or migrated yet, and whatever SQLite refuses the direct way. Tests hold
+the two ways to the same text, rows and read counts (`tests/test_hooks_direct.py`).
 """
 
 from __future__ import annotations
@@ -64,16 +73,14 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeVar
-
-import anyio
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from reverie import config
-from reverie.clock import utcnow
+from reverie.clock import as_utc, utcnow
 from reverie.config import Settings
 from reverie.errors import Busy, Damaged, ReverieError
 from reverie.projects import project_root
@@ -81,13 +88,14 @@ from reverie.safety import may_hold_secret, redact
 from reverie.text import shorten
 
 # Each hook imports what only it uses when it runs (the transcript reader and the logging of
-# parts for SessionEnd, the SessionStart text for SessionStart), and the service only once
-# it has a database to open: every import here is paid at every session start and end.
+# parts for SessionEnd, the SessionStart text for SessionStart), and the service (with
+# pydantic, anyio and aiosqlite) only once it has a database to open through it: every
+# import here is paid at every session start and end.
 if TYPE_CHECKING:
-    from reverie.claude_transcript import Transcript
+    from reverie.claude_transcript import Said, Transcript
     from reverie.models import Outcome, Turn
     from reverie.service import Reverie
-    from reverie.service.continuation import Part
+    from reverie.store import direct
 
 T = TypeVar("T")
 
@@ -109,36 +117,68 @@ class HookTimeout(Exception):
     """The database did not answer within the hook's time limit."""
 
 
-class HookInput(BaseModel):
-    """The fields of Claude Code's hook input that Reverie uses; the rest are kept, unread."""
+@dataclass(frozen=True)
+class HookInput:
+    """The fields of Claude Code's hook input that Reverie uses; `sent` keeps the whole object, the rest unread."""
 
-    model_config = ConfigDict(extra="allow", defer_build=True)
     session_id: str = ""
     transcript_path: str | None = None
     cwd: str | None = None
     hook_event_name: str | None = None
+    sent: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, sent: dict[str, Any]) -> HookInput:
+        """The fields of `sent`, each a string if present: HookInputError if not (null counts
+        as absent, but for session_id)."""
+        for name in _HOOK_FIELDS:
+            if name in sent and not (isinstance(sent[name], str) or (sent[name] is None and name != "session_id")):
+                raise HookInputError(f"the hook input lacks what a Claude Code hook sends: Input should be a valid "
+                                     f"string ({name}).")
+        return cls(**{name: sent[name] for name in _HOOK_FIELDS if name in sent}, sent=sent)
 
 
-class SpoolItem(BaseModel):
+_HOOK_FIELDS = ("session_id", "transcript_path", "cwd", "hook_event_name")
+
+
+@dataclass(frozen=True)
+class SpoolItem:
     """One ended session waiting to be logged: the hook input and a copy of its transcript."""
 
-    model_config = ConfigDict(defer_build=True)
     hook: HookInput
     agent_id: str
     transcript: str
     spooled_at: str
 
+    def dump(self) -> str:
+        # ASCII: any string JSON can hold (a lone surrogate in the hook input too) can be written.
+        return json.dumps({"hook": self.hook.sent, "agent_id": self.agent_id, "transcript": self.transcript,
+                           "spooled_at": self.spooled_at})
+
+    @classmethod
+    def load(cls, text: str) -> SpoolItem:
+        """The item `dump` wrote (ValueError if `text` is not one)."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("hook"), dict):
+            raise ValueError("not a spool item: no hook input")
+        if not all(isinstance(data.get(name), str) for name in ("agent_id", "transcript", "spooled_at")):
+            raise ValueError("not a spool item: agent_id, transcript and spooled_at must be strings")
+        return cls(HookInput.of(data["hook"]), data["agent_id"], data["transcript"], data["spooled_at"])
+
 
 @dataclass(frozen=True)
 class Stored:
-    """A transcript just logged: the part stored, and how many of its lines could not be read."""
+    """A transcript just logged: the part stored (its session, turns and secrets redacted), and
+    how many of the transcript's lines could not be read."""
 
-    part: Part
+    session_id: str
+    turns: int
+    redactions: int
     skipped: int = 0
 
     def line(self) -> str:
         unread = f"; {self.skipped} unreadable line(s) of its transcript were skipped" if self.skipped else ""
-        return f"Reverie: logged {self.part.turns} turns to {self.part.session_id}{unread}."
+        return f"Reverie: logged {self.turns} turns to {self.session_id}{unread}."
 
 
 @dataclass
@@ -172,7 +212,7 @@ def log_hook(db: str | None, agent: str | None, stdin: TextIO, timeout: float = 
         notice(f"nothing was logged: {error}")
         return 0
     try:
-        drained = within(timeout, lambda: drain(settings))
+        drained = within(timeout, lambda: log_spooled(settings))
     except HookTimeout:
         notice(f"the database stayed busy for {timeout:g}s; the session is spooled and will be logged next time.")
     except Exception as error:  # a hook's top level: the session is spooled, and Claude Code must go on
@@ -191,7 +231,7 @@ def recall_hook(db: str | None, agent: str | None, stdin: TextIO, *, query: str 
     try:
         hook = read_hook_input(stdin.read())
         settings = Settings.resolve(db, agent_for_hooks(agent))
-        text = within(timeout, lambda: _recall(settings, hook.cwd or os.getcwd(), query, budget))
+        text = within(timeout, lambda: start_text(settings, hook.cwd or os.getcwd(), query, budget))
     except HookTimeout:
         notice(f"the database stayed busy for {timeout:g}s; no memory was loaded this time.")
     except Exception as error:  # a hook's top level: better a session without memory than none at all
@@ -200,6 +240,17 @@ def recall_hook(db: str | None, agent: str | None, stdin: TextIO, *, query: str 
         if text:
             print(text)
     return 0
+
+
+def start_text(settings: Settings, cwd: str, query: str | None, budget: int) -> str:
+    """What SessionStart prints. Without a query, read from the SQLite file directly when it can
+    be (`session_start.from_file`: no pydantic, no event loop to load); else through the service."""
+    if query is None:
+        from reverie.session_start import from_file
+
+        if (text := from_file(settings, cwd, budget, utcnow())) is not None:
+            return text
+    return on_event_loop(_recall, settings, cwd, query, budget)
 
 
 async def _recall(settings: Settings, cwd: str, query: str | None, budget: int) -> str:
@@ -224,8 +275,8 @@ def agent_for_hooks(flag: str | None) -> str:
     return flag or config.agent_id() or DEFAULT_AGENT
 
 
-def within(seconds: float, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work` on its own event loop, giving up after `seconds` (HookTimeout).
+def within(seconds: float, work: Callable[[], T]) -> T:
+    """Run `work`, giving up after `seconds` (HookTimeout).
 
     A locked database makes SQLite wait out its busy timeout inside a C call that nothing
     can interrupt. So the work runs in a daemon thread — and aiosqlite's worker thread,
@@ -237,7 +288,7 @@ def within(seconds: float, work: Callable[[], Awaitable[T]]) -> T:
 
     def run() -> None:
         try:
-            outcome["value"] = anyio.run(work)
+            outcome["value"] = work()
         except BaseException as error:  # handed to the waiting thread, which re-raises it
             outcome["error"] = error
 
@@ -251,6 +302,13 @@ def within(seconds: float, work: Callable[[], Awaitable[T]]) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
+def on_event_loop(work: Callable[..., Awaitable[T]], *args: object) -> T:
+    """`work(*args)` run to completion on an event loop of its own (anyio, loaded only here)."""
+    import anyio
+
+    return anyio.run(work, *args)
+
+
 # --- hook input ------------------------------------------------------------------------
 
 
@@ -261,11 +319,7 @@ def read_hook_input(text: str) -> HookInput:
         raise HookInputError(f"the hook input on stdin is not JSON ({error.msg}).") from None
     if not isinstance(data, dict):
         raise HookInputError("the hook input on stdin is not a JSON object.")
-    try:
-        return HookInput.model_validate(data)
-    except ValidationError as error:
-        raise HookInputError(f"the hook input lacks what a Claude Code hook sends: {error.errors()[0]['msg']} "
-                             f"({'.'.join(map(str, error.errors()[0]['loc']))}).") from None
+    return HookInput.of(data)
 
 
 def read_transcript(hook: HookInput) -> str | None:
@@ -319,10 +373,9 @@ def spool(db_path: Path, hook: HookInput, agent_id: str, transcript: str) -> Pat
     folder.chmod(0o700)  # a folder an older version made world-readable
     now = utcnow()
     name = f"{now:%Y%m%dT%H%M%S%f}Z-{os.getpid()}"  # sorts oldest first
-    item = SpoolItem(hook=hook, agent_id=agent_id, transcript=redacted_transcript(transcript),
-                     spooled_at=now.isoformat())
+    item = SpoolItem(hook, agent_id, redacted_transcript(transcript), now.isoformat())
     partial = folder / f".{name}.tmp"
-    _write_private(partial, item.model_dump_json())
+    _write_private(partial, item.dump())
     os.replace(partial, folder / f"{name}.json")
     return folder / f"{name}.json"
 
@@ -375,8 +428,21 @@ def spooled(db_path: Path) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
+def log_spooled(settings: Settings) -> Drained:
+    """Log every spooled session, oldest first: straight into the SQLite file while it can
+    take them (`_logged_directly`), the rest through the service (`drain`)."""
+    drained, items = Drained(), spooled(settings.db_path)
+    while items and settings.db_url is None and _logged_directly(settings.db_path, items[0], drained):
+        items.pop(0)
+    if items:
+        rest = on_event_loop(drain, settings)
+        drained.logged += rest.logged
+        drained.failed += rest.failed
+    return drained
+
+
 async def drain(settings: Settings) -> Drained:
-    """Log every spooled session, oldest first."""
+    """Log every spooled session, oldest first, through the service."""
     from reverie.service import open_reverie
 
     drained = Drained()
@@ -396,19 +462,23 @@ async def _drain_one(reverie: Reverie, path: Path, drained: Drained) -> None:
     failed/ and the items after it still drain.
     """
     try:
-        item = SpoolItem.model_validate_json(path.read_text(encoding="utf-8"))
+        item = SpoolItem.load(path.read_text(encoding="utf-8"))
         stored = await log_item(reverie, item)
     except FileNotFoundError:
         return  # another hook logged it meanwhile
     except (Busy, Damaged, OSError):
         raise
     except Exception as error:  # the item's failure, whatever it is, must not stop the items after it
-        why = redact(f"{type(error).__name__}: {error}" if not isinstance(error, ReverieError) else str(error))[0]
-        drained.failed.append((set_aside(path, why), why))
+        drained.failed.append(_set_aside_for(path, error))
         return
     path.unlink(missing_ok=True)
     if stored is not None:
         drained.logged.append(stored)
+
+
+def _set_aside_for(path: Path, error: Exception) -> tuple[Path, str]:
+    why = redact(f"{type(error).__name__}: {error}" if not isinstance(error, ReverieError) else str(error))[0]
+    return set_aside(path, why), why
 
 
 def set_aside(path: Path, reason: str) -> Path:
@@ -432,9 +502,10 @@ async def log_item(reverie: Reverie, item: SpoolItem) -> Stored | None:
                                 cwd=item.hook.cwd or transcript.cwd)
 
 
-async def log_transcript(reverie: Reverie, transcript: Transcript, *, fallback_id: str, agent_id: str | None,
-                         cwd: str | None, title_text: str | None = None, notes: list[str] | None = None,
-                         outcome: Outcome | None = None) -> Stored | None:
+async def log_transcript(
+    reverie: Reverie, transcript: Transcript[Turn], *, fallback_id: str, agent_id: str | None, cwd: str | None,
+    title_text: str | None = None, notes: list[str] | None = None, outcome: Outcome | None = None,
+) -> Stored | None:
     """Log a Claude Code transcript as a chain of parts (reverie.service.continuation); None if nothing is new.
 
     `fallback_id` is the session id to use when no line names one (the hook's); `title_text`
@@ -450,7 +521,97 @@ async def log_transcript(reverie: Reverie, transcript: Transcript, *, fallback_i
         title=title_text or (lambda turns: title(cwd, turns)), project=project, summary=transcript.summary,
         ended_at=transcript.last_timestamp, notes=notes or [], outcome=outcome,
     )
-    return Stored(part, len(transcript.skipped)) if part else None
+    return Stored(part.session_id, part.turns, part.redactions, len(transcript.skipped)) if part else None
+
+
+# --- SessionEnd without the service ------------------------------------------------------
+
+
+class NotDirect(Exception):
+    """Only the service can log this item: a conversation with parts stored, one too large
+    for one log call, a file `store.direct` does not write, or SQLite's trouble."""
+
+
+def _logged_directly(db_path: Path, path: Path, drained: Drained) -> bool:
+    """Settle the item at `path` as `_drain_one` does, written straight into the SQLite file;
+    False, leaving it spooled, when only the service can log it (`NotDirect`)."""
+    try:
+        item = SpoolItem.load(path.read_text(encoding="utf-8"))
+        stored = log_new_conversation(db_path, item, utcnow())
+    except FileNotFoundError:
+        return True  # another hook logged it meanwhile
+    except (NotDirect, OSError):
+        return False
+    except Exception as error:  # the item's failure, as in `_drain_one`
+        drained.failed.append(_set_aside_for(path, error))
+        return True
+    path.unlink(missing_ok=True)
+    if stored is not None:
+        drained.logged.append(stored)
+    return True
+
+
+def log_new_conversation(db_path: Path, item: SpoolItem, now: datetime) -> Stored | None:
+    """`log_item` as of `now` for a conversation nothing of which is stored yet, with
+    `store.direct`: the checks, the redaction and the rows of `log_transcript`,
+    `continuation.log_new_turns` and `ingest.log`, in their order. Raises NotDirect when the
+    service must log it."""
+    from reverie.claude_transcript import read_said
+    from reverie.store import direct
+
+    transcript = read_said(item.transcript)
+    if not transcript.turns:
+        return None  # only summaries or snapshots: nothing to log, and no project to claim for it
+    stored = direct.run(db_path, lambda look: _first_part(look, transcript, item, now))
+    if stored is None:
+        raise NotDirect(f"{db_path} is not a file store.direct writes, or SQLite failed")
+    return stored
+
+
+def _first_part(look: direct.Look, transcript: Transcript[Said], item: SpoolItem, now: datetime) -> Stored:
+    from reverie.store import direct
+
+    cwd = item.hook.cwd or transcript.cwd
+    project = direct.claim_project(look, project_root(cwd), now) if cwd else None
+    base_id = config.check_identifier(conversation_key(transcript, item.hook.session_id), "session_id")
+    agent = config.check_identifier(item.agent_id, "agent_id")
+    named = title(cwd, transcript.turns)
+    if not _one_log_call(transcript, named):
+        raise NotDirect("the service logs it in parts, or refuses it in its own words")
+    turns, redactions = _redacted_turns(transcript.turns)
+    summary, in_summary = redact(transcript.summary) if transcript.summary else (None, 0)
+    named, in_title = redact(named)
+    part = direct.FirstPart(
+        base_id, agent, turns, named, summary, project, LOCAL_GRANTS, logged_at=now,
+        started_at=next((as_utc(t.timestamp) for t in turns if t.timestamp), now),
+        ended_at=transcript.last_timestamp or now,
+    )
+    if not direct.log_first_part(look, part):
+        raise NotDirect(f"{base_id} is stored already: the service logs what is new, as a later part")
+    return Stored(base_id, len(turns), redactions + in_summary + in_title, len(transcript.skipped))
+
+
+# The grants `Identity.local` holds (`models.LOCAL_GRANTS`): the hooks log as the local user.
+LOCAL_GRANTS = frozenset({"write:shared", "write:user", "project:*", "agent:*"})
+
+
+def _one_log_call(transcript: Transcript[Said], title: str) -> bool:
+    """Whether `ingest.check_sizes` takes the conversation as one call's worth."""
+    size = sum(len(t.content) + len(t.tool_name or "") for t in transcript.turns) + len(transcript.summary or "")
+    return (len(transcript.turns) <= config.MAX_TURNS and size <= config.MAX_TRANSCRIPT_CHARS
+            and len(title) <= config.MAX_TITLE_CHARS)
+
+
+def _redacted_turns(turns: list[Said]) -> tuple[list[Said], int]:
+    """As `ingest.redacted_turns`: each turn with its secrets redacted, and how many there were."""
+    clean, total = [], 0
+    for turn in turns:
+        content, count = redact(turn.content)
+        tool_name, in_name = redact(turn.tool_name) if turn.tool_name else (None, 0)
+        total += count + in_name
+        changed = content != turn.content or tool_name != turn.tool_name
+        clean.append(replace(turn, content=content, tool_name=tool_name) if changed else turn)
+    return clean, total
 
 
 # --- naming ----------------------------------------------------------------------------
@@ -465,7 +626,7 @@ def session_key(raw: str) -> str:
     return f"cc-{safe}-{digest}" if safe else f"cc-{digest}"
 
 
-def conversation_key(transcript: Transcript, fallback_id: str) -> str:
+def conversation_key(transcript: Transcript[Said] | Transcript[Turn], fallback_id: str) -> str:
     """The id a transcript's parts chain under.
 
     The conversation's original `sessionId` (its first line's, so a resumed copy chains
@@ -476,7 +637,7 @@ def conversation_key(transcript: Transcript, fallback_id: str) -> str:
     return session_key(f"{base}:agent-{transcript.subagent_id}" if transcript.subagent_id else base)
 
 
-def title(cwd: str | None, turns: list[Turn]) -> str:
+def title(cwd: str | None, turns: Sequence[Said | Turn]) -> str:
     """`<project dir>: <first thing the user asked>`; the reader leaves no wrapper or notice as a user turn."""
     asked = next((t.content for t in turns if t.role == "user"), None)
     project = project_name(cwd)

@@ -14,22 +14,15 @@ cite the same evidence (`evidence_shown`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from reverie.models import (
-    ApplyResult,
-    DroppedOperation,
-    Episode,
-    Evidence,
-    LookedAt,
-    MemoryEntry,
-    NoteEntry,
-    Operation,
-    PendingNotice,
-    Proposal,
-)
 from reverie.text import shorten
+
+# For types only: the SessionStart hook renders plain records read without pydantic
+# (`store.direct`), and loading the models would cost it more than its whole read.
+if TYPE_CHECKING:
+    from reverie.models import ApplyResult, DroppedOperation, Episode, Evidence, LookedAt, Operation, Proposal
 
 Reader = Literal["chat", "terminal"]
 EVIDENCE_SHOWN = 3  # per operation, in the report and the terminal review alike; the structured result has all
@@ -57,12 +50,43 @@ RISK_TEXT = {
 }
 
 
-def entry_line(entry: MemoryEntry) -> str:
+class ShownEntry(Protocol):
+    """What a memory line shows of an entry (`models.MemoryEntry`, `store.direct.Entry`)."""
+
+    @property
+    def category(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def sources(self) -> Sequence[str]: ...
+
+
+class ShownNote(Protocol):
+    """What a note line shows (`models.NoteEntry`, `store.direct.Note`)."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def content(self) -> str: ...
+
+
+class ShownNotice(Protocol):
+    """What a pending proposal's line shows (`models.PendingNotice`, `store.direct.Notice`)."""
+
+    @property
+    def proposal_id(self) -> str: ...
+    @property
+    def operations(self) -> int: ...
+    @property
+    def flagged(self) -> int: ...
+
+
+def entry_line(entry: ShownEntry) -> str:
     sources = f" (from {', '.join(entry.sources[:3])})" if entry.sources else ""
     return f"- [{entry.category}] {entry.content}{sources}"
 
 
-def note_line(note: NoteEntry) -> str:
+def note_line(note: ShownNote) -> str:
     return f"- {note.content} (session {note.session_id})"
 
 
@@ -72,7 +96,7 @@ def episode_line(episode: Episode) -> str:
     return f"- {episode.session_id}#{episode.event_index} {episode.timestamp:%Y-%m-%d} {episode.role}: {episode.text}"
 
 
-def pending_line(notice: PendingNotice, reader: Reader = "chat") -> str:
+def pending_line(notice: ShownNotice, reader: Reader = "chat") -> str:
     flagged = f", {notice.flagged} flagged" if notice.flagged else ""
     key = notice.proposal_id
     where = f"reverie review {key}" if reader == "terminal" else f"memory://proposals/{key}"
@@ -87,8 +111,8 @@ PENDING_ADVICE = {
 
 
 def memory_markdown(
-    entries: list[MemoryEntry], notes: list[NoteEntry], episodes: list[Episode], pending: list[PendingNotice],
-    reader: Reader = "chat",
+    entries: Sequence[ShownEntry], notes: Sequence[ShownNote], episodes: Sequence[Episode],
+    pending: Sequence[ShownNotice], reader: Reader = "chat",
 ) -> str:
     parts = []
     if pending:

@@ -52,7 +52,7 @@ def parse_transcript(text: str) -> list[Turn]:
     return read.turns
 
 
-def parse_session(text: str) -> Transcript:
+def parse_session(text: str) -> Transcript[Turn]:
     """`text` read whichever supported format it is in: its turns (perhaps none) and what the format tells besides."""
     text = text.strip()
     if not text:
@@ -67,7 +67,7 @@ def parse_session(text: str) -> Transcript:
     return _session(_turns_from_plain_text(text))
 
 
-def _session(turns: list[Turn]) -> Transcript:
+def _session(turns: list[Turn]) -> Transcript[Turn]:
     return Transcript(turns, last_timestamp=max((t.timestamp for t in turns if t.timestamp), default=None))
 
 

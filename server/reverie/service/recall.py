@@ -74,7 +74,7 @@ def candidates(budget_tokens: int) -> int:
 
 MEMORY_SHARE = 0.6
 COMMON_TURNS = 200  # past turns BM25 scores for a query of only common words (see _matching_turns)
-MIN_BUDGET = 100  # below this not even the headings fit
+MIN_BUDGET = config.MIN_BUDGET_TOKENS
 # Each section's best, as many as fill this many budgets, are judged for outdated values:
 # leaving one out makes room for the next, and `claims.outdated` compares every pair, so
 # judging every candidate would cost a large read far more than it could show.
