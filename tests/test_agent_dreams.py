@@ -12,7 +12,7 @@ from reverie.models import Evidence, OperationDraft
 from reverie.report import RISK_TEXT
 from test_mcp import call, error_of, turns
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 SECRET = "sk-ant-api03-" + "Wq8rT5yU1iO3" * 4
 

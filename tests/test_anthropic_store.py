@@ -18,7 +18,7 @@ from reverie.formats.document import digest
 from reverie.service import open_reverie
 from reverie.store import memories
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 OBSERVED = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from reverie.formats.document import digest
 from reverie.store import memories
 from test_stdio import reverie_command
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 OBSERVED = datetime(2026, 3, 1, tzinfo=UTC)
 INDEX = """# Memory Index

@@ -23,6 +23,9 @@ HARMLESS = "The customer prefers replies in British English"
 LINTER = "Always run the linter before committing"
 SECRET = re.compile(r"sk-ant-api03-.{11,}")
 
+pytestmark = pytest.mark.both_backends
+HELP_ONLY = pytest.mark.sqlite_only(reason="--help opens no database")
+
 
 def write(path: Path, text: str) -> str:
     path.write_text(text, encoding="utf-8")
@@ -75,6 +78,7 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+@HELP_ONLY
 @pytest.mark.parametrize("command", COMMANDS, ids=COMMANDS)
 def test_every_command_is_listed_with_its_purpose_in_the_top_level_help(command, cli, capsys):
     purpose = subcommands()[command]
@@ -87,6 +91,7 @@ def test_every_command_is_listed_with_its_purpose_in_the_top_level_help(command,
     assert flat(purpose) in flat(capsys.readouterr().out)
 
 
+@HELP_ONLY
 @pytest.mark.parametrize("command", COMMANDS, ids=COMMANDS)
 def test_every_command_has_help_that_exits_zero_and_shows_its_usage(command, cli, capsys):
     with pytest.raises(SystemExit) as exited:
@@ -96,6 +101,7 @@ def test_every_command_has_help_that_exits_zero_and_shows_its_usage(command, cli
     assert f"usage: reverie {command}" in capsys.readouterr().out
 
 
+@HELP_ONLY
 @pytest.mark.parametrize("command", COMMANDS, ids=COMMANDS)
 def test_every_command_help_says_what_the_command_does(command, cli, capsys):
     purpose = subcommands()[command]
@@ -380,8 +386,13 @@ def test_the_bundled_demo_sessions_contain_a_pasted_secret():
     assert SECRET.search(json.dumps(demo_sessions()))
 
 
-def test_demo_proposes_auto_applies_and_shows_both_agents_memory_without_the_secret(cli):
+def test_demo_proposes_auto_applies_and_shows_both_agents_memory_without_the_secret(cli, backend):
     result = cli("demo")
+
+    if backend == "postgresql":  # a team's server is no place for example sessions
+        assert (result.code, "never into a server's shared memory" in result.err) == (1, True)
+        assert cli("export").json()["sessions"] == []
+        return
 
     assert result.code == 0, result.err
     assert "# Dream proposal drm_" in result.out

@@ -28,7 +28,8 @@ from reverie.cli import parser
 from test_stdio import reverie_command
 
 # slow: most tests run the installed `reverie` command in a subprocess.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
+NO_DATABASE = pytest.mark.sqlite_only(reason="the command under test reads no memory")
 
 LINTER = "Always run the linter before committing"
 HARMLESS = "The customer prefers replies in British English"
@@ -47,12 +48,13 @@ class Ran:
 
 
 @pytest.fixture
-def reverie(tmp_path, monkeypatch):
-    """Run the installed `reverie --db m.db ARGS…` in tmp_path (`db=None`: no --db), with no database or
-    key from the developer's shell."""
+def reverie(tmp_path, database_url):
+    """Run the installed `reverie --db m.db ARGS…` in tmp_path (`db=None`: no --db; on the PostgreSQL
+    leg the test's database's URL is the default), with no database or key from the developer's shell."""
     env = {k: v for k, v in os.environ.items() if k not in ("REVERIE_DB", "REVERIE_AGENT_ID", "ANTHROPIC_API_KEY")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data-home")  # what a URL's memory keeps on this machine
 
-    def run(*argv: str, stdin: str = "", db: str | None = "m.db", **extra: str) -> Ran:
+    def run(*argv: str, stdin: str = "", db: str | None = database_url or "m.db", **extra: str) -> Ran:
         database = ["--db", db] if db else []
         done = subprocess.run([reverie_command(), *database, *argv], input=stdin, capture_output=True, text=True,
                               timeout=60, cwd=tmp_path, env={**env, "COLUMNS": "100", **extra})
@@ -75,6 +77,7 @@ def dreamt(cli: Cli) -> dict:
 # --- options where a person puts them ----------------------------------------------------------
 
 
+@pytest.mark.sqlite_only(reason="where --db goes on the command line is the same for a URL")
 def test_db_and_agent_work_after_the_subcommand_as_before_it(reverie, tmp_path):
     (tmp_path / "chat.txt").write_text(CHAT, encoding="utf-8")
 
@@ -116,6 +119,7 @@ def test_every_argument_of_every_command_says_what_it_is_for():
     assert missing == []
 
 
+@NO_DATABASE
 def test_log_help_describes_each_transcript_format_it_accepts(reverie):
     shown = " ".join(reverie("log", "--help").out.split())
 
@@ -313,6 +317,7 @@ async def test_serve_http_logs_one_concise_line_per_request(tmp_path):
 # --- the demo --------------------------------------------------------------------------------
 
 
+@NO_DATABASE  # it makes its own SQLite file
 def test_the_demo_keeps_its_database_and_ends_with_commands_that_work_on_it(reverie, tmp_path):
     ran = reverie("demo", db=None)
 
@@ -331,6 +336,7 @@ def test_the_demo_keeps_its_database_and_ends_with_commands_that_work_on_it(reve
         path.parent.rmdir()
 
 
+@pytest.mark.sqlite_only(reason="the demo logs into a new SQLite file only (test_cli: it refuses a server URL)")
 def test_the_demo_says_that_user_scope_entries_reach_every_agent(reverie, tmp_path):
     ran = reverie("demo")
 

@@ -15,7 +15,7 @@ from reverie.models import Turn
 from reverie.service import open_reverie
 from reverie.service.continuation import log_new_turns
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 BASE = "conv-1"
 KEY = "sk-ant-api03-" + "A1b2C3d4E5f6G7h8I9j0" * 4  # a pasted Anthropic key: redacted before storing

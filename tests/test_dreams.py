@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import postgres
 import pytest
 from conftest import chat, imported, tool_call
 from reverie.errors import (
@@ -14,7 +15,7 @@ from reverie.errors import (
 from reverie.models import Evidence, OperationDraft
 from reverie.store import memories as memory_store
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 async def contents(reverie) -> list[str]:
@@ -234,6 +235,9 @@ async def test_a_secret_pasted_in_a_transcript_never_reaches_the_database_file(r
     proposal = await dream_and_apply_all(reverie)
     assert all(secret not in (op.content or "") for op in proposal.operations)
     assert any("secret_redacted" in op.risk for op in proposal.operations)
+    if settings.db_url:
+        assert postgres.tables_holding(settings.db_url, [secret]) == []
+        return
     await reverie.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for path in settings.db_path.parent.iterdir():
         assert secret.encode() not in path.read_bytes(), path.name

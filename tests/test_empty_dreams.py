@@ -23,7 +23,7 @@ from reverie.store import migrations, sessions
 from test_dreams import export_of
 from test_mcp import call, error_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 SMALL_TALK = [
     "User: can you explain what a monad is?\nAssistant: A monad wraps a value with a way to chain steps.",
@@ -163,6 +163,7 @@ def test_as_a_user_in_a_terminal_an_empty_dream_is_followed_by_an_agent_brief_ov
     assert len(brief["session_ids"]) == 4 and "what does HTTP 418 mean?" in brief["brief"]
 
 
+@pytest.mark.sqlite_only(reason="an upgrade of a SQLite file from before m006; PostgreSQL's schema began after it")
 async def test_an_empty_dream_stored_as_applied_before_the_upgrade_gives_its_sessions_back(settings, clock):
     logged = ["ses_talk1", "ses_talk2"]
     written_before_m006(settings.db_path, logged)

@@ -31,7 +31,7 @@ from test_mcp import call, error_of, turns
 from test_stdio import reverie_command
 
 # slow: serves MCP over HTTP (one test in a `reverie serve --http` subprocess).
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.both_backends]
 
 MODES = pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["legacy-2025-11-25", "modern-2026-07-28"])
 ALICE_NOTE = "Alice's printer is on floor 3"

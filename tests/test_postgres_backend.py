@@ -9,6 +9,7 @@ import sys
 import pytest
 from reverie.config import Settings
 from reverie.errors import InvalidInput, Unreachable
+from reverie.models import Turn
 from reverie.store import open_database
 from reverie.store.postgres import translate
 
@@ -50,3 +51,12 @@ async def test_without_the_driver_a_postgresql_url_says_which_extra_to_install(m
     with pytest.raises(InvalidInput, match=r"pip install 'reverie-mcp\[postgres\]'"):
         async with open_database("postgresql://reverie@127.0.0.1:1/reverie"):
             pass
+
+
+@pytest.mark.both_backends
+async def test_a_nul_character_is_kept_as_a_replacement_mark_on_either_backend(reverie):
+    # PostgreSQL's text cannot hold U+0000; a transcript holding one must log all the same.
+    logged = await reverie.log_session([Turn(role="user", content="binary\x00output: the build id is 7f3a")],
+                                       notes=["build id\x00 7f3a"])
+    stored = (await reverie.read_memory(query="build id")).notes
+    assert logged.events_added == 1 and [n.content for n in stored] == ["build id\ufffd 7f3a"]

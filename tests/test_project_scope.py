@@ -8,6 +8,7 @@ SessionStart hook or the service.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +28,12 @@ PITFALL = "`Bash` fails with “error: the VPN is not connected”"
 STATED = "The staging server is called pluto."
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 @pytest.fixture
-def workspace(tmp_path, cli) -> Workspace:
-    return Workspace(tmp_path / "work", cli, tmp_path / "memory.db")
+def workspace(tmp_path, cli, settings) -> Workspace:
+    return Workspace(tmp_path / "work", cli, settings.database)
 
 
 # --- which project, which key ------------------------------------------------------------
@@ -65,9 +66,9 @@ def test_a_key_is_the_root_folders_name_spelled_safely(root, key):
     assert base_key(Path(root)) == key
 
 
-async def test_two_clones_with_the_same_name_get_two_keys_and_the_first_keeps_the_plain_name(tmp_path, workspace):
+async def test_two_clones_with_the_same_name_get_two_keys_and_the_first_keeps_the_plain_name(workspace, settings):
     mine, theirs = workspace.project("maya/api"), workspace.project("vendor/api")
-    async with open_reverie(Settings(db_path=workspace.db)) as reverie:
+    async with open_reverie(settings) as reverie:
         first = await reverie.project_key(str(mine), claim=True)
         second = await reverie.project_key(str(theirs), claim=True)
         again = await reverie.project_key(str(mine / "sub"))
@@ -76,9 +77,9 @@ async def test_two_clones_with_the_same_name_get_two_keys_and_the_first_keeps_th
     assert second.startswith("api-") and second != first
 
 
-async def test_a_folder_reads_the_key_it_will_claim_and_keeps_it_once_claimed(workspace):
+async def test_a_folder_reads_the_key_it_will_claim_and_keeps_it_once_claimed(workspace, settings):
     first, later = workspace.project("one/web"), workspace.project("two/web")
-    async with open_reverie(Settings(db_path=workspace.db)) as reverie:
+    async with open_reverie(settings) as reverie:
         await reverie.project_key(str(first), claim=True)
         before = await reverie.project_key(str(later))
         claimed = await reverie.project_key(str(later), claim=True)
@@ -170,6 +171,7 @@ def database_before_projects(path) -> None:
     connection.close()
 
 
+@pytest.mark.sqlite_only(reason="an upgrade of a SQLite file from before m007; PostgreSQL's schema began after it")
 async def test_sessions_logged_before_project_scopes_belong_to_no_project_and_stay_visible_in_every_one(settings):
     database_before_projects(settings.db_path)
 
@@ -181,10 +183,10 @@ async def test_sessions_logged_before_project_scopes_belong_to_no_project_and_st
     assert [s["project"] for s in exported["sessions"]] == [None]
 
 
-async def test_a_server_started_for_a_project_shows_read_memory_callers_that_projects_view(tmp_path):
+async def test_a_server_started_for_a_project_shows_read_memory_callers_that_projects_view(tmp_path, settings):
     billing = tmp_path / "billing"
     billing.mkdir()
-    settings = Settings(db_path=tmp_path / "memory.db", agent_id="tester", project_dir=billing)
+    settings = dataclasses.replace(settings, project_dir=billing)
     async with open_reverie(settings) as reverie:
         await remember(reverie, *entries_in("project:billing", "project:website", "shared"))
 

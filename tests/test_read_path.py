@@ -8,15 +8,18 @@ not grow with thousands of sessions waiting for a dream.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import types
+from collections.abc import Iterator
 
 import anyio
+import postgres
 import pytest
 from reverie.models import Memory, Turn
 from reverie.store import memories, sessions
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 async def remember(reverie, memory_id: str, content: str) -> None:
@@ -26,21 +29,34 @@ async def remember(reverie, memory_id: str, content: str) -> None:
                                                         created_at=now, updated_at=now, observed_at=now))
 
 
-def read_counts(path) -> dict[str, int]:
-    with sqlite3.connect(path) as other:
+def read_counts(settings) -> dict[str, int]:
+    """The read counts as another process sees them."""
+    if settings.db_url:
+        return dict(postgres.fetchall(settings.db_url, "SELECT id, read_count FROM memories"))
+    with sqlite3.connect(settings.db_path) as other:
         return dict(other.execute("SELECT id, read_count FROM memories"))
+
+
+@contextlib.contextmanager
+def another_writer(settings) -> Iterator[None]:
+    """Another process's write transaction, holding the write lock until the block ends."""
+    if settings.db_url:
+        with postgres.another_writer(settings.db_url):
+            yield
+        return
+    writer = sqlite3.connect(settings.db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 async def test_a_read_goes_through_while_another_process_holds_the_write_lock(reverie, settings):
     await remember(reverie, "mem_a", "The billing deploy needs the VPN.")
-    writer = sqlite3.connect(settings.db_path, isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")  # as another process's write transaction would
-    try:
-        with anyio.fail_after(2):  # well inside the 10 s busy timeout a write would wait out
-            view = await reverie.read_memory("billing deploy")
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
+    with another_writer(settings), anyio.fail_after(2):  # well inside the 10 s a write would wait out
+        view = await reverie.read_memory("billing deploy")
     assert [e.id for e in view.entries] == ["mem_a"]
 
 
@@ -48,11 +64,11 @@ async def test_read_counts_are_written_with_the_next_write_not_by_the_read(rever
     await remember(reverie, "mem_a", "The billing deploy needs the VPN.")
     await reverie.read_memory("billing deploy")
     await reverie.read_memory("billing deploy")
-    assert read_counts(settings.db_path) == {"mem_a": 0}
+    assert read_counts(settings) == {"mem_a": 0}
 
     await reverie.log_session([Turn(role="user", content="hello")])
 
-    assert read_counts(settings.db_path) == {"mem_a": 2}
+    assert read_counts(settings) == {"mem_a": 2}
 
 
 async def test_read_counts_still_waiting_are_written_when_the_database_closes(settings, clock):
@@ -61,9 +77,10 @@ async def test_read_counts_still_waiting_are_written_when_the_database_closes(se
     async with open_reverie(settings, clock) as reverie:
         await remember(reverie, "mem_a", "The billing deploy needs the VPN.")
         await reverie.read_memory()
-    assert read_counts(settings.db_path) == {"mem_a": 1}
+    assert read_counts(settings) == {"mem_a": 1}
 
 
+@pytest.mark.sqlite_only(reason="SQLite's query plan; PostgreSQL plans by its own statistics")
 async def test_pending_notes_walk_the_notes_index_instead_of_sorting_every_note(reverie):
     plan = await reverie.db.fetchall("EXPLAIN QUERY PLAN " + _pending_notes_sql(), {"agent": "a", "project": None,
                                                                                       "limit": 200})
@@ -74,7 +91,7 @@ async def test_pending_notes_walk_the_notes_index_instead_of_sorting_every_note(
 def _pending_notes_sql() -> str:
     return (f"SELECT n.session_id FROM notes n INDEXED BY notes_by_created CROSS JOIN sessions s ON s.id = n.session_id "
             f"WHERE s.agent_id = :agent AND {sessions._IN_PROJECT} AND NOT {sessions._CONSOLIDATED} "
-            "ORDER BY n.created_at DESC, n.idx LIMIT :limit")
+            "ORDER BY n.created_at DESC, n.idx, n.id LIMIT :limit")
 
 
 async def test_pending_notes_are_the_newest_unconsolidated_notes_of_the_agent_newest_first(reverie):
@@ -130,6 +147,7 @@ def _suspend():
     yield  # what an await on anything but the database (a lock, a sleep, a task) comes to
 
 
+@pytest.mark.sqlite_only(reason="only SQLite runs the reads on its connection's thread, where nothing else can be awaited")
 async def test_reads_run_in_one_call_that_wait_on_anything_but_the_database_fail_instead_of_hanging(reverie):
     async def waits(db):
         await _suspend()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import imported
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 def entry(mid: str, content: str, confidence: float, observed: str) -> dict:

@@ -11,7 +11,7 @@ from conftest import call, memory_entry, remember
 from reverie.excerpt import EXCERPT_CHARS, Query, excerpt
 from reverie.models import Turn
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 MAY_20 = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
 MAY_29 = MAY_20 + timedelta(days=9)

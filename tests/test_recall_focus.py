@@ -12,7 +12,7 @@ from conftest import imported
 from reverie.models import Turn
 from reverie.store import memories, search, sessions
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 FILLER = 40  # rows holding the common words; the threshold is set to a quarter of this
 

@@ -13,7 +13,7 @@ from reverie.errors import Forbidden, InvalidInput
 from reverie.models import Identity
 from reverie.service import access
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 ALICE = Identity(agent_id="alice", grants=frozenset({"read:shared", "read:user"}))
 CURATOR = Identity(agent_id="carol", grants=frozenset({"write:shared", "read:user"}))

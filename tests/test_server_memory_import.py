@@ -14,7 +14,7 @@ from reverie.errors import InvalidInput
 from reverie.formats import server_memory
 from reverie.store import memories
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 GRAPH = [
     {"type": "entity", "name": "John_Smith", "entityType": "person",

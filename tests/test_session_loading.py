@@ -10,7 +10,7 @@ from reverie.service import ingest
 from reverie.service.continuation import log_new_turns
 from reverie.store import sessions
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 @contextmanager

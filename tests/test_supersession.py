@@ -12,7 +12,7 @@ import pytest
 from conftest import chat
 from reverie.service.supersession import about_the_same
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from conftest import chat
 from reverie.store import memories as memory_store
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 MAY_1 = datetime(2026, 5, 1, 9, tzinfo=UTC)
 

@@ -1,13 +1,18 @@
-"""`python -m bench.perf [--sizes 1000,10000,100000] [--quick] [--json PATH] [--calls N] [--keep DIR]`.
+"""`python -m bench.perf [--sizes 1000,10000,100000] [--quick] [--json PATH] [--calls N] [--keep DIR] [--backend B]`.
 
 Measures read_memory latency (stdio, in-process, direct, against a no-op floor), the
 reference memory server side by side, log_session ingest, the heuristic dream, and
 apply/revert of a 500-operation dream; prints markdown tables and the machine.
+`--backend postgres` builds the same memories in new databases on a PostgreSQL server
+(`--postgres-url`, default $REVERIE_TEST_POSTGRES; its role must be allowed to create
+databases) and measures the same figures there; the databases are dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
 import time
@@ -20,6 +25,7 @@ if __name__ == "__main__":
 
 import anyio  # noqa: E402
 
+from bench.backend import POSTGRES_URL_VARIABLE, backend_named  # noqa: E402
 from bench.perf import machine, report, targets  # noqa: E402
 from bench.perf.runner import Plan, Results, run  # noqa: E402
 
@@ -44,6 +50,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="the same 100 sessions at every size (the harness before the history grew with the size)")
     parser.add_argument("--no-stdio-ingest", action="store_true", help="skip log_session over stdio")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite",
+                        help="where the memories live (default sqlite: files in the work directory)")
+    parser.add_argument("--baseline", type=Path, metavar="JSON",
+                        help="with --backend postgres: a SQLite run's --json on this machine, to hold the figures against")
+    parser.add_argument("--postgres-url", default=os.environ.get(POSTGRES_URL_VARIABLE),
+                        help="with --backend postgres: a server URL whose role may create databases "
+                             f"(default ${POSTGRES_URL_VARIABLE})")
     return parser.parse_args(argv)
 
 
@@ -62,10 +75,11 @@ def _numbers(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
-def markdown(results: Results, about: dict, seconds: float, command: str) -> str:
+def markdown(results: Results, about: dict, seconds: float, command: str, baseline: dict | None = None) -> str:
     largest = max(results.latency)
     parts = [
-        f"`{command}` — {seconds / 60:.1f} min. {report.machine_line(about)} {report.source_line(about)}",
+        f"`{command}` — {seconds / 60:.1f} min, on {report.BACKENDS[results.backend]}. {report.machine_line(about)} "
+        f"{report.source_line(about)}",
         "### read_memory latency (budget 2,000 tokens, seeded query mix: see bench/perf/data.py)", report.latency_table(results.latency),
         report.kinds_table(largest, results.latency[largest]["read_memory direct"], "service"),
     ]
@@ -81,30 +95,37 @@ def markdown(results: Results, about: dict, seconds: float, command: str) -> str
     if results.applies:
         parts += ["### apply_dream and revert_dream (in-process, through the service)", report.apply_table(results.applies)]
     parts += ["### Loading the memories (store layer, one transaction per 10k rows)", report.load_table(results.loads),
-              "### Targets", report.targets_table(targets.check(results))]
+              "### Targets", report.targets_table(targets.check(results, baseline))]
     return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     plan, about = plan_from(args), machine.describe() | {"source": machine.source_digest()}
+    baseline = json.loads(args.baseline.read_text()) if args.baseline else None  # before a long run, not after
+    if args.backend == "postgres" and args.postgres_url:
+        about |= machine.postgres(args.postgres_url)
     command = "python -m bench.perf " + " ".join(argv if argv is not None else sys.argv[1:])
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="reverie-perf-") as scratch:
             workdir = args.keep or Path(scratch)
             workdir.mkdir(parents=True, exist_ok=True)
-            results = anyio.run(run, plan, workdir)
+            backend = backend_named(args.backend, workdir, args.postgres_url, keep=args.keep is not None)
+            try:
+                results = anyio.run(run, plan, backend)
+            finally:
+                backend.close()
     finally:
         release()
     seconds = time.perf_counter() - start
     about |= {"working_tree": machine.source_digest(WORKING_TREE) if WORKING_TREE.exists() else None,
               "load_after": machine.load()}
-    print(markdown(results, about, seconds, command.strip()))
+    print(markdown(results, about, seconds, command.strip(), baseline))
     if args.json:
         report.write_json(args.json, {"command": command.strip(), "seconds": round(seconds, 1), "machine": about,
                                       "plan": plan.__dict__, "results": results.__dict__,
-                                      "targets": targets.check(results)})
+                                      "targets": targets.check(results, baseline)})
     return 0
 
 

@@ -15,19 +15,20 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 
-from reverie.config import Settings
 from reverie.models import DreamStats, Evidence, OperationDraft, Proposal
 from reverie.service import dreams, open_reverie
 from reverie.store import memories, proposals, revisions
 
+from bench.backend import Backend, settings
 from bench.perf.fixtures import with_memories
 
 
-async def measure(path: Path, n: int, ops: int, seed: int, now: datetime) -> dict:
-    await with_memories(None, path, n, seed, now, duplicate_pairs=ops, stale_share=0.0)
-    async with open_reverie(Settings(db_path=path)) as reverie:
+async def measure(backend: Backend, db: str, n: int, ops: int, seed: int, now: datetime) -> dict:
+    """On the new, empty database `db`."""
+    await with_memories(None, db, n, seed, now, duplicate_pairs=ops, stale_share=0.0, backend=backend)
+    backend.settle(db)
+    async with open_reverie(settings(db)) as reverie:
         proposal = await _store_proposal(reverie.db, [(f"mem_{seed}_{i}", f"mem_{seed}_dup{i}") for i in range(ops)], now)
         start = time.perf_counter()
         applied = await reverie.apply_dream(proposal.id, "all")

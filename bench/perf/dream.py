@@ -26,10 +26,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def measure(db_path: Path, timeout: float) -> dict:
-    """Dream over `db_path` (it gains a pending proposal) in a child killed after `timeout` s."""
+def measure(db: str | Path, timeout: float) -> dict:
+    """Dream over `db` (a file or a URL; it gains a pending proposal) in a child killed after `timeout` s."""
     with tempfile.TemporaryFile(mode="w+") as errors:
-        child = subprocess.Popen([sys.executable, "-m", "bench.perf.dream", str(db_path)], cwd=REPO,
+        child = subprocess.Popen([sys.executable, "-m", "bench.perf.dream", str(db)], cwd=REPO,
                                  stdout=subprocess.PIPE, stderr=errors, text=True)
         try:
             out, _ = child.communicate(timeout=timeout)
@@ -54,11 +54,12 @@ def _status_mb(pid: int | str, field: str) -> float | None:
     return round(kib / 1024, 1)
 
 
-async def _dream(db_path: str) -> dict:
-    from reverie.config import Settings
+async def _dream(db: str) -> dict:
     from reverie.service import open_reverie
 
-    async with open_reverie(Settings(db_path=Path(db_path))) as reverie:
+    from bench.backend import settings
+
+    async with open_reverie(settings(db)) as reverie:
         before = _status_mb("self", "VmRSS")
         start = time.perf_counter()
         proposal = await reverie.propose_dream("heuristic")

@@ -77,7 +77,7 @@ QUERIES = {
 }
 
 
-async def measure(path: Path, calls: int) -> dict[str, dict]:
+async def measure(path: str | Path, calls: int) -> dict[str, dict]:
     found = {}
     async with open_database(path) as db:
         for name, query in QUERIES.items():

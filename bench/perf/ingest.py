@@ -1,6 +1,6 @@
 """`log_session` ingest: events per second, in-process through the service and over stdio.
 
-In-process: a fresh database; each session is one `Reverie.log_session` call with its 200
+In-process: a fresh database (a SQLite file, or a database on a PostgreSQL server); each session is one `Reverie.log_session` call with its 200
 turns as `Turn` models (what the MCP layer hands the service after validating the
 arguments) and its notes, so the figure covers redaction, hashing, the inserts and both
 FTS indexes. The file is kept: it is the base every sized database is copied from.
@@ -13,21 +13,20 @@ end-of-session call costs, with argument validation, the answer and the client's
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
-from reverie.config import Settings
 from reverie.service import open_reverie
 
+from bench.backend import Backend, settings
 from bench.perf import pin
 from bench.perf.data import SessionData
 from bench.perf.timing import percentile
 
 
-async def measure(path: Path, sessions: list[SessionData]) -> dict:
+async def measure(backend: Backend, db: str, sessions: list[SessionData]) -> dict:
     per_call = []
-    async with open_reverie(Settings(db_path=path)) as reverie:
+    async with open_reverie(settings(db)) as reverie:
         start = time.perf_counter()
         for s in sessions:
             began = time.perf_counter()
@@ -40,7 +39,7 @@ async def measure(path: Path, sessions: list[SessionData]) -> dict:
         "sessions": len(sessions), "events": events, "notes": sum(len(s.notes) for s in sessions),
         "characters": sum(len(t.content) for s in sessions for t in s.turns), "seconds": round(seconds, 3),
         "events_per_second": round(events / seconds), "call_p50_ms": percentile(per_call, 50),
-        "call_p99_ms": percentile(per_call, 99), "db_bytes": path.stat().st_size,
+        "call_p99_ms": percentile(per_call, 99), "db_bytes": backend.size(db),
     }
 
 
@@ -50,9 +49,9 @@ def _arguments(s: SessionData) -> dict:
             "outcome": s.outcome}
 
 
-async def stdio(path: Path, sessions: list[SessionData], command: str) -> dict:
+async def stdio(db: str, sessions: list[SessionData], command: str) -> dict:
     """The same sessions through `reverie serve` on stdio, one `log_session` call each."""
-    env = {"REVERIE_DB": str(path), "REVERIE_DREAM_MODE": "off"} | pin.environment()
+    env = {"REVERIE_DB": db, "REVERIE_DREAM_MODE": "off"} | pin.environment()
     per_call = []
     async with Client(StdioServerParameters(command=command, args=["serve"], env=env)) as client:
         start = time.perf_counter()

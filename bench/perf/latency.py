@@ -20,10 +20,10 @@ from pathlib import Path
 
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
-from reverie.config import Settings
 from reverie.mcp_server import build_server
 from reverie.service import open_reverie
 
+from bench.backend import settings
 from bench.perf import pin
 from bench.perf.data import Query
 from bench.perf.timing import Sample, sizes, time_tool, timed
@@ -51,20 +51,20 @@ def _view_measure(result) -> tuple[int, int, int]:
     return (*sizes(result), len((result.structured_content or {}).get("entries", [])))
 
 
-async def stdio(db_path: Path, calls: list[Call], mode: str = "auto", warmup: int = 20) -> list[Sample]:
-    env = {"REVERIE_DB": str(db_path), "REVERIE_DREAM_MODE": "off"} | pin.environment()
+async def stdio(db: str, calls: list[Call], mode: str = "auto", warmup: int = 20) -> list[Sample]:
+    env = {"REVERIE_DB": db, "REVERIE_DREAM_MODE": "off"} | pin.environment()
     params = StdioServerParameters(command=reverie_command(), args=["serve"], env=env)
     async with Client(params, mode=mode) as client:
         return await time_tool(client, "read_memory", calls, _view_measure, warmup)
 
 
-async def in_process(db_path: Path, calls: list[Call], warmup: int = 20) -> list[Sample]:
-    async with Client(build_server(Settings(db_path=db_path))) as client:
+async def in_process(db: str, calls: list[Call], warmup: int = 20) -> list[Sample]:
+    async with Client(build_server(settings(db))) as client:
         return await time_tool(client, "read_memory", calls, _view_measure, warmup)
 
 
-async def direct(db_path: Path, calls: list[Call], warmup: int = 20) -> list[Sample]:
-    async with open_reverie(Settings(db_path=db_path)) as reverie:
+async def direct(db: str, calls: list[Call], warmup: int = 20) -> list[Sample]:
+    async with open_reverie(settings(db)) as reverie:
         for _, arguments in calls[:warmup]:
             await reverie.read_memory(**arguments)
         samples = []

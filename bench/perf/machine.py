@@ -1,5 +1,6 @@
-"""What the figures were measured on: cores, CPU, memory, OS, Python, SQLite, mcp, Node,
-how busy the machine was, and a digest of the Reverie source that was measured."""
+"""What the figures were measured on: cores, CPU, memory, OS, Python, SQLite (and the
+PostgreSQL server, when measured there), mcp, Node, how busy the machine was, and a digest
+of the Reverie source that was measured."""
 
 from __future__ import annotations
 
@@ -20,6 +21,18 @@ def describe() -> dict:
         "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "mcp": metadata.version("mcp"),
         "pydantic": metadata.version("pydantic"), "node": _node(), "load_before": load(),
     }
+
+
+def postgres(url: str) -> dict:
+    """The server's version and the settings that move the figures most."""
+    import psycopg
+
+    names = ("shared_buffers", "work_mem", "fsync", "synchronous_commit", "jit")
+    with psycopg.connect(url) as connection:
+        version = connection.execute("SHOW server_version").fetchone()[0]
+        settings = dict(connection.execute("SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+                                           (list(names),)).fetchall())
+    return {"postgres": version.split()[0], "postgres_settings": settings}
 
 
 def load() -> float:

@@ -28,6 +28,9 @@ def fmt(value: float, digits: int = 1) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
 
 
+BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
 def size_label(n: int) -> str:
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
@@ -37,8 +40,9 @@ def tokens(text_bytes: float) -> float:
 
 
 def machine_line(machine: dict) -> str:
+    server = f", PostgreSQL {machine['postgres']}" if machine.get("postgres") else ""
     return (f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gb']} GB RAM, {machine['os']}; "
-            f"Python {machine['python']}, SQLite {machine['sqlite']}, mcp {machine['mcp']}, Node {machine['node']}.")
+            f"Python {machine['python']}, SQLite {machine['sqlite']}{server}, mcp {machine['mcp']}, Node {machine['node']}.")
 
 
 def source_line(machine: dict) -> str:
@@ -97,7 +101,8 @@ def reference_table(pairs: dict[int, tuple[list[Sample], dict]]) -> str:
         rows.append(f"| {size_label(n)} | Reverie `read_memory` (stdio, legacy) | {fmt(a['p50_ms'], 2)} | {fmt(a['p99_ms'], 2)} | "
                     f"1.0 | {fmt(tokens(a['mean_text_bytes']), 0)} / {fmt(tokens(a['max_text_bytes']), 0)} | "
                     f"{fmt(a['mean_wire_bytes'] / 1024)} / {fmt(a['max_wire_bytes'] / 1024)} | {fmt(a['mean_hits'])} | "
-                    f"SQLite, {fmt(theirs['reverie_db_bytes'] / 2**20)} MB (with sessions) |")
+                    f"{BACKENDS[theirs.get('reverie_backend', 'sqlite')]}, {fmt(theirs['reverie_db_bytes'] / 2**20)} MB "
+                    "(with sessions) |")
         rows.append(f"| {size_label(n)} | server-memory {theirs['version']} `search_nodes` (stdio, {theirs['protocol']}) | "
                     f"{fmt(b['p50_ms'], 2)} | {fmt(b['p99_ms'], 2)} | **{fmt(ratio, 2)}** | "
                     f"{fmt(tokens(b['mean_text_bytes']), 0)} / {fmt(tokens(b['max_text_bytes']), 0)} | "

@@ -5,9 +5,11 @@ used long enough to hold N entries has also logged more: `history_for(n)` sessio
 200 turns (100 at 1k, 500 at 10k, 5,000 — a million events — at 100k), none dreamed
 over, so at 100k the notes of 5,000 sessions wait (the "long-lived" profile). The
 ingest database is extended to that size (older sessions, through the service, not
-timed) before each size. Each sized database is a copy of it plus N memories; the dream works on a copy of that (it writes a proposal, and the latency runs
-mark entries as read, which changes what is stale). Stdio measurements of Reverie are
-each preceded by the no-op floor in the same protocol, so both see the same machine state.
+timed) before each size. Each sized database is a copy of it plus N memories; the dream
+works on a copy of that (it writes a proposal, and the latency runs mark entries as read,
+which changes what is stale). Stdio measurements of Reverie are each preceded by the
+no-op floor in the same protocol, so both see the same machine state. The databases are
+SQLite files in the work directory or databases on a PostgreSQL server (`bench.backend`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from reverie.clock import utcnow
-from reverie.config import Settings
 from reverie.service import open_reverie
 
+from bench.backend import Backend, settings
 from bench.perf import apply, data, dream, fixtures, history, ingest, latency, reference
 from bench.perf.data import history_sessions
 from bench.perf.timing import Sample
@@ -50,6 +51,7 @@ class Plan:
 
 @dataclass
 class Results:
+    backend: str = "sqlite"
     ingest: dict = field(default_factory=dict)
     ingest_stdio: dict = field(default_factory=dict)
     history: dict[int, dict] = field(default_factory=dict)  # sessions, events, and the per-read/per-log queries
@@ -65,42 +67,46 @@ def say(message: str) -> None:
     print(f"… {message}", file=sys.stderr, flush=True)
 
 
-async def run(plan: Plan, workdir: Path) -> Results:
-    now, results = utcnow(), Results()
-    say(f"ingest: {plan.sessions} sessions × {plan.turns} turns")
-    base = workdir / "sessions.db"
+async def run(plan: Plan, backend: Backend) -> Results:
+    now, results = utcnow(), Results(backend=backend.name)
+    say(f"ingest: {plan.sessions} sessions × {plan.turns} turns ({backend.name})")
+    base = backend.new("sessions")
     made = data.generate_sessions(plan.sessions, plan.turns, plan.seed, now)
-    results.ingest = await ingest.measure(base, made)
+    results.ingest = await ingest.measure(backend, base, made)
     if plan.ingest_stdio:
         say(f"ingest over stdio: {plan.sessions} log_session calls to `reverie serve`")
-        results.ingest_stdio = await ingest.stdio(workdir / "stdio-ingest.db", made, latency.reverie_command())
-        _remove(workdir / "stdio-ingest.db", plan.keep)
+        over_stdio = backend.new("stdio-ingest")
+        results.ingest_stdio = await ingest.stdio(over_stdio, made, latency.reverie_command())
+        backend.remove(over_stdio)
     calls = latency.calls_for(data.generate_queries(plan.calls, plan.seed))
     logged = plan.sessions
     for n in plan.sizes:
         logged = await _grow_history(plan, base, logged, plan.history_for(n), now)
-        await _one_size(plan, results, base, workdir, n, now, calls)
+        await _one_size(plan, results, backend, base, n, now, calls)
     for n in plan.apply_sizes:
         say(f"apply_dream / revert_dream of {plan.apply_ops} operations over {n:,} memories")
-        results.applies[n] = await apply.measure(workdir / f"apply-{n}.db", n, plan.apply_ops, plan.seed, now)
-        _remove(workdir / f"apply-{n}.db", plan.keep)
+        applying = backend.new(f"apply-{n}")
+        results.applies[n] = await apply.measure(backend, applying, n, plan.apply_ops, plan.seed, now)
+        backend.remove(applying)
     return results
 
 
-async def _grow_history(plan: Plan, base: Path, logged: int, wanted: int, now: datetime) -> int:
+async def _grow_history(plan: Plan, base: str, logged: int, wanted: int, now: datetime) -> int:
     """Log older sessions into `base` until it holds `wanted` (untimed: ingest is measured above)."""
     if wanted > logged:
         say(f"history: logging sessions {logged:,}..{wanted:,} ({(wanted - logged) * plan.turns:,} more events)")
-        async with open_reverie(Settings(db_path=base)) as reverie:
+        async with open_reverie(settings(base)) as reverie:
             await data.log_sessions(reverie, history_sessions(logged, wanted, plan.turns, plan.seed, now))
     return max(logged, wanted)
 
 
-async def _one_size(plan: Plan, results: Results, base: Path, workdir: Path, n: int, now: datetime, calls) -> None:
+async def _one_size(plan: Plan, results: Results, backend: Backend, base: str, n: int, now: datetime,
+                    calls) -> None:
     say(f"{n:,} memories: loading")
-    sized = workdir / f"memory-{n}.db"
-    results.loads[n] = await fixtures.with_memories(base, sized, n, plan.seed, now)
-    dreaming = fixtures.copy(sized, workdir / f"dream-{n}.db")
+    sized = backend.copy(base, f"memory-{n}")
+    results.loads[n] = await fixtures.with_memories(None, sized, n, plan.seed, now, backend=backend)
+    backend.settle(sized)
+    dreaming = backend.copy(sized, f"dream-{n}")
     say(f"{n:,} memories: read_memory latency, {plan.calls} calls per path")
     results.latency[n] = await _latencies(sized, calls, plan.warmup)
     results.history[n] = {"sessions": plan.history_for(n), "events": plan.history_for(n) * plan.turns,
@@ -109,11 +115,11 @@ async def _one_size(plan: Plan, results: Results, base: Path, workdir: Path, n: 
         await _reference(plan, results, n, now, calls, sized)
     say(f"{n:,} memories: heuristic dream over {plan.sessions} sessions (subprocess)")
     results.dreams[n] = dream.measure(dreaming, plan.dream_timeout)
-    _remove(dreaming, plan.keep)
-    _remove(sized, plan.keep)
+    backend.remove(dreaming)
+    backend.remove(sized)
 
 
-async def _latencies(db: Path, calls, warmup: int) -> dict[str, list[Sample]]:
+async def _latencies(db: str, calls, warmup: int) -> dict[str, list[Sample]]:
     count = len(calls)
     return {
         "floor stdio": await latency.floor(count, "auto", warmup),
@@ -125,7 +131,7 @@ async def _latencies(db: Path, calls, warmup: int) -> dict[str, list[Sample]]:
     }
 
 
-async def _reference(plan: Plan, results: Results, n: int, now: datetime, calls, sized: Path) -> None:
+async def _reference(plan: Plan, results: Results, n: int, now: datetime, calls, sized: str) -> None:
     if reason := reference.unavailable():
         results.reference_skipped = reason
         return
@@ -134,11 +140,5 @@ async def _reference(plan: Plan, results: Results, n: int, now: datetime, calls,
     items = data.generate_memories(n, plan.seed, now)
     theirs = await reference.measure(items, queries, plan.warmup)
     ours = [s for s in results.latency[n]["read_memory legacy"] if s.kind != "none"]
-    results.reference[n] = (ours, theirs | {"reverie_db_bytes": results.loads[n]["db_bytes"]})
-
-
-def _remove(path: Path, keep: bool) -> None:
-    if keep:
-        return
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    results.reference[n] = (ours, theirs | {"reverie_db_bytes": results.loads[n]["db_bytes"],
+                                            "reverie_backend": results.backend})

@@ -7,13 +7,17 @@
 - log_session ingest ≥ 20,000 events/s;
 - heuristic dream at 10k memories: ≤ 3 s and ≤ 300 MB peak RSS; and for each ×10 step in
   memories, wall time grows ≤ 12×.
+
+And issue 18's, for a run on PostgreSQL (`--backend postgres`): ingest ≥ 10,000 events/s;
+given a SQLite run on the same machine as the baseline (`--baseline` its `--json`),
+`read_memory` p50 at 100k within 2× of SQLite's and the dream at 10k within 1.5×.
 """
 
 from __future__ import annotations
 
 from bench.perf.report import Target, fmt, size_label
 from bench.perf.runner import Results
-from bench.perf.timing import summary
+from bench.perf.timing import percentile, summary
 
 FLOOR_FACTORS = {1_000: 2.5, 100_000: 4.0}
 P99_MS, P99_SIZE = 15.0, 100_000
@@ -22,10 +26,16 @@ HISTORY_MS = 1.0
 EVENTS_PER_SECOND = 20_000
 DREAM_SECONDS, DREAM_RSS_MB, DREAM_SIZE = 3.0, 300.0, 10_000
 GROWTH = 12.0
+POSTGRES_EVENTS_PER_SECOND = 10_000
+POSTGRES_READ_FACTOR, POSTGRES_READ_SIZE = 2.0, 100_000
+POSTGRES_DREAM_FACTOR, POSTGRES_DREAM_SIZE = 1.5, 10_000
 
 
-def check(results: Results) -> list[Target]:
-    return [*_latency(results), *_reference(results), *_history(results), _ingest(results), *_dream(results)]
+def check(results: Results, baseline: dict | None = None) -> list[Target]:
+    found = [*_latency(results), *_reference(results), *_history(results), _ingest(results), *_dream(results)]
+    if results.backend == "postgresql" and baseline is not None:
+        found += _against_sqlite(results, baseline["results"])
+    return found
 
 
 def _latency(results: Results) -> list[Target]:
@@ -67,8 +77,29 @@ def _history(results: Results) -> list[Target]:
 
 def _ingest(results: Results) -> Target:
     rate = results.ingest["events_per_second"]
-    return Target("log_session ingest", f"≥ {EVENTS_PER_SECOND:,} events/s", f"{rate:,} events/s",
-                  rate >= EVENTS_PER_SECOND)
+    goal = POSTGRES_EVENTS_PER_SECOND if results.backend == "postgresql" else EVENTS_PER_SECOND
+    return Target(f"log_session ingest ({results.backend})", f"≥ {goal:,} events/s", f"{rate:,} events/s", rate >= goal)
+
+
+def _against_sqlite(results: Results, sqlite: dict) -> list[Target]:
+    """PostgreSQL's figures held against a SQLite run's (its JSON `results`) on the same machine."""
+    found = []
+    ours, theirs = results.latency.get(POSTGRES_READ_SIZE), sqlite["latency"].get(str(POSTGRES_READ_SIZE))
+    for path, label in (("read_memory stdio", "stdio 2026-07-28"), ("read_memory direct", "in the service")):
+        if ours is None or theirs is None:
+            continue
+        a, b = summary(ours[path])["p50_ms"], percentile([s["ms"] for s in theirs[path]], 50)
+        found.append(Target(f"read_memory p50 at {size_label(POSTGRES_READ_SIZE)}, {label}: PostgreSQL ÷ SQLite",
+                            f"≤ {POSTGRES_READ_FACTOR:g}×", f"{fmt(a, 1)} ÷ {fmt(b, 1)} ms = {a / b:.2f}×",
+                            a / b <= POSTGRES_READ_FACTOR))
+    ours_dream, theirs_dream = results.dreams.get(POSTGRES_DREAM_SIZE), sqlite["dreams"].get(str(POSTGRES_DREAM_SIZE))
+    if ours_dream and theirs_dream and not ours_dream.get("timed_out") and not theirs_dream.get("timed_out"):
+        ratio = ours_dream["seconds"] / theirs_dream["seconds"]
+        found.append(Target(f"heuristic dream at {size_label(POSTGRES_DREAM_SIZE)}: PostgreSQL ÷ SQLite",
+                            f"≤ {POSTGRES_DREAM_FACTOR:g}×",
+                            f"{fmt(ours_dream['seconds'], 2)} ÷ {fmt(theirs_dream['seconds'], 2)} s = {ratio:.2f}×",
+                            ratio <= POSTGRES_DREAM_FACTOR))
+    return found
 
 
 def _dream(results: Results) -> list[Target]:

@@ -1,4 +1,4 @@
-"""Two Reverie servers on one database file, eight clients writing and reading at once.
+"""Two Reverie servers on one database, eight clients writing and reading at once.
 
 Each client logs `writes / clients` sessions, each with a unique marker word, and every
 `read_every`-th write reads memory back with that marker as the query (the session must be
@@ -6,7 +6,8 @@ among the episodes: a client reads its own writes). Afterwards the file is opene
 and held against what the clients were told: every acknowledged session present with the
 content hash it was acknowledged with, exactly as many sessions and events as were
 attempted, every marker there once. Any error a client sees is recorded with its text;
-"database is locked" must never be one of them.
+"database is locked" must never be one of them. The database is a SQLite file or one on a
+PostgreSQL server (`backend.py`).
 
 Transports: `http` starts two `reverie serve --http` processes on 127.0.0.1 and gives each
 client its own connection (four per server, alternating the legacy and the stateless
@@ -16,17 +17,16 @@ each carries four concurrent clients.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager, closing
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 from anyio.abc import Process
 from mcp import Client
 
+from bench.backend import Backend
 from bench.reliability.processes import HOST, free_port, reverie_command, stdio_server
 
 AGENT = "team"
@@ -47,6 +47,8 @@ class WriteFigures:
     transport: str
     servers: int
     clients: int
+    database: str   # the file or URL written to
+    backend: str = "sqlite"
     attempted: int = 0
     acknowledged: int = 0
     present: int = 0
@@ -70,14 +72,14 @@ def marker(client: int, n: int) -> str:
 
 
 async def concurrent_writes(
-    folder: Path, *, writes: int = 2000, clients: int = 8, servers: int = 2, transport: str = "stdio",
+    backend: Backend, *, writes: int = 2000, clients: int = 8, servers: int = 2, transport: str = "stdio",
     read_every: int = 5,
 ) -> WriteFigures:
-    """Run the scenario on a new database in `folder`; the figures and what went wrong."""
+    """Run the scenario on a new database of `backend`; the figures and what went wrong."""
     if writes % clients:
         raise ValueError(f"{writes} writes do not share out evenly among {clients} clients")
-    db = folder / f"shared-{transport}.db"
-    figures = WriteFigures(transport=transport, servers=servers, clients=clients)
+    db = backend.new(f"shared-{transport}")
+    figures = WriteFigures(transport=transport, servers=servers, clients=clients, database=db, backend=backend.name)
     acks: dict[str, Acknowledged] = {}
     per_client = writes // clients
 
@@ -92,7 +94,7 @@ async def concurrent_writes(
             for number, client in enumerate(connections):
                 group.start_soon(client_work, client, number)
         figures.seconds = time.perf_counter() - started
-    figures.present, figures.problems = verify(db, acks, clients, per_client)
+    figures.present, figures.problems = verify(backend, db, acks, clients, per_client)
     return figures
 
 
@@ -127,7 +129,7 @@ async def _call(client: Client, tool: str, arguments: dict, figures: WriteFigure
 
 
 @asynccontextmanager
-async def _stdio_clients(db: Path, servers: int, clients: int) -> AsyncIterator[list[Client]]:
+async def _stdio_clients(db: str, servers: int, clients: int) -> AsyncIterator[list[Client]]:
     """`servers` stdio server processes; each stdio session is shared by clients // servers tasks."""
     async with AsyncExitStack() as stack:
         sessions = [await stack.enter_async_context(Client(stdio_server(db, AGENT), mode="legacy"))
@@ -136,13 +138,13 @@ async def _stdio_clients(db: Path, servers: int, clients: int) -> AsyncIterator[
 
 
 @asynccontextmanager
-async def _http_clients(db: Path, servers: int, clients: int) -> AsyncIterator[list[Client]]:
+async def _http_clients(db: str, servers: int, clients: int) -> AsyncIterator[list[Client]]:
     """`servers` `reverie serve --http` processes on loopback; one connection per client."""
     ports = [free_port() for _ in range(servers)]
     async with AsyncExitStack() as stack:
         for port in ports:
             process = await anyio.open_process(
-                [reverie_command(), "--db", str(db), "--agent", AGENT, "serve", "--http", "--host", HOST,
+                [reverie_command(), "--db", db, "--agent", AGENT, "serve", "--http", "--host", HOST,
                  "--port", str(port)], stdout=None, stderr=None)
             stack.push_async_callback(_stop, process)
         with anyio.fail_after(STARTUP_SECONDS):
@@ -174,9 +176,10 @@ async def _stop(process: Process) -> None:
     await process.wait()
 
 
-def verify(db: Path, acks: dict[str, Acknowledged], clients: int, per_client: int) -> tuple[int, list[str]]:
-    """(sessions present, what differs from what the clients were told), read straight from the file."""
-    with closing(sqlite3.connect(db)) as connection:
+def verify(backend: Backend, db: str, acks: dict[str, Acknowledged], clients: int,
+           per_client: int) -> tuple[int, list[str]]:
+    """(sessions present, what differs from what the clients were told), read straight from the database."""
+    with backend.reading(db) as connection:
         stored = dict(connection.execute("SELECT id, content_hash FROM sessions").fetchall())
         events = connection.execute("SELECT count(*) FROM events").fetchone()[0]
         asked = [r[0] for r in connection.execute("SELECT content FROM events WHERE role = 'user'")]

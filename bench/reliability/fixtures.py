@@ -16,11 +16,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-from reverie.config import MAX_NOTES, Settings
+from reverie.config import MAX_NOTES
 from reverie.models import Evidence, OperationDraft, Turn
 from reverie.service import Reverie, open_reverie
+
+from bench.backend import settings
 
 AGENT = "bench"
 SYLLABLES = ["ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "vu", "ze", "bo", "da", "fe", "gi", "hu", "jo"]
@@ -61,10 +62,10 @@ class Mix:
         return self.updates + self.merges + self.adds
 
 
-async def apply_fixture(path: Path, ops: int = 200, untouched: int = 30, seed: int = 7) -> str:
-    """Build the database at `path`; returns the id of the pending `ops`-operation proposal."""
+async def apply_fixture(db: str, ops: int = 200, untouched: int = 30, seed: int = 7) -> str:
+    """Build the database `db` (a path or URL); returns the id of the pending `ops`-operation proposal."""
     rng, mix = random.Random(seed), Mix.of(ops)
-    async with open_reverie(Settings(db_path=path, agent_id=AGENT)) as reverie:
+    async with open_reverie(settings(db, AGENT)) as reverie:
         imported = await reverie.import_(_export_of([statement(rng, i) for i in range(mix.targets + untouched)]))
         await reverie.apply_dream(imported["proposal_id"], approve="all")  # an import waits for review
         notes = await _log_notes(reverie, [statement(rng, 10_000 + i) for i in range(mix.new_texts)])
@@ -112,14 +113,14 @@ def _drafts(mix: Mix, targets: list[str], notes: list[Evidence]) -> list[Operati
     return drafts
 
 
-async def dream_corpus(path: Path, sessions: int = 100, turns: int = 100, seed: int = 11) -> None:
+async def dream_corpus(db: str, sessions: int = 100, turns: int = 100, seed: int = 11) -> None:
     """Sessions of chat, one note each, for the heuristic engine to chew on for a noticeable moment.
 
     The user only asks (a question is read, never kept), so a dream proposes one add per
     note: a race over applying it measures the race, not the size of the proposal.
     """
     rng = random.Random(seed)
-    async with open_reverie(Settings(db_path=path, agent_id=AGENT)) as reverie:
+    async with open_reverie(settings(db, AGENT)) as reverie:
         for n in range(sessions):
             chat = [Turn(role="user", content=f"Is it still so? {statement(rng, n * 1000 + i)[:-1]}?")
                     if i % 2 == 0 else Turn(role="assistant", content=statement(rng, n * 1000 + i))

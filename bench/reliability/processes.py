@@ -21,7 +21,7 @@ def reverie_command() -> str:
     return found
 
 
-def stdio_server(db: Path, agent: str, pid_file: Path | None = None, *extra: str) -> StdioServerParameters:
+def stdio_server(db: str | Path, agent: str, pid_file: Path | None = None, *extra: str) -> StdioServerParameters:
     """`reverie --db DB serve` over stdio; with `pid_file`, the server writes its pid there first.
 
     `sh` writes its own pid and then execs the server, which keeps that pid: so the pid

@@ -1,6 +1,6 @@
 """A Reverie process the reliability scenarios drive: one JSON command per stdin line, one JSON answer per stdout line.
 
-    {"action": "open", "db": PATH, "agent": ID}   opens the database (closing any earlier one) → {"ready": true}
+    {"action": "open", "db": PATH|URL, "agent": ID}   opens the database (closing any earlier one) → {"ready": true}
     {"action": "dream", "scope": S | null}        propose_dream("heuristic") → {"proposal": ID, "operations": N}
     {"action": "apply", "proposal": ID}           apply_dream(ID, "all") → {"status": …, "added": N, "archived": N}
 
@@ -25,9 +25,10 @@ from pathlib import Path
 import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
-from reverie.config import Settings
 from reverie.errors import ReverieError
 from reverie.service import Reverie, open_reverie
+
+from bench.backend import settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,8 +85,7 @@ async def main() -> None:
             order = json.loads(line)
             if order["action"] == "open":
                 await stack.aclose()
-                settings = Settings(db_path=Path(order["db"]), agent_id=order.get("agent", "bench"))
-                reverie = await stack.enter_async_context(open_reverie(settings))
+                reverie = await stack.enter_async_context(open_reverie(settings(order["db"], order.get("agent", "bench"))))
                 answer = {"ready": True}
             else:
                 answer = await _timed(reverie, order)

@@ -325,8 +325,12 @@ def visible(text: str) -> str:
 
 
 def redact(text: str) -> tuple[str, int]:
-    """Replace every secret with `[REDACTED:<kind>]`; return the new text and how many."""
-    text = visible(text)
+    """Replace every secret with `[REDACTED:<kind>]`; return the new text and how many.
+
+    Every text Reverie stores passes here, so this is also where U+0000 becomes U+FFFD:
+    PostgreSQL text cannot hold it, and a memory must read the same on either backend.
+    """
+    text = visible(text).replace("\x00", "\ufffd")
     clues, total = _clues(_folded(text)), 0
     if not clues.hits:
         return text, 0  # most turns of a transcript

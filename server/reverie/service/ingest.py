@@ -54,9 +54,9 @@ def redacted_turns(turns: list[Turn]) -> tuple[list[Turn], int]:
         content, count = redact(turn.content)
         tool_name, in_name = redact(turn.tool_name) if turn.tool_name else (None, 0)
         total += count + in_name
-        # Most turns hold no secret; reusing them saves a model copy each.
-        clean.append(turn.model_copy(update={"content": content, "tool_name": tool_name}) if count or in_name
-                     else turn)
+        # Most turns redact to themselves; reusing them saves a model copy each.
+        changed = content != turn.content or tool_name != turn.tool_name
+        clean.append(turn.model_copy(update={"content": content, "tool_name": tool_name}) if changed else turn)
     return clean, total
 
 

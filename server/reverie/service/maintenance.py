@@ -1,11 +1,18 @@
-"""Checking a database file (`reverie doctor`) and copying it safely (`reverie backup`).
+"""Checking a memory's database (`reverie doctor`) and copying it safely (`reverie backup`).
 
-The doctor answers one question: is this file still the history Reverie wrote? Six
-checks, each independent, each listing what it found wrong:
+The doctor answers one question: is this database still the history Reverie wrote? Six
+checks, each independent, each listing what it found wrong; the first three are each
+backend's own, the last three are the same SQL on both:
 
-- sqlite: `PRAGMA integrity_check` and `foreign_key_check`.
-- guards: the append-only triggers the migrations created are all still there.
-- search index: every FTS5 index holds exactly the rows of its table, with their text.
+- sqlite: `PRAGMA integrity_check` and `foreign_key_check`. On PostgreSQL, `postgresql`:
+  every migration applied (and none from a newer Reverie), every foreign key there,
+  enforced (its triggers enabled) and holding, every index usable.
+- guards: the append-only and ledger triggers the migrations created are all still there,
+  as created. On PostgreSQL also enabled, with the functions they call unchanged, and no
+  rewrite rule beside them.
+- search index: every FTS5 index holds exactly the rows of its table, with their text. On
+  PostgreSQL the search columns are generated from the text, so cannot drift: the check is
+  that they are still generated, and their GIN indexes usable.
 - revision log: replaying every memory change from nothing, in order, gives exactly the
   memories table (ids, text, category, scope, archive state), and each change started
   from the state the previous ones left. This is what makes `revert_dream` exact.
@@ -19,9 +26,15 @@ checks, each independent, each listing what it found wrong:
   ledger's head); `--since CHECKPOINT` proves nothing logged before it changed since,
   which the file alone cannot prove against someone able to rewrite all of it.
 
-A check that SQLite cannot carry out reports that as its problem and the others still
-run, unless the file cannot be read at all. The backup is SQLite's `VACUUM INTO` (consistent while other processes keep writing),
-then the same checks on the copy.
+A check the database cannot carry out reports that as its problem and the others still
+run, unless the file cannot be read at all (or, on PostgreSQL, holds no Reverie schema).
+
+The backup is SQLite's `VACUUM INTO` (consistent while other processes keep writing), then
+the same checks on the copy. On PostgreSQL it is `pg_dump` (custom format, for
+`pg_restore`), reading at a snapshot the doctor's connection exports, so the ledger
+checkpoint of exactly what the archive holds is known; then the doctor checks the database
+it was taken from against that checkpoint. After a restore, `reverie doctor --since` that
+checkpoint proves the restored history is the one backed up.
 """
 
 from __future__ import annotations
@@ -32,10 +45,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from reverie.config import is_server_url, safe_url
 from reverie.errors import Damaged, InvalidInput
 from reverie.service.ingest import chain_hash
 from reverie.store import Database
 from reverie.store import integrity as store
+from reverie.store.database import Backend
 from reverie.store.integrity import LoggedChange, MemoryState
 from reverie.store.ledger import Checkpoint
 from reverie.store.migrations import LEDGERED
@@ -50,6 +65,7 @@ class Check(BaseModel):
 
 class DoctorReport(BaseModel):
     database: str
+    backend: Backend = "sqlite"
     healthy: bool
     checks: list[Check]
     checkpoint: str | None = Field(
@@ -68,7 +84,7 @@ class DoctorReport(BaseModel):
         if self.checkpoint:
             lines += ["", f"Checkpoint: {self.checkpoint}", KEEP_CHECKPOINT.format(checkpoint=self.checkpoint)]
         if not self.healthy:
-            lines += ["", NEXT_STEPS]
+            lines += ["", NEXT_STEPS[self.backend]]
         return "\n".join(lines)
 
 
@@ -76,42 +92,59 @@ class BackupResult(BaseModel):
     source: str
     path: str
     bytes: int
-    check: DoctorReport
+    check: DoctorReport = Field(description="SQLite: the copy's check. PostgreSQL: the source's, against "
+                                            "`checkpoint`, right after the dump.")
+    checkpoint: str | None = Field(default=None, description="PostgreSQL: the ledger checkpoint the archive holds.")
+    restore: str | None = Field(default=None, description="PostgreSQL: how to restore the archive, and check it.")
 
     def markdown(self) -> str:
-        verdict = "and checked it: healthy" if self.check.healthy else "but the copy FAILED its check"
-        return f"Backed up {self.source} to {self.path} ({self.bytes:,} bytes) {verdict}.\n\n{self.check.markdown()}"
+        if self.restore is None:
+            verdict = "and checked it: healthy" if self.check.healthy else "but the copy FAILED its check"
+            return f"Backed up {self.source} to {self.path} ({self.bytes:,} bytes) {verdict}.\n\n{self.check.markdown()}"
+        verdict = ("checked the database against it: healthy" if self.check.healthy
+                   else "but the database FAILED its check against it")
+        return (f"Backed up {self.source} to {self.path} ({self.bytes:,} bytes, pg_dump custom format) up to ledger "
+                f"checkpoint {self.checkpoint}, and {verdict}.\n\nTo restore: {self.restore}\n\n{self.check.markdown()}")
 
 
-NEXT_STEPS = (
-    "What to do: keep this file as it is (copy it aside before anything else) and restore the newest "
-    "backup that `reverie doctor` passes. A search index alone out of step can be rebuilt: "
-    "`sqlite3 FILE \"INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')\"` (likewise events_fts)."
-)
+NEXT_STEPS: dict[Backend, str] = {
+    "sqlite": "What to do: keep this file as it is (copy it aside before anything else) and restore the newest "
+              "backup that `reverie doctor` passes. A search index alone out of step can be rebuilt: "
+              "`sqlite3 FILE \"INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')\"` (likewise events_fts).",
+    "postgresql": "What to do: keep this database as it is (stop the servers writing to it; `reverie backup FILE` "
+                  "or pg_dump it aside before anything else) and restore the newest backup that `reverie doctor` "
+                  "passes into a new database. A migration not applied: `reverie --db URL migrate`. A trigger "
+                  "disabled with nothing else wrong: `ALTER TABLE … ENABLE TRIGGER …`, then run the doctor again.",
+}
 
 KEEP_CHECKPOINT = (
-    "Keep it where this file's users cannot write (a note, a ticket, another machine): "
+    "Keep it where those who can write this database cannot (a note, a ticket, another machine): "
     "`reverie doctor --since {checkpoint}` later proves that nothing logged up to now was changed."
 )
 
 Finding = tuple[str, list[str]]  # (what was checked, with counts; what is wrong)
 CheckFn = Callable[[Database], Awaitable[Finding]]
 UNREADABLE = "could not run"
+UNREADABLE_WHOLE: dict[Backend, str] = {"sqlite": "the file cannot be read",
+                                        "postgresql": "the database cannot be read (see the first check)"}
 SHOWN = 10  # problems listed one by one per check; the rest are counted
 
 
-async def diagnose(path: str | Path, since: str | None = None) -> DoctorReport:
-    """Run every check on the database file at `path` (which must exist); `since` is a kept checkpoint."""
+async def diagnose(target: str | Path, since: str | None = None) -> DoctorReport:
+    """Run every check on the memory at `target` — a SQLite file or a `postgresql://` URL, which
+    must exist and is neither created nor migrated; `since` is a kept checkpoint."""
     ledger = LedgerCheck(_checkpoint(since))
     checks: list[Check] = []
-    async with store.open_existing(path) as db:
-        for name, check in [*CHECKS, ("ledger", ledger)]:
-            if checks and checks[0].summary == UNREADABLE:  # SQLite could not read the file at all
-                checks.append(Check(name=name, ok=False, summary="skipped", problems=["the file cannot be read"]))
+    async with store.open_existing(target) as db:
+        unreadable = UNREADABLE_WHOLE[db.backend]
+        for name, check in [*CHECKS[db.backend], ("ledger", ledger)]:
+            if checks and checks[0].summary == UNREADABLE:  # the database could not be read at all
+                checks.append(Check(name=name, ok=False, summary="skipped", problems=[unreadable]))
             else:
                 checks.append(await _run(name, check, db))
+        shown = db.name if db.backend == "postgresql" else str(target)
     healthy = all(c.ok for c in checks)
-    return DoctorReport(database=str(path), healthy=healthy, checks=checks,
+    return DoctorReport(database=shown, backend=db.backend, healthy=healthy, checks=checks,
                         checkpoint=str(ledger.head) if healthy and ledger.head else None)
 
 
@@ -124,10 +157,13 @@ def _checkpoint(text: str | None) -> Checkpoint | None:
 
 
 async def back_up(source: str | Path, target: str | Path) -> BackupResult:
-    """Copy `source` to the new file `target` with VACUUM INTO, then diagnose the copy."""
+    """Copy `source` to the new file `target` — a SQLite file with VACUUM INTO, then diagnose the
+    copy; a PostgreSQL database with pg_dump, then diagnose the source against the dump's checkpoint."""
     target = Path(target).expanduser()
     if target.exists():
         raise InvalidInput(f"{target} exists; a backup never overwrites a file. Name a new file.")
+    if is_server_url(source):
+        return await _dump(str(source), target)
     try:
         async with store.open_existing(source) as db:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +173,21 @@ async def back_up(source: str | Path, target: str | Path) -> BackupResult:
         raise
     report = await diagnose(target)
     return BackupResult(source=str(source), path=str(target), bytes=target.stat().st_size, check=report)
+
+
+async def _dump(url: str, target: Path) -> BackupResult:
+    try:
+        async with store.open_existing(url) as db:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            dumped = await store.pg_dump_into(db, url, target)
+    except BaseException:
+        target.unlink(missing_ok=True)  # an archive that stopped half-way is no backup
+        raise
+    report = await diagnose(url, str(dumped.checkpoint))
+    restore = (f"createdb NEW && pg_restore --no-owner --dbname=postgresql://…/NEW {target}, then "
+               f"reverie --db postgresql://…/NEW doctor --since {dumped.checkpoint}")
+    return BackupResult(source=safe_url(url), path=str(target), bytes=target.stat().st_size, check=report,
+                        checkpoint=str(dumped.checkpoint), restore=restore)
 
 
 async def _run(name: str, check: CheckFn, db: Database) -> Check:
@@ -160,12 +211,54 @@ async def sqlite_check(db: Database) -> Finding:
     return "integrity_check, foreign_key_check", await store.sqlite_problems(db)
 
 
+async def postgres_check(db: Database) -> Finding:
+    """PostgreSQL's counterpart of `sqlite_check`: the schema as the migrations made it, its keys holding."""
+    applied = await store.applied_migrations(db)
+    if applied is None:
+        raise Damaged(f"{db.name} holds no Reverie schema (no _migrations table). Create it with "
+                      "`reverie --db URL migrate`, or check that the URL names the memory's database.")
+    problems = _migration_problems(applied, store.expected_migrations(db.backend))
+    keys = await store.foreign_keys(db)
+    problems += [f"the foreign key {table}.{column} → {parent}.{key} is missing, so rows can point at nothing"
+                 for table, column, parent, key in sorted(store.expected_foreign_keys() - {k.shape for k in keys})]
+    for key in keys:
+        problems += await _key_problems(db, key)
+    problems += [f"index {name} is not usable (a failed CREATE INDEX CONCURRENTLY or REINDEX): REINDEX INDEX {name}"
+                 for name in await store.unusable_indexes(db)]
+    return f"{len(applied)} migrations applied, {len(keys)} foreign keys held against their rows, indexes", problems
+
+
+def _migration_problems(applied: list[str], expected: list[str]) -> list[str]:
+    return ([f"migration {name} is not applied: run `reverie --db URL migrate`" for name in expected
+             if name not in applied]
+            + [f"migration {name} was applied by a newer Reverie; upgrade Reverie to check or serve this database"
+               for name in applied if name not in expected])
+
+
+async def _key_problems(db: Database, key: store.ForeignKey) -> list[str]:
+    problems = []
+    if not key.enforced:
+        problems.append(f"the foreign key {key.name} is not enforced: its triggers on {key.table} or {key.parent} "
+                        "are disabled (ALTER TABLE … DISABLE TRIGGER ALL)")
+    if not key.validated:
+        problems.append(f"the foreign key {key.name} was added NOT VALID: rows from before it were never checked")
+    return problems + _listed(f"{key.table} rows point at a missing {key.parent} row ({key.column})",
+                              await store.orphans(db, key))
+
+
 async def guards_check(db: Database) -> Finding:
     drift = await store.trigger_drift(db)
     problems = [f"trigger {name} is missing, so what it guards could be rewritten" for name in drift.missing]
     problems += [f"trigger {name} is not the one the migrations created (its SQL differs), so it may guard nothing"
                  for name in drift.changed]
     problems += [f"trigger {name} was not created by Reverie; it may rewrite what is stored" for name in drift.unknown]
+    problems += [f"trigger {name} is disabled (ALTER TABLE … DISABLE TRIGGER), so what it guards could be "
+                 "rewritten" for name in drift.disabled]
+    problems += [f"function {name} is missing or not the one the migrations created (its body differs), so the "
+                 "triggers calling it may guard or log nothing" for name in drift.functions]
+    problems += [f"rule {rule} was not created by Reverie; it may rewrite what is stored" for rule in drift.rules]
+    if db.backend == "postgresql":
+        return "append-only and ledger triggers and their functions, compared by their definitions", problems
     return "append-only and ledger triggers, compared by their SQL", problems
 
 
@@ -182,6 +275,20 @@ async def search_index_check(db: Database) -> Finding:
         if drift.mismatch:
             problems.append(f"{fts} does not match the text in {table} ({drift.mismatch})")
     return ", ".join(counts) + " against their tables", problems
+
+
+async def postgres_search_check(db: Database) -> Finding:
+    """The search columns are generated from the text, so cannot drift from it; unless they stopped being generated."""
+    columns, problems = await store.search_columns(db), []
+    for found in columns:
+        where = f"{found.table}.{found.column}"
+        if found.generated != store.search_expression():
+            problems.append(f"{where} is no longer generated from {found.table}.content (found "
+                            f"{found.generated or 'a plain column, or none'}), so search can drift from the text")
+        if not found.indexed:
+            problems.append(f"the GIN index {found.index} on {where} is missing or unusable, so searches scan "
+                            f"every row: REINDEX INDEX {found.index} (or recreate it)")
+    return ", ".join(f"{c.table}.{c.column}" for c in columns) + " generated from their text, GIN-indexed", problems
 
 
 def _listed(what: str, keys: list[int] | list[str]) -> list[str]:
@@ -257,18 +364,27 @@ async def transcripts_check(db: Database) -> Finding:
     return f"{sessions:,} sessions, {events:,} events re-hashed", problems
 
 
-CHECKS: list[tuple[str, CheckFn]] = [
-    ("sqlite", sqlite_check),
-    ("guards", guards_check),
-    ("search index", search_index_check),
-    ("revision log", revision_log_check),
-    ("transcripts", transcripts_check),
-]
+CHECKS: dict[Backend, list[tuple[str, CheckFn]]] = {
+    "sqlite": [
+        ("sqlite", sqlite_check),
+        ("guards", guards_check),
+        ("search index", search_index_check),
+        ("revision log", revision_log_check),
+        ("transcripts", transcripts_check),
+    ],
+    "postgresql": [
+        ("postgresql", postgres_check),
+        ("guards", guards_check),
+        ("search index", postgres_search_check),
+        ("revision log", revision_log_check),
+        ("transcripts", transcripts_check),
+    ],
+}
 
 
 # --- the ledger ------------------------------------------------------------------------------
 
-NO_LEDGER = ("this file has no ledger yet (it was written before migration m008): run any command that opens "
+NO_LEDGER = ("this database has no ledger yet (it was written before migration m008): run any command that opens "
              "it, such as `reverie show`, to add one, then run the doctor again")
 
 

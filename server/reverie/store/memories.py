@@ -36,6 +36,11 @@ _NEWEST_MATCHES = "SELECT min(rowid) FROM (SELECT rowid FROM memories_fts WHERE 
 _ENTRY_COLUMNS = "m.id, m.content, m.category, m.scope, m.confidence, m.evidence_json, m.updated_at, m.observed_at"
 
 
+# A memory's columns by name, not *: PostgreSQL's `search` vector would come along, spelt out as text.
+_MEMORY_ROW = ("m.seq, m.id, m.content, m.category, m.scope, m.confidence, m.evidence_json, m.created_at, m.updated_at, "
+               "m.observed_at, m.valid_to, m.archived_reason, m.last_read_at, m.read_count")
+
+
 def _filters(scopes: Sequence[str] | None, categories: Sequence[str] | None) -> tuple[str, list]:
     sql, params = "m.valid_to IS NULL", []
     for column, values in (("scope", scopes), ("category", categories)):
@@ -49,7 +54,7 @@ async def active_memories(
     db: Database, scopes: Sequence[str] | None = None, categories: Sequence[str] | None = None
 ) -> list[Memory]:
     where, params = _filters(scopes, categories)
-    rows = await db.fetchall(f"SELECT * FROM memories m WHERE {where} ORDER BY m.seq", params)
+    rows = await db.fetchall(f"SELECT {_MEMORY_ROW} FROM memories m WHERE {where} ORDER BY m.seq", params)
     return [_memory(r) for r in rows]
 
 
@@ -61,7 +66,8 @@ async def get_memories(db: Database, ids: Sequence[str]) -> dict[str, Memory]:
     """Memories by id, active or archived."""
     if not ids:
         return {}
-    rows = await db.fetchall(f"SELECT * FROM memories WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
+    rows = await db.fetchall(f"SELECT {_MEMORY_ROW} FROM memories m WHERE id IN ({','.join('?' * len(ids))})",
+                             tuple(ids))
     return {r["id"]: _memory(r) for r in rows}
 
 
@@ -97,15 +103,19 @@ async def ranked_entries(
 async def _ranked(db: Database, now: datetime, groups: Groups, where: str, params: list, limit: int) -> list[Row]:
     if db.backend == "postgresql":
         match, words = tsquery(groups)
+        # Matched by `match`, scored by any of its words, as BM25 scores every word of the
+        # MATCH: scored by `match` itself, an entry with one word of each group would rank
+        # level with one holding them all.
+        scoring, every = tsquery([list(dict.fromkeys(word for group in groups for word in group))])
         # ts_rank_cd grows with relevance from 0; squashed to [0, 1) as SQLite's BM25 is.
         return await db.fetchall(
             f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (f.relevance / (1.0 + f.relevance)) + 0.4 * {_PRIOR} AS score
-                FROM (SELECT n.seq, ts_rank_cd(n.search, {match}) AS relevance
+                FROM (SELECT n.seq, ts_rank_cd(n.search, {scoring}) AS relevance
                       FROM (SELECT seq, search FROM memories WHERE search @@ {match} ORDER BY seq DESC LIMIT ?) AS n
-                      ORDER BY relevance DESC LIMIT ?) AS f
+                      ORDER BY relevance DESC, n.seq LIMIT ?) AS f
                 JOIN memories m ON m.seq = f.seq
                 WHERE {where} ORDER BY score DESC, m.seq LIMIT ?""",
-            (to_iso(now), *words, *words, SCORED_MATCHES, limit * FTS_CANDIDATES, *params, limit),
+            (to_iso(now), *every, *words, SCORED_MATCHES, limit * FTS_CANDIDATES, *params, limit),
         )
     match = fts5(groups)
     return await db.fetchall(

@@ -189,7 +189,7 @@ async def unconsolidated_sessions(db: Database, agent_id: str | None, limit: int
     """The `limit` most recent ended, unconsolidated sessions, oldest first, with events and notes."""
     rows = await db.fetchall(
         f"""SELECT * FROM sessions s WHERE ended_at IS NOT NULL AND NOT {_CONSOLIDATED}
-            AND (? IS NULL OR agent_id = ?) ORDER BY started_at DESC, logged_at DESC LIMIT ?""",
+            AND (? IS NULL OR agent_id = ?) ORDER BY started_at DESC, logged_at DESC, id DESC LIMIT ?""",
         (agent_id, agent_id, limit),
     )
     return await _records(db, rows[::-1])
@@ -212,13 +212,17 @@ async def ids_under(db: Database, base_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+# An event's columns by name, not *: PostgreSQL's `search` vector would come along, spelt out as text.
+_EVENT_ROW = "id, session_id, idx, role, content, tool_name, is_error, timestamp"
+
+
 async def _records(db: Database, rows: Sequence[Row]) -> list[SessionRecord]:
     """The sessions of `rows`, in that order, with their events and notes: two queries, not two per session."""
     ids = [row["id"] for row in rows]
     events: dict[str, list[Event]] = defaultdict(list)
     notes: dict[str, list[Note]] = defaultdict(list)
     for chunk in _chunks(ids):
-        for e in await db.fetchall(f"SELECT * FROM events WHERE session_id IN ({_marks(chunk)}) "
+        for e in await db.fetchall(f"SELECT {_EVENT_ROW} FROM events WHERE session_id IN ({_marks(chunk)}) "
                                    "ORDER BY session_id, idx", chunk):
             events[e["session_id"]].append(_event(e))
         for n in await db.fetchall(f"SELECT * FROM notes WHERE session_id IN ({_marks(chunk)}) "
@@ -266,12 +270,13 @@ async def pending_notes(
     """Notes from the agent's sessions (in `project`, see _IN_PROJECT) that no applied dream has
     consolidated yet, newest first."""
     # Walked newest first along notes_by_created (m010), stopping at `limit`: sorting every
-    # undreamed note instead cost 17 ms with 5,000 sessions waiting for a dream.
+    # undreamed note instead cost 17 ms with 5,000 sessions waiting for a dream. Ties go by
+    # n.id, which that index holds last (SQLite's rowid), so the walk still needs no sort.
     rows = await db.fetchall(
         f"""SELECT n.session_id, n.idx, n.content, n.created_at
             FROM notes n INDEXED BY notes_by_created CROSS JOIN sessions s ON s.id = n.session_id
             WHERE s.agent_id = :agent AND {_IN_PROJECT} AND NOT {_CONSOLIDATED}
-            ORDER BY n.created_at DESC, n.idx LIMIT :limit""",
+            ORDER BY n.created_at DESC, n.idx, n.id LIMIT :limit""",
         {"agent": agent_id, "project": project, "limit": limit},
     )
     # Built without validation, like `_event`: written valid, and read on every read_memory.
@@ -307,7 +312,7 @@ _TS_MATCH = f"websearch_to_tsquery('{SEARCH_CONFIG}', :match)"
 _TOP_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS}
     FROM (SELECT n.id, ts_rank_cd(n.search, {_TS_MATCH}) AS relevance
           FROM (SELECT id, search FROM events WHERE search @@ {_TS_MATCH} ORDER BY id DESC LIMIT :scored) AS n
-          ORDER BY relevance DESC LIMIT :top) AS f
+          ORDER BY relevance DESC, n.id LIMIT :top) AS f
     JOIN events e ON e.id = f.id JOIN sessions s ON s.id = e.session_id
     WHERE {_SAID} ORDER BY f.relevance DESC, e.id LIMIT :limit"""
 _ALL_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS} FROM events e JOIN sessions s ON s.id = e.session_id
@@ -357,7 +362,7 @@ async def recent_in_project(db: Database, agent_id: str, project: str, limit: in
     """The agent's `limit` latest ended sessions in `project`, newest first, without events or notes."""
     rows = await db.fetchall(
         """SELECT * FROM sessions WHERE project = ? AND agent_id = ? AND ended_at IS NOT NULL
-           ORDER BY started_at DESC, logged_at DESC LIMIT ?""",
+           ORDER BY started_at DESC, logged_at DESC, id DESC LIMIT ?""",
         (project, agent_id, limit),
     )
     return [_head(row) for row in rows]
