@@ -84,7 +84,7 @@ from reverie.clock import as_utc, utcnow
 from reverie.config import Settings
 from reverie.errors import Busy, Damaged, ReverieError
 from reverie.projects import project_root
-from reverie.safety import may_hold_secret, redact
+from reverie.safety import may_hold_secret, redact, redacted_turns
 from reverie.text import shorten
 
 # Each hook imports what only it uses when it runs (the transcript reader and the logging of
@@ -603,15 +603,8 @@ def _one_log_call(transcript: Transcript[Said], title: str) -> bool:
 
 
 def _redacted_turns(turns: list[Said]) -> tuple[list[Said], int]:
-    """As `ingest.redacted_turns`: each turn with its secrets redacted, and how many there were."""
-    clean, total = [], 0
-    for turn in turns:
-        content, count = redact(turn.content)
-        tool_name, in_name = redact(turn.tool_name) if turn.tool_name else (None, 0)
-        total += count + in_name
-        changed = content != turn.content or tool_name != turn.tool_name
-        clean.append(replace(turn, content=content, tool_name=tool_name) if changed else turn)
-    return clean, total
+    """As `ingest.redacted_turns`, on plain records."""
+    return redacted_turns(turns, lambda turn, content, tool_name: replace(turn, content=content, tool_name=tool_name))
 
 
 # --- naming ----------------------------------------------------------------------------

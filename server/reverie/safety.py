@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from reverie.confusables import skeleton
 
@@ -341,6 +341,30 @@ def redact(text: str) -> tuple[str, int]:
                 # A marker is new text the later patterns must see, as a scan by every pattern would.
                 clues, total = _clues(_folded(text)), total + count
     return text, total
+
+
+class _Turn(Protocol):
+    @property
+    def content(self) -> str: ...
+    @property
+    def tool_name(self) -> str | None: ...
+
+
+TurnT = TypeVar("TurnT", bound=_Turn)
+
+
+def redacted_turns(turns: Sequence[TurnT], rebuilt: Callable[[TurnT, str, str | None], TurnT]) -> tuple[list[TurnT], int]:
+    """Each turn with its text and tool name redacted (`rebuilt` makes the new turn: a model
+    or a plain record), and how many secrets there were."""
+    clean, total = [], 0
+    for turn in turns:
+        content, count = redact(turn.content)
+        tool_name, in_name = redact(turn.tool_name) if turn.tool_name else (None, 0)
+        total += count + in_name
+        # Most turns redact to themselves; reusing them saves a copy each.
+        changed = content != turn.content or tool_name != turn.tool_name
+        clean.append(rebuilt(turn, content, tool_name) if changed else turn)
+    return clean, total
 
 
 def may_hold_secret(text: str) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
 
-from reverie import config
+from reverie import config, safety
 from reverie.clock import as_utc
 from reverie.errors import Conflict, InvalidInput
 from reverie.models import LogResult, Outcome, SessionRecord, Turn
@@ -49,15 +49,8 @@ def check_sizes(turns: list[Turn], notes: list[str], title: str | None, summary:
 
 
 def redacted_turns(turns: list[Turn]) -> tuple[list[Turn], int]:
-    clean, total = [], 0
-    for turn in turns:
-        content, count = redact(turn.content)
-        tool_name, in_name = redact(turn.tool_name) if turn.tool_name else (None, 0)
-        total += count + in_name
-        # Most turns redact to themselves; reusing them saves a model copy each.
-        changed = content != turn.content or tool_name != turn.tool_name
-        clean.append(turn.model_copy(update={"content": content, "tool_name": tool_name}) if changed else turn)
-    return clean, total
+    return safety.redacted_turns(turns, lambda turn, content, tool_name: turn.model_copy(
+        update={"content": content, "tool_name": tool_name}))
 
 
 def redacted_texts(texts: list[str]) -> tuple[list[str], int]:
