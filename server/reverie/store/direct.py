@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from reverie.clock import from_iso, to_iso
 from reverie.projects import base_key, claimed_key
+from reverie.store import ranking
 
 if TYPE_CHECKING:
     from reverie.claude_transcript import Said
@@ -272,24 +273,11 @@ def undreamed(look: Look) -> tuple[int, datetime | None]:
 
 # --- store.memories ---------------------------------------------------------------------
 
-# A prior for ranking: confidence, then recency with a 30-day decay (a future observation counts as today).
-_PRIOR = "(0.6 * m.confidence + 0.4 / (1.0 + max(julianday(?) - julianday(m.observed_at), 0.0) / 30.0))"
-
-
 def by_prior(look: Look, now: datetime, scopes: Sequence[str], limit: int) -> list[Entry]:
     """The active entries in `scopes` best by prior: the most confident and the most recent, rescored."""
     where = f"m.valid_to IS NULL AND m.scope IN ({','.join('?' * len(scopes))})"
-    rows = look.execute(
-        f"""SELECT m.id, m.content, m.category, m.evidence_json, m.observed_at, {_PRIOR} AS score
-            FROM memories m WHERE m.seq IN (
-                SELECT seq FROM (SELECT m.seq FROM memories m INDEXED BY memories_by_confidence WHERE {where}
-                                 ORDER BY m.confidence DESC, m.observed_at DESC LIMIT ?) AS confident
-                UNION ALL
-                SELECT seq FROM (SELECT m.seq FROM memories m INDEXED BY memories_by_observed WHERE {where}
-                                 ORDER BY m.observed_at DESC LIMIT ?) AS recent)
-            ORDER BY score DESC, m.seq LIMIT ?""",
-        (to_iso(now), *scopes, limit, *scopes, limit, limit),
-    ).fetchall()
+    rows = look.execute(ranking.by_prior("m.id, m.content, m.category, m.evidence_json, m.observed_at", where),
+                        (to_iso(now), *scopes, limit, *scopes, limit, limit)).fetchall()
     return [Entry(r[0], r[1], r[2], _sources(r[3]), _moment(r[4])) for r in rows]
 
 

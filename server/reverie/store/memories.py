@@ -16,6 +16,7 @@ from pydantic import ConfigDict, TypeAdapter
 
 from reverie.clock import from_iso, to_iso
 from reverie.models import Evidence, Memory, MemoryEntry
+from reverie.store import ranking
 from reverie.store.database import Database, Row
 from reverie.store.search import Focus, Groups, Readable, focus, fts5, query_terms, tsquery
 
@@ -26,8 +27,6 @@ FTS_CANDIDATES = 5  # FTS5 returns this many times `limit` best matches before s
 # many rows; a query of only common words would otherwise score tens of thousands of rows
 # (~15 ms at 100k memories) to order rows its words barely tell apart.
 SCORED_MATCHES = 2_000
-# A prior for ranking: confidence, then recency with a 30-day decay (a future observation counts as today).
-_PRIOR = "(0.6 * m.confidence + 0.4 / (1.0 + max(julianday(?) - julianday(m.observed_at), 0.0) / 30.0))"
 # The rowid from which the newest SCORED_MATCHES matches of the query start (FTS5 walks
 # a match backwards by rowid without scoring; the outer query then scores only from there).
 _NEWEST_MATCHES = "SELECT min(rowid) FROM (SELECT rowid FROM memories_fts WHERE memories_fts MATCH ? ORDER BY rowid DESC LIMIT ?)"
@@ -109,7 +108,7 @@ async def _ranked(db: Database, now: datetime, groups: Groups, where: str, param
         scoring, every = tsquery([list(dict.fromkeys(word for group in groups for word in group))])
         # ts_rank_cd grows with relevance from 0; squashed to [0, 1) as SQLite's BM25 is.
         return await db.fetchall(
-            f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (f.relevance / (1.0 + f.relevance)) + 0.4 * {_PRIOR} AS score
+            f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (f.relevance / (1.0 + f.relevance)) + 0.4 * {ranking.PRIOR} AS score
                 FROM (SELECT n.seq, ts_rank_cd(n.search, {scoring}) AS relevance
                       FROM (SELECT seq, search FROM memories WHERE search @@ {match} ORDER BY seq DESC LIMIT ?) AS n
                       ORDER BY relevance DESC, n.seq LIMIT ?) AS f
@@ -119,7 +118,7 @@ async def _ranked(db: Database, now: datetime, groups: Groups, where: str, param
         )
     match = fts5(groups)
     return await db.fetchall(
-        f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (-f.relevance / (1.0 - f.relevance)) + 0.4 * {_PRIOR} AS score
+        f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (-f.relevance / (1.0 - f.relevance)) + 0.4 * {ranking.PRIOR} AS score
             FROM (SELECT rowid, bm25(memories_fts) AS relevance FROM memories_fts
                   WHERE memories_fts MATCH ? AND rowid >= ({_NEWEST_MATCHES}) ORDER BY relevance LIMIT ?) AS f
             JOIN memories m ON m.seq = f.rowid
@@ -149,18 +148,8 @@ async def _by_prior(
 ) -> list[MemoryEntry]:
     """The best by prior: the union of the most confident and the most recent, rescored."""
     where, params = _filters(scopes, categories)
-    # INDEXED BY: left to itself SQLite filters by scope through memories_active and then
-    # sorts every matching row (75 ms at 100k); walking the ordered index takes ~1 ms.
-    rows = await db.fetchall(
-        f"""SELECT {_ENTRY_COLUMNS}, {_PRIOR} AS score FROM memories m WHERE m.seq IN (
-                SELECT seq FROM (SELECT m.seq FROM memories m INDEXED BY memories_by_confidence WHERE {where}
-                                 ORDER BY m.confidence DESC, m.observed_at DESC LIMIT ?) AS confident
-                UNION ALL
-                SELECT seq FROM (SELECT m.seq FROM memories m INDEXED BY memories_by_observed WHERE {where}
-                                 ORDER BY m.observed_at DESC LIMIT ?) AS recent)
-            ORDER BY score DESC, m.seq LIMIT ?""",
-        (to_iso(now), *params, limit, *params, limit, limit),
-    )
+    rows = await db.fetchall(ranking.by_prior(_ENTRY_COLUMNS, where),
+                             (to_iso(now), *params, limit, *params, limit, limit))
     return [_entry(r) for r in rows]
 
 
