@@ -109,3 +109,40 @@ async def test_entries_matching_only_common_words_are_scored_among_the_newest_ma
     await remember(reverie, entry("mem_oldest", "alpha alpha alpha"), *filler("alpha"))
     view = await reverie.read_memory("alpha")
     assert len(view.entries) == 25 and "mem_oldest" not in [e.id for e in view.entries]
+
+
+# --- words are counted among the newest rows: a long history costs no more ----------------
+
+
+def chatter(count: int, words: str = "status line") -> list[Turn]:
+    return [Turn(role="tool", content=f"{words} {n}") for n in range(count)]
+
+
+async def turn_words(reverie, query: str) -> search.Focus:
+    readable = search.Readable(agent_id=reverie.settings.agent_id)
+    return await search.focus(reverie.db, "events_fts", query, readable)
+
+
+async def test_how_common_a_word_is_is_counted_among_the_newest_turns_only(reverie, monkeypatch):
+    monkeypatch.setattr(search, "COUNTED_ROWS", FILLER)
+    await reverie.log_session(chatter(FILLER * 2, "deploy staging"))  # common long ago
+    await reverie.log_session([*chatter(FILLER - 3), *chatter(3, "deploy")])  # rare in the newest turns
+    words = await turn_words(reverie, "deploy")
+    assert (words.rare, words.counts["deploy"], words.rows) == (["deploy"], 3, FILLER)
+
+
+async def test_a_word_found_only_before_the_newest_turns_is_still_searched(reverie, monkeypatch):
+    monkeypatch.setattr(search, "COUNTED_ROWS", FILLER)
+    await reverie.log_session([Turn(role="user", content="The zebulon rollout needs a second approver")])
+    await reverie.log_session(chatter(FILLER * 2))
+    assert (await turn_words(reverie, "zebulon")).rare == ["zebulon"]
+    view = await reverie.read_memory("zebulon")
+    assert [e.text[:11] for e in view.episodes] == ["The zebulon"]
+
+
+async def test_a_word_only_another_agent_used_before_the_newest_turns_is_not_searched(reverie, monkeypatch):
+    monkeypatch.setattr(search, "COUNTED_ROWS", FILLER)
+    await reverie.log_session([Turn(role="user", content="zebulon")], agent_id="other")
+    await reverie.log_session(chatter(FILLER * 2))
+    words = await turn_words(reverie, "zebulon status")
+    assert (words.rare, words.common) == ([], ["status"])

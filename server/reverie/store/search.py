@@ -10,6 +10,12 @@ the order: its IDF is near zero. `focus` tells the words that can tell rows apar
 the rest by how many rows each matches in this database, which the index answers cheaply
 (it stops counting at the threshold); callers match rows by those.
 
+Words are counted among the newest COUNTED_ROWS rows, not all of them: each counted match
+is a row looked up for the reader's filter, so counting 2% of a million past turns per
+word was most of a read at that size. How common a word is in the last 50,000 turns (or
+entries) says as much about what tells rows apart, and a read costs the same however long
+the history grows. A word found only in older rows is rare (the rarest: it counts 0).
+
 It counts only rows the caller may read (`Readable`): counting every agent's rows would let
 whether a query's word is rare, common or absent — and so which excerpts come back — tell
 the caller whether another agent ever used that word. Only the table's size, which says
@@ -29,6 +35,7 @@ _TERM = re.compile(r"\w+", re.UNICODE)
 
 COMMON_SHARE = 0.02   # a word in more than this share of rows is common
 COMMON_FLOOR = 500    # ...but below this many rows ranking is cheap, so no word is dropped
+COUNTED_ROWS = 50_000  # the newest rows words are counted among (the module doc says why)
 
 # The FTS tables `focus` may count in (their names are put into SQL).
 FTS_TABLES = frozenset({"memories_fts", "events_fts"})
@@ -80,8 +87,8 @@ class Focus:
 
     rare: list[str]     # in fewer rows than the threshold: these tell rows apart
     common: list[str]   # the rest, rarest first
-    # How many rows each of the query's words matches (0 for none), counted no further than
-    # `threshold`; and how many rows the table has. Enough for an IDF weight per word.
+    # How many of the rows counted each of the query's words matches (0 for none), counted
+    # no further than `threshold`; and how many rows were counted. Enough for an IDF weight.
     counts: dict[str, int] = field(default_factory=dict)
     threshold: int = 0
     rows: int = 0
@@ -120,21 +127,27 @@ ROWS = {"memories_fts": ("memories", "seq"), "events_fts": ("events", "id")}
 
 
 async def focus(db: Database, table: str, text: str, readable: Readable) -> Focus:
-    """Split the words of `text` by how many rows of `table` the caller may read each matches.
+    """Split the words of `text` by how many of the newest rows of `table` the caller may read
+    each matches.
 
     Words that match nothing are left out (they cost a lookup each and add nothing). A
-    word is common if it is in more than ~2% of the rows (COMMON_SHARE), so matching by
-    the rare words alone leaves a bounded number of rows to score whatever the table's size.
+    word is common if it is in more than ~2% of the rows counted (COMMON_SHARE), so
+    matching by the rare words alone leaves a bounded number of rows to score whatever
+    the table's size.
     """
     terms = query_terms(text)
     if not terms:
         return Focus([], [])
     rows = await _row_count(db, table)
-    threshold = max(COMMON_FLOOR, math.ceil(rows * COMMON_SHARE))
-    counts = await _match_counts(db, table, terms, threshold, readable)
-    found = sorted((t for t in terms if counts[t] > 0), key=counts.__getitem__)
-    return Focus([t for t in found if counts[t] < threshold], [t for t in found if counts[t] >= threshold],
-                 counts, threshold, rows)
+    counted = min(rows, COUNTED_ROWS)
+    threshold = max(COMMON_FLOOR, math.ceil(counted * COMMON_SHARE))
+    counts = await _match_counts(db, table, terms, threshold, readable, after=rows - counted)
+    found = {t for t in terms if counts[t] > 0}
+    if older := [t for t in terms if t not in found and counted < rows]:
+        found.update(await _matching(db, table, older, readable))
+    ordered = sorted((t for t in terms if t in found), key=counts.__getitem__)
+    return Focus([t for t in ordered if counts[t] < threshold], [t for t in ordered if counts[t] >= threshold],
+                 counts, threshold, counted)
 
 
 async def _row_count(db: Database, table: str) -> int:
@@ -145,35 +158,46 @@ async def _row_count(db: Database, table: str) -> int:
     return await db.scalar(f"SELECT max(rowid) FROM {_checked(table)}") or 0
 
 
-async def _match_counts(db: Database, table: str, terms: list[str], cap: int, readable: Readable) -> dict[str, int]:
-    """How many readable rows each term matches, counting no further than `cap`."""
+async def _match_counts(
+    db: Database, table: str, terms: list[str], cap: int, readable: Readable, after: int = 0
+) -> dict[str, int]:
+    """How many readable rows past rowid `after` each term matches, counting no further than `cap`."""
     table = _checked(table)
     if db.backend == "postgresql":
-        return await _match_counts_pg(db, table, terms, cap, readable)
+        return await _match_counts_pg(db, table, terms, cap, readable, after)
     values = ", ".join("(?)" for _ in terms)
     where, params = readable.where(table)
     rows = await db.fetchall(
         f"""WITH terms(term) AS (VALUES {values})
             SELECT term, (SELECT count(*) FROM (SELECT 1 FROM {table} {where} {table} MATCH '"' || term || '"'
-                                                LIMIT ?))
+                                                AND {table}.rowid > ? LIMIT ?))
             FROM terms""",
-        (*terms, *params, cap),
+        (*terms, *params, after, cap),
     )
     return {row[0]: row[1] for row in rows}
 
 
-async def _match_counts_pg(db: Database, table: str, terms: list[str], cap: int, readable: Readable) -> dict[str, int]:
-    rows_of, _ = ROWS[table]
+async def _match_counts_pg(
+    db: Database, table: str, terms: list[str], cap: int, readable: Readable, after: int
+) -> dict[str, int]:
+    rows_of, key = ROWS[table]
     where, params = readable.where_rows(table)
     values = ", ".join("(?)" for _ in terms)
     rows = await db.fetchall(
         f"""WITH terms(term) AS (VALUES {values})
             SELECT term, (SELECT count(*) FROM (SELECT 1 FROM {rows_of} t {where}
-                                                t.search @@ websearch_to_tsquery('{SEARCH_CONFIG}', term) LIMIT ?) AS m)
+                                                t.search @@ websearch_to_tsquery('{SEARCH_CONFIG}', term)
+                                                AND t.{key} > ? LIMIT ?) AS m)
             FROM terms""",
-        (*terms, *params, cap),
+        (*terms, *params, after, cap),
     )
     return {row[0]: row[1] for row in rows}
+
+
+async def _matching(db: Database, table: str, terms: list[str], readable: Readable) -> list[str]:
+    """Those of `terms` that match any readable row (asked of words the newest rows lack)."""
+    found = await _match_counts(db, table, terms, 1, readable)
+    return [t for t in terms if found[t]]
 
 
 def _checked(table: str) -> str:
