@@ -146,3 +146,11 @@ async def test_a_word_only_another_agent_used_before_the_newest_turns_is_not_sea
     await reverie.log_session(chatter(FILLER * 2))
     words = await turn_words(reverie, "zebulon status")
     assert (words.rare, words.common) == ([], ["status"])
+
+
+async def test_past_turns_are_counted_without_the_per_row_filter_only_while_every_session_is_the_readers(reverie):
+    mine = search.Readable(agent_id=reverie.settings.agent_id)
+    await reverie.log_session(chatter(3))
+    assert await search._unless_all_readable(reverie.db, "events_fts", mine) == search.Readable()
+    await reverie.log_session(chatter(3), agent_id="other")
+    assert await search._unless_all_readable(reverie.db, "events_fts", mine) == mine

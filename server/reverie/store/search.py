@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reverie.store.database import Database
 from reverie.text import STOPWORDS
@@ -138,7 +138,7 @@ async def focus(db: Database, table: str, text: str, readable: Readable) -> Focu
     terms = query_terms(text)
     if not terms:
         return Focus([], [])
-    rows = await _row_count(db, table)
+    rows, readable = await _row_count(db, table), await _unless_all_readable(db, table, readable)
     counted = min(rows, COUNTED_ROWS)
     threshold = max(COMMON_FLOOR, math.ceil(counted * COMMON_SHARE))
     counts = await _match_counts(db, table, terms, threshold, readable, after=rows - counted)
@@ -148,6 +148,17 @@ async def focus(db: Database, table: str, text: str, readable: Readable) -> Focu
     ordered = sorted((t for t in terms if t in found), key=counts.__getitem__)
     return Focus([t for t in ordered if counts[t] < threshold], [t for t in ordered if counts[t] >= threshold],
                  counts, threshold, counted)
+
+
+async def _unless_all_readable(db: Database, table: str, readable: Readable) -> Readable:
+    """`readable`, or no filter when every past turn is the reader's (one agent's memory, the
+    usual case): then the filter, a row looked up per counted match, changes no count."""
+    if table != "events_fts" or readable.agent_id is None:
+        return readable
+    others = await db.scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE agent_id < ?) "
+                             "OR EXISTS (SELECT 1 FROM sessions WHERE agent_id > ?)",
+                             (readable.agent_id, readable.agent_id))
+    return readable if others else replace(readable, agent_id=None)
 
 
 async def _row_count(db: Database, table: str) -> int:
