@@ -538,8 +538,12 @@ HOOK_ATTRIBUTES = ("command", "db", "agent", "claude_code_hook", "timeout", "fil
     [["log", "--claude-code-hook"], ["recall", "--claude-code-hook"],
      ["--db", "a.db", "--agent", "x", "log", "--claude-code-hook", "--timeout", "2.5"],
      ["--db", "a.db", "recall", "--claude-code-hook", "--db", "b.db", "--query", "deploy -x", "--budget", "300"],
-     ["recall", "--agent=ci", "--claude-code-hook", "--timeout", "1"]],
-    ids=["log", "recall", "options-before", "option-after-overrides", "equals-form"],
+     ["recall", "--agent=ci", "--claude-code-hook", "--timeout", "1"],
+     ["recall", "--claude-code-hook", "--query=-x", "--budget=300", "--db=a=b.db"],
+     ["--agent", "x", "log", "--agent", "y", "--claude-code-hook", "--agent", "z", "--timeout", "1e1"],
+     ["--db", "log", "recall", "--claude-code-hook", "--claude-code-hook", "--query", ""]],
+    ids=["log", "recall", "options-before", "option-after-overrides", "equals-form", "equals-form-dash-value",
+         "last-one-wins", "values-named-like-commands"],
 )
 def test_a_hook_command_line_is_read_as_the_full_parser_reads_it(argv):
     narrow, full = cli.hook_arguments(argv), cli.parser().parse_args(argv)
@@ -553,8 +557,15 @@ def test_a_hook_command_line_is_read_as_the_full_parser_reads_it(argv):
     "argv",
     [["show"], ["log", "x.jsonl", "--claude-code-hook"], ["log", "--claude-code-hook", "--drain-spool"],
      ["recall", "--claude-code-hook", "--budg", "300"], ["log", "--claude-code-hook", "--help"],
-     ["recall", "--claude-code-hook", "--timeout", "soon"], ["dream", "--claude-code-hook"]],
-    ids=["no-hook", "with-a-file", "with-drain", "abbreviated", "help", "bad-number", "other-command"],
+     ["recall", "--claude-code-hook", "--timeout", "soon"], ["dream", "--claude-code-hook"],
+     ["recall", "--claude-code-hook", "--query", "-x"], ["recall", "--claude-code-hook", "--budget", "-5"],
+     ["recall", "--claude-code-hook", "--budget", "3.5"], ["recall", "--claude-code-hook", "--db"],
+     ["recall", "--claude-code-hook", "--", "x"], ["--claude-code-hook", "recall"],
+     ["log", "--claude-code-hook", "--query", "x"], ["log", "recall", "--claude-code-hook"],
+     ["recall", "--query=--claude-code-hook"], ["recall", "--claude-code-hook=yes"], ["-h", "recall", "--claude-code-hook"]],
+    ids=["no-hook", "with-a-file", "with-drain", "abbreviated", "help", "bad-number", "other-command",
+         "dash-value", "negative-number", "not-a-whole-number", "no-value", "double-dash", "hook-flag-first",
+         "the-other-hooks-option", "two-commands", "flag-only-as-a-value", "flag-with-a-value", "short-help"],
 )
 def test_any_other_command_line_is_left_to_the_full_parser(argv):
     assert cli.hook_arguments(argv) is None
@@ -650,9 +661,9 @@ print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 @pytest.mark.parametrize(
     ("command", "never"),
     [("log", {"mcp", "reverie.mcp_server", "reverie.engines", "reverie.service.dreams", "reverie.service.recall",
-              "reverie.session_start", "reverie.report"}),
+              "reverie.session_start", "reverie.report", "argparse"}),
      ("recall", {"mcp", "reverie.mcp_server", "reverie.engines", "reverie.service.dreams",
-                 "reverie.service.continuation"})],
+                 "reverie.service.continuation", "argparse"})],
     ids=["session-end", "session-start"],
 )
 def test_a_hook_process_loads_neither_the_mcp_sdk_nor_what_the_other_hook_needs(project, command, never):

@@ -2,7 +2,7 @@
 
 What a user waits for at every Claude Code session start and end, timed from outside as
 wall time of the whole process (interpreter start, imports, the work, exit), after one
-warm-up run each (the OS page cache, `.pyc` files):
+warm-up run each (the OS page cache, `.pyc` files, written even under PYTHONDONTWRITEBYTECODE):
 
 - `python -c pass`: the interpreter's own start, the floor;
 - `python -c "import reverie.cli"`: what every `reverie` command pays before it runs;
@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import anyio
@@ -119,7 +119,7 @@ def commands(work: Path, extra_env: dict[str, str] | None = None) -> dict[str, C
     db, project = work / "memory.db", work / "billing"
     transcripts = work / ".claude" / "projects" / "billing"
     transcripts.mkdir(parents=True, exist_ok=True)
-    env = os.environ | {"REVERIE_DB": str(db), "REVERIE_DREAM_MODE": "off"} | (extra_env or {})
+    env = _writing_bytecode(os.environ) | {"REVERIE_DB": str(db), "REVERIE_DREAM_MODE": "off"} | (extra_env or {})
     start_hook = json.dumps({"session_id": "start", "transcript_path": str(transcripts / "start.jsonl"),
                              "cwd": str(project), "hook_event_name": "SessionStart", "source": "startup"})
 
@@ -138,6 +138,13 @@ def commands(work: Path, extra_env: dict[str, str] | None = None) -> dict[str, C
         "log": log_hook,
         "serve": lambda: _serve_initialize(env),
     }
+
+
+def _writing_bytecode(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without PYTHONDONTWRITEBYTECODE: with it, every run would compile each module
+    changed since its .pyc was written (~20 ms for a few), which an installed package never
+    does (pip compiles at install). So the warm-up writes them, for either version."""
+    return {name: value for name, value in environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
 LABELS = {

@@ -31,21 +31,23 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from reverie.text import STOPWORDS
 
 # --- sentences ---------------------------------------------------------------------------
 
 _ABBREVIATIONS = frozenset("e.g i.e etc vs dr mr mrs ms st no approx fig cf jr sr prof inc ltd".split())
-_BREAK = re.compile(r"(?<=[.!?])[\"”’')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+# The patterns `outdated` does not use without a query are compiled when first used, by re
+# (which keeps them): a SessionStart hook, which only calls `outdated`, never pays for them.
+_BREAK = r"(?<=[.!?])[\"”’')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)"
 
 
 def sentences(text: str) -> list[str]:
     """Sentences of `text`, never split inside "3.11", "$1,000", "7:30", a URL or "e.g."."""
     parts, start = [], 0
-    for match in _BREAK.finditer(text):
+    for match in re.finditer(_BREAK, text):
         if _after_abbreviation(text, match.start()) or _before_lowercase(text, match.end()):
             continue
         parts.append(text[start : match.end()].strip())
@@ -145,8 +147,9 @@ def _value(token: str) -> str:
 # --- claims ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Claim:
+# Claims and statements are NamedTuples, not dataclasses: defining a dataclass takes ~0.5 ms,
+# paid by every SessionStart hook, which reads the statements it shows (`outdated`).
+class Claim(NamedTuple):
     value: str
     unit: frozenset[str]      # stems naming what the value counts or is
     words: frozenset[str]     # all the statement's content stems, the unit's among them
@@ -313,8 +316,7 @@ _NAMED_BY_NUMBER = re.compile(r"_\d+$|[a-z]\d|\d[a-z]")
 SHORT = 6  # content words: a statement this brief says one thing, so every word counts
 
 
-@dataclass(frozen=True)
-class Stated:
+class Stated(NamedTuple):
     claims: tuple[Claim, ...]
     short: bool
 
@@ -341,8 +343,8 @@ def unquoted(text: str) -> str:
     return match.group(1) if match else text
 
 
-_LABEL = re.compile(r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S")
-_PERSONAL = re.compile(r"\b(?:i|me|my|we|us|our|you|your)\b", re.I)
+_LABEL = r"^\s*([A-Za-z][\w '()/.-]{0,50}?):\s+\S"  # compiled when first used, as `_BREAK` is
+_PERSONAL = r"(?i)\b(?:i|me|my|we|us|our|you|your)\b"
 MAX_LABEL_WORDS = 5  # "Python version for the project" is a label; a longer lead-in is a sentence
 
 
@@ -350,8 +352,8 @@ def label(text: str) -> str | None:
     """The short label a statement opens with ("Team database: PostgreSQL 16" → "Team
     database"), which names its subject; None when there is none. Not a time (17:00), a URL,
     a quoted error message, or a lead-in ("Quick brain dump for you: …")."""
-    match = _LABEL.match(unquoted(text))
-    if match is None or _PERSONAL.search(match.group(1)) or len(match.group(1).split()) > MAX_LABEL_WORDS:
+    match = re.match(_LABEL, unquoted(text))
+    if match is None or re.search(_PERSONAL, match.group(1)) or len(match.group(1).split()) > MAX_LABEL_WORDS:
         return None
     return match.group(1)
 
@@ -366,8 +368,8 @@ def disagree(new: Stated, old: Stated, asked: frozenset[str] = frozenset()) -> b
     short = new.short and old.short
     for o in old.claims:
         now = {n.value for n in new.claims if same_subject(n, o, short, asked)}
-        before = {c.value for c in old.claims if c is o or same_subject(c, o, short, asked)}
-        if now and not now & before:
+        # The values `old` gives the subject are read only when `new` gives it some: most pairs share none.
+        if now and not now & {c.value for c in old.claims if c is o or same_subject(c, o, short, asked)}:
             return True
     return False
 
@@ -395,7 +397,7 @@ def outdated(statements: Sequence[tuple[str, datetime]], query: str | None = Non
     With a `query`, only subjects the query asks about count: a reader asking about pages
     read wants the newest page, and nothing else the excerpts mention is judged.
     """
-    if query is not None and _EARLIER.search(query):
+    if query is not None and re.search(_EARLIER, query):
         return set()  # "my previous best", "in the first three months": the old value is the answer
     asked = _asked(query)
     parsed = [_about(stated(text), asked) for text, _ in statements]
@@ -407,22 +409,37 @@ def outdated(statements: Sequence[tuple[str, datetime]], query: str | None = Non
     return stale
 
 
-_EARLIER = re.compile(
-    r"\b(?:previous|previously|earlier|before|first|initially|originally|used to|at first|at the start|"
-    r"when i (?:just )?started|old|former|formerly|last time|prior)\b", re.I)
+_EARLIER = (r"(?i)\b(?:previous|previously|earlier|before|first|initially|originally|used to|at first|at the start|"
+            r"when i (?:just )?started|old|former|formerly|last time|prior)\b")  # compiled when first used (`_BREAK`)
 
 
 def _sharing_a_unit(parsed: Sequence[Stated]) -> dict[int, set[int]]:
-    """For each statement, the others with a claim of the same unit: only they can disagree."""
-    by_unit: dict[str, set[int]] = {}
+    """For each statement, the others with a claim that may be of a subject of one of its own:
+    only they can disagree. That is `same_subject`'s first test: the two claims share a unit
+    other than a shape, or share a shape and one of them has no other unit. Nearly every
+    number has the shape `#`, so without the test every statement with one would be judged
+    against every other."""
+    by_unit: dict[str, set[int]] = {}  # a named unit, or a shape: the statements with a claim of it
+    only_shapes: dict[str, set[int]] = {}  # a shape: the statements with a claim of no other unit
     for i, statement in enumerate(parsed):
-        for unit in {u for c in statement.claims for u in c.unit}:
-            by_unit.setdefault(unit, set()).add(i)
+        for claim in statement.claims:
+            for unit in claim.unit:
+                by_unit.setdefault(unit, set()).add(i)
+            if claim.unit <= _SHAPES:
+                for shape in claim.unit:
+                    only_shapes.setdefault(shape, set()).add(i)
     rivals: dict[int, set[int]] = {}
-    for group in by_unit.values():
-        for i in group:
-            rivals.setdefault(i, set()).update(group - {i})
+    for unit, group in by_unit.items():
+        _pair(rivals, only_shapes.get(unit, set()) if unit in _SHAPES else group, group)
     return rivals
+
+
+def _pair(rivals: dict[int, set[int]], these: set[int], those: set[int]) -> None:
+    """Make each of `these` a rival of each of `those`, and the other way round."""
+    for i in these:
+        rivals.setdefault(i, set()).update(those - {i})
+    for i in those:
+        rivals.setdefault(i, set()).update(these - {i})
 
 
 def _asked(query: str | None) -> frozenset[str] | None:

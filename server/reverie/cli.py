@@ -9,25 +9,27 @@ never break Claude Code.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, get_args
-
-import anyio
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeAlias, cast, get_args
 
 from reverie import __version__, hooks
 from reverie.config import Settings, is_server_url
 from reverie.errors import InvalidInput, ReverieError
+from reverie.hooks import on_event_loop
 
-# The service, the reports, the transcript reader and the models (pydantic) are imported by
-# the commands that use them, not here: the Claude Code hooks (`reverie.hooks`) start a
-# process at every session start and end and should pay only for what they run.
+# The service, the reports, the transcript reader, the models (pydantic), the event loop
+# (anyio, with inspect, ast and tokenize under it) and argparse are imported by the
+# functions that use them, not here: the Claude Code hooks (`reverie.hooks`) start a process
+# at every session start and end and should pay only for what they run.
 if TYPE_CHECKING:
+    import argparse
+
     from pydantic import BaseModel
 
     from reverie import claude_transcript
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             return hook(args)
         if getattr(args, "drain_spool", False):
             return drain_spool(args)
-        anyio.run(_run, args)
+        on_event_loop(_run, args)
     except ReverieError as error:
         print(f"reverie: {error.terminal or error}", file=sys.stderr)
         return 1
@@ -176,48 +178,62 @@ def hook(args: argparse.Namespace) -> int:
 
 
 def hook_arguments(argv: list[str] | None) -> argparse.Namespace | None:
-    """A Claude Code hook's command line, read by a parser of the hooks' options alone.
+    """A Claude Code hook's command line, read without argparse.
 
-    Building every command's parser takes ~15 ms, paid at every session start and end.
-    None for any other command line, and for one this parser reads otherwise than the
-    full one might (an unknown or abbreviated option, a FILE, --help): the full parser
-    then reads it, and errs as it does.
+    Loading argparse and building even a small parser takes ~10 ms (every argument looks up
+    the terminal's width, loading shutil; every message its translation), paid at every
+    session start and end. This reads the plain spellings of the hooks' options alone.
+    Anything else — an unknown or abbreviated option, a FILE, --help, "--", a value that
+    starts with "-" (argparse's rules for those are not repeated here) — makes it answer
+    None, and the full parser reads the line, and errs, as it does. A test holds the two
+    to the same reading.
     """
     argv = sys.argv[1:] if argv is None else argv
-    if "--claude-code-hook" not in argv or {"-h", "--help", "--version"} & set(argv):
+    if "--claude-code-hook" not in argv:
         return None
-    top = _HookParser(prog="reverie", add_help=False, allow_abbrev=False)
-    top.add_argument("--db")
-    top.add_argument("--agent")
-    sub = top.add_subparsers(dest="command", required=True)
-    _hook_command(sub, "log", hooks.LOG_TIMEOUT).set_defaults(file=None)  # a FILE goes to the full parser
-    recall = _hook_command(sub, "recall", hooks.RECALL_TIMEOUT)
-    recall.add_argument("--query")
-    recall.add_argument("--budget", type=int, default=hooks.RECALL_BUDGET)
+    read: dict[str, Any] = {"db": None, "agent": None}
+    options, words = _GLOBAL_OPTIONS, iter(argv)
+    for word in words:
+        if "command" not in read and word in _HOOK_OPTIONS:
+            read["command"], options = word, _HOOK_OPTIONS[word]
+        elif word == "--claude-code-hook" and "command" in read:
+            read["claude_code_hook"] = True
+        elif not _read_option(word, words, options, read):
+            return None
+    if not read.get("claude_code_hook"):
+        return None
+    # Read attribute by attribute, as the full parser's Namespace is; argparse stays unloaded.
+    return cast("argparse.Namespace", SimpleNamespace(**{**_HOOK_DEFAULTS[read["command"]], **read}))
+
+
+def _read_option(word: str, words: Iterator[str], options: dict[str, Callable[[str], Any]],
+                 read: dict[str, Any]) -> bool:
+    """Read `--name=value` or `--name value` into `read`; False if `word` is no option here, or its value is unfit."""
+    name, equals, value = word.partition("=")
+    if name not in options:
+        return False
+    if not equals:
+        value = next(words, "-")
+        if value.startswith("-"):
+            return False
     try:
-        return top.parse_args(argv)
-    except _NotAHookLine:
-        return None
+        read[name.removeprefix("--")] = options[name](value)
+    except ValueError:  # --timeout soon
+        return False
+    return True
 
 
-def _hook_command(sub: argparse._SubParsersAction[_HookParser], name: str, timeout: float) -> _HookParser:
-    command = sub.add_parser(name, add_help=False, allow_abbrev=False)
-    command.add_argument("--db", default=argparse.SUPPRESS)  # as `global_options`: absent, the value before stands
-    command.add_argument("--agent", default=argparse.SUPPRESS)
-    command.add_argument("--claude-code-hook", action="store_true")
-    command.add_argument("--timeout", type=float, default=timeout)
-    return command
-
-
-class _NotAHookLine(Exception):
-    pass
-
-
-class _HookParser(argparse.ArgumentParser):
-    """Raises instead of printing usage and exiting: a line it cannot read goes to the full parser."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _NotAHookLine(message)
+# The hooks' options, as `_log_parser` and `_recall_parser` define them; --db and --agent may
+# come before the command and after it (where they override), as `global_options` makes them.
+_GLOBAL_OPTIONS: dict[str, Callable[[str], Any]] = {"--db": str, "--agent": str}
+_HOOK_OPTIONS: dict[str, dict[str, Callable[[str], Any]]] = {
+    "log": {**_GLOBAL_OPTIONS, "--timeout": float},
+    "recall": {**_GLOBAL_OPTIONS, "--timeout": float, "--query": str, "--budget": int},
+}
+_HOOK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "log": {"timeout": hooks.LOG_TIMEOUT, "file": None},
+    "recall": {"timeout": hooks.RECALL_TIMEOUT, "query": None, "budget": hooks.RECALL_BUDGET},
+}
 
 
 def drain_spool(args: argparse.Namespace) -> int:
@@ -226,7 +242,7 @@ def drain_spool(args: argparse.Namespace) -> int:
     settings = Settings.resolve(args.db, hooks.DEFAULT_AGENT)  # each item names its own agent
     waiting = len(hooks.spooled(settings.db_path))
     try:
-        drained = anyio.run(hooks.drain, settings)
+        drained = on_event_loop(hooks.drain, settings)
     except Exception as error:  # the top-level handler: a locked or unreadable database leaves every item spooled
         print(f"reverie: the spooled sessions stay in {hooks.spool_dir(settings.db_path)} "
               f"({type(error).__name__}: {error}); run this again later.", file=sys.stderr)
@@ -509,7 +525,7 @@ def doctor(args: argparse.Namespace) -> int:
     """Check the database as it is (never created, never migrated); 1 when anything is wrong."""
     from reverie.service import maintenance  # the checks: loaded only for doctor and backup
 
-    report = anyio.run(maintenance.diagnose, Settings.resolve(args.db, args.agent).database, args.since)
+    report = on_event_loop(maintenance.diagnose, Settings.resolve(args.db, args.agent).database, args.since)
     emit(args, report, report.markdown())
     if not report.healthy:
         print(f"reverie: {report.database} has {report.problem_count} problem(s); see the report.", file=sys.stderr)
@@ -522,7 +538,7 @@ def backup(args: argparse.Namespace) -> int:
 
     settings = Settings.resolve(args.db, args.agent)
     with progress(args, f"Backing up {settings.shown}…"):
-        result = anyio.run(maintenance.back_up, settings.database, args.path)
+        result = on_event_loop(maintenance.back_up, settings.database, args.path)
     emit(args, result, result.markdown())
     if not result.check.healthy:
         checked = "the database it was taken from" if result.restore else "the backup"
@@ -536,14 +552,14 @@ def migrate(args: argparse.Namespace) -> int:
     from reverie.service import migration
 
     if args.source is None and args.target is None:
-        upgraded = anyio.run(migration.upgrade, Settings.resolve(args.db, args.agent).database)
+        upgraded = on_event_loop(migration.upgrade, Settings.resolve(args.db, args.agent).database)
         emit(args, upgraded, upgraded.markdown())
         return 0
     if args.source is None or args.target is None or args.db:
         raise InvalidInput("To copy a SQLite memory onto PostgreSQL, give both --from and --to (and no --db): "
                            "reverie migrate --from SQLITE_FILE --to postgresql://user@host/database")
     with progress(args, f"Copying {args.source}…"):
-        moved = anyio.run(migration.move, args.source, args.target)
+        moved = on_event_loop(migration.move, args.source, args.target)
     emit(args, moved, moved.markdown())
     if not moved.check.healthy:
         print(f"reverie: the copy on {moved.target} failed its check; see the report.", file=sys.stderr)
@@ -565,6 +581,8 @@ AGENT_HELP = "agent id (default: $REVERIE_AGENT_ID, else 'default')"
 def global_options(*, agent: bool = True) -> argparse.ArgumentParser:
     """--db and --agent, for every subcommand too, so `reverie show --db X` works like
     `reverie --db X show`. SUPPRESS: absent after the subcommand, the value before it stands."""
+    import argparse
+
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
     if agent:  # `token add` has an --agent of its own: the agent the token speaks for
@@ -573,6 +591,8 @@ def global_options(*, agent: bool = True) -> argparse.ArgumentParser:
 
 
 def parser() -> argparse.ArgumentParser:
+    import argparse
+
     top = argparse.ArgumentParser(prog="reverie", description="A memory for AI agents that dreams.")
     top.add_argument("--version", action="version", version=f"reverie {__version__}")
     top.add_argument("--db", help=DB_HELP)
@@ -689,6 +709,8 @@ examples:
 
 
 def _log_parser(sub: Subcommands) -> None:
+    import argparse
+
     log_cmd = _command(sub, "log", "log a transcript: JSON turns, plain text, or a Claude Code JSONL file "
                                    "(under its own session id: logging it again stores only what is new)",
                        epilog=LOG_FORMATS, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -759,6 +781,8 @@ def _apply_parser(sub: Subcommands) -> None:
 
 
 def _checkup_parsers(sub: Subcommands) -> None:
+    import argparse
+
     check = _command(sub, "doctor", "check the database: SQLite's or PostgreSQL's integrity, guards, search index, "
                                     "revision log, transcript hashes, ledger; prints a checkpoint to keep")
     check.add_argument("--json", action="store_true", help="print JSON")

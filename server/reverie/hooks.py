@@ -67,17 +67,16 @@ the two ways to the same text, rows and read counts (`tests/test_hooks_direct.py
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar
 
 from reverie import config
 from reverie.clock import as_utc, utcnow
@@ -117,32 +116,33 @@ class HookTimeout(Exception):
     """The database did not answer within the hook's time limit."""
 
 
-@dataclass(frozen=True)
-class HookInput:
+# The records below are NamedTuples (and `Drained` a plain class), not dataclasses: defining
+# a dataclass takes ~0.5 ms, paid by every hook process for each.
+class HookInput(NamedTuple):
     """The fields of Claude Code's hook input that Reverie uses; `sent` keeps the whole object, the rest unread."""
 
-    session_id: str = ""
-    transcript_path: str | None = None
-    cwd: str | None = None
-    hook_event_name: str | None = None
-    sent: dict[str, Any] = field(default_factory=dict, compare=False)
+    session_id: str
+    transcript_path: str | None
+    cwd: str | None
+    hook_event_name: str | None
+    sent: dict[str, Any]
 
     @classmethod
     def of(cls, sent: dict[str, Any]) -> HookInput:
         """The fields of `sent`, each a string if present: HookInputError if not (null counts
-        as absent, but for session_id)."""
+        as absent, but for session_id, which is "" when absent)."""
         for name in _HOOK_FIELDS:
             if name in sent and not (isinstance(sent[name], str) or (sent[name] is None and name != "session_id")):
                 raise HookInputError(f"the hook input lacks what a Claude Code hook sends: Input should be a valid "
                                      f"string ({name}).")
-        return cls(**{name: sent[name] for name in _HOOK_FIELDS if name in sent}, sent=sent)
+        return cls(sent.get("session_id", ""), sent.get("transcript_path"), sent.get("cwd"), sent.get("hook_event_name"),
+                   sent)
 
 
 _HOOK_FIELDS = ("session_id", "transcript_path", "cwd", "hook_event_name")
 
 
-@dataclass(frozen=True)
-class SpoolItem:
+class SpoolItem(NamedTuple):
     """One ended session waiting to be logged: the hook input and a copy of its transcript."""
 
     hook: HookInput
@@ -166,8 +166,7 @@ class SpoolItem:
         return cls(HookInput.of(data["hook"]), data["agent_id"], data["transcript"], data["spooled_at"])
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     """A transcript just logged: the part stored (its session, turns and secrets redacted), and
     how many of the transcript's lines could not be read."""
 
@@ -181,12 +180,12 @@ class Stored:
         return f"Reverie: logged {self.turns} turns to {self.session_id}{unread}."
 
 
-@dataclass
 class Drained:
     """What a drain of the spool did."""
 
-    logged: list[Stored] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)  # (where the item now is, why)
+    def __init__(self) -> None:
+        self.logged: list[Stored] = []
+        self.failed: list[tuple[Path, str]] = []  # (where the item now is, why)
 
     def logged_lines(self) -> list[str]:
         return [stored.line() for stored in self.logged]
@@ -614,6 +613,8 @@ def session_key(raw: str) -> str:
     """Claude Code's session id if Reverie accepts it as one, else `cc-` and a safe, still unique spelling."""
     if config.IDENTIFIER.fullmatch(raw) and len(raw) <= BASE_ID_CHARS:
         return raw
+    import hashlib  # OpenSSL's, ~3 ms to load: here, for the rare id that needs it
+
     safe = _UNSAFE.sub("-", raw).strip("-.")[:BASE_ID_CHARS - 12]
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
     return f"cc-{safe}-{digest}" if safe else f"cc-{digest}"

@@ -15,7 +15,6 @@ its path>` (`claimed_key`). The database remembers which root has which key
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -40,5 +39,7 @@ def claimed_key(root: Path, holder: str | None) -> str:
     base = base_key(root)
     if holder is None or holder == str(root):
         return base
+    import hashlib  # OpenSSL's, ~3 ms to load: only a second root of one name needs it, not every hook
+
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:6]
     return f"{base[:KEY_CHARS - 7]}-{digest}"

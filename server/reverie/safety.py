@@ -25,8 +25,6 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
-from reverie.confusables import skeleton
-
 if TYPE_CHECKING:  # module attributes built on first access (`__getattr__` below)
     SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...]  # (kind, pattern), applied in this order
     INJECTION_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...]
@@ -241,12 +239,26 @@ def _trie(words: list[str]) -> str:
 
 
 _ALL_LITERALS = sorted({literal for literals in _LITERALS.values() for literal in literals})
-_LITERAL = re.compile(_trie(_ALL_LITERALS))
-# The kinds whose literal starts where this (longest) literal does: it or a prefix of it.
-_KINDS_AT = {
-    found: frozenset(kind for kind, literals in _LITERALS.items() if any(found.startswith(x) for x in literals))
-    for found in _ALL_LITERALS
-}
+
+
+# Built on first use, as the patterns are: a SessionStart hook checks an agent id or two,
+# which `_clues` reads without them (`_SHORT`).
+@functools.cache
+def _literal() -> re.Pattern[str]:
+    return re.compile(_trie(_ALL_LITERALS))
+
+
+@functools.cache
+def _kinds_at() -> dict[str, frozenset[str]]:
+    """The kinds whose literal starts where each (longest) literal does: it or a prefix of it."""
+    return {found: frozenset(kind for kind, literals in _LITERALS.items() if any(found.startswith(x) for x in literals))
+            for found in _ALL_LITERALS}
+
+
+# Up to this length a text is searched for the literals with `in`, one by one: a few µs
+# slower than the trie, but a process that checks only ids and names (a SessionStart hook:
+# its agent id) never spends the ~2 ms building it. A longer text is searched with the trie.
+_SHORT = 64
 
 # Under re.I these four letters match an ASCII one, but str.lower() leaves them alone (or,
 # for İ, adds a combining dot), so a literal test would miss "paſsword: hunter2".
@@ -265,13 +277,16 @@ class _Clues(NamedTuple):
 
 
 def _clues(folded: str) -> _Clues:
-    hits = []
-    for match in _LITERAL.finditer(folded):
+    if len(folded) <= _SHORT and not any(literal in folded for literal in _ALL_LITERALS):
+        return _Clues(folded, [], frozenset())
+    hits, literal = [], _literal()
+    for match in literal.finditer(folded):
         hits.append((match.start(), match.group()))
         # finditer resumes after the match, but a literal may start inside it ("sk-----begin ").
         hits += [(at, inner.group()) for at in range(match.start() + 1, match.end())
-                 if (inner := _LITERAL.match(folded, at))]
-    return _Clues(folded, hits, frozenset().union(*(_KINDS_AT[found] for _, found in hits)))
+                 if (inner := literal.match(folded, at))]
+    kinds_at = _kinds_at()
+    return _Clues(folded, hits, frozenset().union(*(kinds_at[found] for _, found in hits)))
 
 
 # The two generic patterns are the slow ones (every word start is a candidate) and prose
@@ -281,24 +296,30 @@ _HEX_DIGITS = bytes.maketrans(b"0123456789abcdef", b"x" * 16)
 _FORTY_HEX = b"x" * 40
 # _SECRET_WORD is lowercase: without re.I it matches the folded text just as the pattern,
 # under re.I, matches the original.
-_ASSIGNED = re.compile(rf"{_SECRET_WORD}{_SECRET_SUFFIX}[\"']?(?:[ \t]*[=:]|[ \t]+is[ \t])")  # key=, key:, key is
-_BARE = re.compile(rf"{_SECRET_WORD}{_SECRET_SUFFIX}[\"']?[ \t]")  # after a prefix: client_secret abc123
+_ASSIGNED = rf"{_SECRET_WORD}{_SECRET_SUFFIX}[\"']?(?:[ \t]*[=:]|[ \t]+is[ \t])"  # key=, key:, key is
+_BARE = rf"{_SECRET_WORD}{_SECRET_SUFFIX}[\"']?[ \t]"  # after a prefix: client_secret abc123
 
 
 # Shapes that every match has at the position of one of its kind's literals: a turn that
 # mentions "cookies", "authorization" or a `--flag` runs those patterns only when the shape is there.
 _SHAPE_AT = {
-    "cli_password": re.compile(r"--(?:[a-z0-9]+-){0,3}(?:pass|token|secret|api-?key|access-key)"
-                               r"|-u(?:ser)?[ \t]+[\"']?[^\s:'\"]+:|mysql|mariadb|sshpass|docker[ \t]+login"),
-    "cookie_header": re.compile(r"cookie[\"']?[ \t]*:"),
-    "authorization_header": re.compile(r"authorization[\"']?[ \t]*[:=]"),
-    "netrc_password": re.compile(r"(?:machine|default|login)\b[^\n]{0,200}?[ \t]password[ \t]"),
+    "cli_password": r"--(?:[a-z0-9]+-){0,3}(?:pass|token|secret|api-?key|access-key)"
+                    r"|-u(?:ser)?[ \t]+[\"']?[^\s:'\"]+:|mysql|mariadb|sshpass|docker[ \t]+login",
+    "cookie_header": r"cookie[\"']?[ \t]*:",
+    "authorization_header": r"authorization[\"']?[ \t]*[:=]",
+    "netrc_password": r"(?:machine|default|login)\b[^\n]{0,200}?[ \t]password[ \t]",
 }
 
 
+@functools.cache
+def _compiled(source: str) -> re.Pattern[str]:
+    """A shape (or `_INVISIBLE`) compiled on first use: many processes never need one."""
+    return re.compile(source)
+
+
 def _has_shape_at(kind: str, clues: _Clues) -> bool:
-    shape = _SHAPE_AT[kind]
-    return any(shape.match(clues.folded, at) for at, found in clues.hits if kind in _KINDS_AT[found])
+    shape, kinds_at = _compiled(_SHAPE_AT[kind]), _kinds_at()
+    return any(shape.match(clues.folded, at) for at, found in clues.hits if kind in kinds_at[found])
 
 
 def _has_shape(kind: str, clues: _Clues) -> bool:
@@ -307,21 +328,21 @@ def _has_shape(kind: str, clues: _Clues) -> bool:
     if kind == "hex_secret":  # 40 hex digits in a row (a bytes table is ~10x faster than re here)
         return _FORTY_HEX in clues.folded.encode().translate(_HEX_DIGITS)
     if kind == "secret_assignment":  # looked for only where a secret word starts
-        folded = clues.folded
-        return any(_ASSIGNED.match(folded, at) or (folded[at - 1 : at] in ("_", "-") and _BARE.match(folded, at))
-                   for at, found in clues.hits if kind in _KINDS_AT[found])
+        folded, assigned, bare, kinds_at = clues.folded, _compiled(_ASSIGNED), _compiled(_BARE), _kinds_at()
+        return any(assigned.match(folded, at) or (folded[at - 1 : at] in ("_", "-") and bare.match(folded, at))
+                   for at, found in clues.hits if kind in kinds_at[found])
     return True
 
 
 # Characters that render as nothing. Between two visible ASCII characters they serve no
 # script (joiners in emoji and Persian, direction marks in Hebrew sit beside non-ASCII), and
 # one inside a key would split it past every pattern, so they go before anything is matched.
-_INVISIBLE = re.compile("(?<=[!-~])[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]+(?=[!-~])")
+_INVISIBLE = "(?<=[!-~])[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]+(?=[!-~])"
 
 
 def visible(text: str) -> str:
     """`text` without the invisible characters hidden inside ASCII words (keys, passwords)."""
-    return text if text.isascii() else _INVISIBLE.sub("", text)
+    return text if text.isascii() else _compiled(_INVISIBLE).sub("", text)
 
 
 def redact(text: str) -> tuple[str, int]:
@@ -371,7 +392,7 @@ def may_hold_secret(text: str) -> bool:
     """False only when `text` holds none of the literals every secret pattern needs, so that
     `redact` would return it unchanged: a cheap test for text that a caller would otherwise
     take apart before redacting (a transcript's JSON line)."""
-    return bool(_LITERAL.search(_folded(visible(text))))
+    return bool(_literal().search(_folded(visible(text))))
 
 
 def holds_secret(text: str) -> bool:
@@ -537,5 +558,7 @@ def __getattr__(name: str) -> object:
 
 
 def _forms(text: str) -> tuple[str, ...]:
+    from reverie.confusables import skeleton  # here: most processes screen nothing (the hooks)
+
     folded = skeleton(text)
     return (text,) if folded == text else (text, folded)

@@ -202,7 +202,7 @@ def _current(entries: list[direct.Entry], notes: list[direct.Note]) -> tuple[lis
     """As `recall._current`: without what a newer entry or note replaces."""
     statements: list[tuple[Any, str, tuple[int, int]]] = sorted(  # (moment, text, which): see recall._current
         [((e.observed_at, "", -1, 0), e.content, (0, i)) for i, e in enumerate(entries)]
-        + [((n.created_at, n.session_id, -1, n.index), n.content, (1, i)) for i, n in enumerate(notes)],
+        + [((n.created_at, n.session_id, -1, n.idx), n.content, (1, i)) for i, n in enumerate(notes)],
         key=lambda statement: statement[0],
     )
     stale = {statements[i][2] for i in claims.outdated([(text, key) for key, text, _ in statements])}

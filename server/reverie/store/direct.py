@@ -21,15 +21,13 @@ after these statements were checked against it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypeVar
 
 from reverie.clock import from_iso, to_iso
 from reverie.projects import base_key, claimed_key
@@ -48,9 +46,11 @@ SCHEMA = frozenset({
 })
 BUSY_TIMEOUT_S = 10.0  # store.database.BUSY_TIMEOUT_MS
 
+# The records are NamedTuples: a frozen dataclass takes ~0.5 ms to define (it compiles its
+# methods), paid by every hook process for each.
 
-@dataclass(frozen=True)
-class Session:
+
+class Session(NamedTuple):
     """An ended session, as a recap line shows it."""
 
     id: str
@@ -60,8 +60,7 @@ class Session:
     started_at: datetime
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """An active memory, as `read_memory` shows it."""
 
     id: str
@@ -71,16 +70,16 @@ class Entry:
     observed_at: datetime
 
 
-@dataclass(frozen=True)
-class Note:
+class Note(NamedTuple):
+    """A note of the agent's that no dream has reviewed yet, as `read_memory` shows it."""
+
     session_id: str
-    index: int
+    idx: int  # its place among the session's notes (`models.NoteEntry.index`; a tuple's `index` is a method)
     content: str
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class Notice:
+class Notice(NamedTuple):
     """A dream proposal awaiting the user's review."""
 
     proposal_id: str
@@ -170,8 +169,7 @@ def pending_notes(look: Look, agent_id: str, project: str | None, limit: int = 2
     return [Note(r[0], r[1], r[2], _moment(r[3])) for r in rows]
 
 
-@dataclass(frozen=True)
-class FirstPart:
+class FirstPart(NamedTuple):
     """A conversation nothing of which is stored yet, its turns redacted, as one call of
     `service.ingest.log` stores it: a new session, ended."""
 
@@ -225,6 +223,8 @@ def _append_events(look: Look, session_id: str, turns: Sequence[Said]) -> None:
 
 def chain_hash(previous: str, turns: Sequence[Said]) -> str:
     """As `service.ingest.chain_hash`: sha256 chained over the turns (a test holds the two to the same hex)."""
+    import hashlib  # here and in `digest`: OpenSSL's takes ~3 ms to load, and SessionStart writes no digest
+
     digest = previous
     for turn in turns:
         tool_name = "null" if turn.tool_name is None else _quote(turn.tool_name)
@@ -235,12 +235,17 @@ def chain_hash(previous: str, turns: Sequence[Said]) -> str:
 
 
 DIGEST_FUNCTION = "reverie_digest"
+# What `json.dumps(values, ensure_ascii=False, separators=(",", ":"))` would build at every call:
+# the ledger's triggers call `digest` for every row written, 200 times for a 200-turn session.
+_DIGEST_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def digest(*values: object) -> str:
     """As `store.ledger.digest`, which the ledger's triggers call (a test holds the two to the same hex)."""
+    import hashlib
+
     plain = [{"blob": v.hex()} if isinstance(v, bytes) else v for v in values]
-    return hashlib.sha256(json.dumps(plain, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(_DIGEST_JSON.encode(plain).encode()).hexdigest()
 
 
 @contextlib.contextmanager
