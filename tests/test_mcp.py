@@ -10,6 +10,7 @@ import pytest
 from conftest import call
 from mcp import MCPError
 from mcp_types import INVALID_PARAMS
+from reverie.models import Episode, MemoryEntry, MemoryView, NoteEntry, PendingNotice
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
@@ -72,6 +73,39 @@ async def test_the_whole_loop_log_read_propose_apply_read_revert_read(client):
     await call(client, "revert_dream", proposal_id=proposal["id"])
     reverted = await call(client, "read_memory")
     assert reverted["entries"] == [] and len(reverted["notes"]) == 2
+
+
+READ_ROWS = {"entries": MemoryEntry, "notes": NoteEntry, "episodes": Episode, "pending_proposals": PendingNotice}
+
+
+async def test_read_memorys_output_schema_names_its_items_fields_instead_of_typing_each(client):
+    # The python client checks every result against it with jsonschema, which descends into
+    # each field of each item: typed field by field, a read's checking outlasted a no-op's round trip.
+    (tool,) = [tool for tool in (await client.list_tools()).tools if tool.name == "read_memory"]
+    schema = tool.output_schema
+    assert "$defs" not in schema and set(READ_ROWS) <= set(schema["required"])
+    for name, row in READ_ROWS.items():
+        item = schema["properties"][name]["items"]
+        assert item.keys() == {"type", "required", "description"} and item["type"] == "object"
+        assert item["required"] == list(row.model_fields)
+        assert all(f"{field} (" in item["description"] for field in row.model_fields)
+
+
+async def test_read_memorys_structured_result_still_holds_every_field_of_every_item(client):
+    await call(client, "log_session", transcript=turns("Which database?", "PostgreSQL 16."),
+               notes=["Team database: PostgreSQL 16"])
+    applied = await call(client, "propose_dream", engine="heuristic")
+    await call(client, "apply_dream", proposal_id=applied["id"], approve="all")
+    await call(client, "log_session", transcript=turns("The database backup runs at 02:00", "Noted."),
+               notes=["Database backups run nightly at 02:00"])
+    await call(client, "propose_dream", engine="heuristic")
+
+    view = await call(client, "read_memory", query="database backup")
+
+    assert all(view[name] for name in READ_ROWS), view  # one of each, at least
+    for name, row in READ_ROWS.items():
+        assert all(item.keys() == row.model_fields.keys() for item in view[name])
+    assert MemoryView.model_validate(view).model_dump(mode="json") == view  # every value typed as the model says
 
 
 async def test_text_content_is_markdown_for_the_model_not_a_json_dump(client):

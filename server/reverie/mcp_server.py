@@ -2,7 +2,9 @@
 
 Tools stay thin (parse → service → result). Each returns its pydantic model as
 `structuredContent` (so clients get an `outputSchema`) and, as text, the markdown a
-model or a person should read rather than a JSON dump. The tool descriptions are the
+model or a person should read rather than a JSON dump. read_memory's schema names the
+fields of its listed items rather than typing each (`models.FieldsNamed`): clients check
+every result against it, and it is the call agents make most. The tool descriptions are the
 agent's manual: when to call each, and to ask the user before `apply_dream`.
 
 Every request is made on behalf of an `Identity`, resolved once per request by the

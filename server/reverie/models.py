@@ -8,9 +8,10 @@ hands back are all these pydantic models, so MCP clients get an `outputSchema` a
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
 
 Role = Literal["user", "assistant", "tool", "system"]
 Outcome = Literal["success", "failure", "partial", "unknown"]
@@ -150,6 +151,8 @@ class MemoryEntry(Model):
 
 
 class NoteEntry(Model):
+    """A note logged since the last applied dream."""
+
     session_id: str
     index: int = Field(description="Its place among the session's notes: the later of two written together is the newer.")
     content: str
@@ -167,19 +170,52 @@ class Episode(Model):
 
 
 class PendingNotice(Model):
+    """A dream proposal waiting for the user's review."""
+
     proposal_id: str
     created_at: datetime
     operations: int
     flagged: int
 
 
+class FieldsNamed:
+    """A list field's JSON schema that names its items' fields rather than typing each one.
+
+    The MCP python client checks `structuredContent` against the tool's `outputSchema` with
+    `jsonschema` on every call, descending into every field of every item: for the few dozen
+    entries, notes and excerpts of a read, that took longer than a no-op tool's whole round
+    trip over stdio. Declared like this, each item must be an object holding every field
+    (each named, with its type and meaning, in the item's description), which checks in a
+    tenth of the time. The values are the model's, which pydantic validates fully as before.
+    """
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        item = handler.resolve_ref_schema(handler(core_schema)["items"])
+        fields = ", ".join(f"{name} ({_kind(field)}{': ' + field['description'].rstrip('.') if 'description' in field else ''})"
+                           for name, field in item["properties"].items())
+        about = f"{item['description']} " if "description" in item else ""
+        return {"type": "array", "items": {"type": "object", "required": item.get("required", []),
+                                           "description": f"{about}Fields: {fields}."}}
+
+
+def _kind(field: dict[str, Any]) -> str:
+    if "enum" in field:
+        return " | ".join(field["enum"])
+    if "anyOf" in field:
+        return " or ".join(_kind(option) for option in field["anyOf"])
+    if field.get("type") == "array":
+        return f"list of {_kind(field.get('items', {}))}"
+    return str(field.get("format", field.get("type", "any")))
+
+
 class MemoryView(Model):
     """What an agent loads at session start."""
 
-    entries: list[MemoryEntry]
-    notes: list[NoteEntry] = Field(description="Notes logged since the last applied dream.")
-    episodes: list[Episode] = Field(description="Matching excerpts of past sessions (only with a query).")
-    pending_proposals: list[PendingNotice]
+    entries: Annotated[list[MemoryEntry], FieldsNamed()]
+    notes: Annotated[list[NoteEntry], FieldsNamed()] = Field(description="Notes logged since the last applied dream.")
+    episodes: Annotated[list[Episode], FieldsNamed()] = Field(
+        description="Matching excerpts of past sessions (only with a query).")
+    pending_proposals: Annotated[list[PendingNotice], FieldsNamed()]
     budget_tokens: int
     tokens_used: int
     truncated: bool = Field(description="True when entries were left out to fit the budget.")
