@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import socket
 import sys
+from datetime import UTC, datetime
 
+import anyio
 import pytest
+from conftest import memory_entry, remember
+from reverie.clock import to_iso
 from reverie.config import Settings
 from reverie.errors import InvalidInput, Unreachable
 from reverie.models import Turn
-from reverie.store import open_database
+from reverie.service.ingest import chain_hash
+from reverie.store import ledger, memories, open_database, sessions
+from reverie.store.database import Refused
 from reverie.store.postgres import translate
 
 pytestmark = pytest.mark.anyio
@@ -60,3 +66,102 @@ async def test_a_nul_character_is_kept_as_a_replacement_mark_on_either_backend(r
                                        notes=["build id\x00 7f3a"])
     stored = (await reverie.read_memory(query="build id")).notes
     assert logged.events_added == 1 and [n.content for n in stored] == ["build id\ufffd 7f3a"]
+
+
+# --- rows many at a time go in by COPY (`PostgresDatabase.executemany`) --------------------------
+
+AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+# What COPY's text format escapes or could misread: tabs, line ends, backslashes, `\N` (its NULL)
+# and `\.` (its end of data), beside quotes, placeholders and text beyond ASCII.
+AWKWARD = [
+    Turn(role="user", content="tab\there, new\nline, cr\r, a backslash \\ and \\N and \\. alone", timestamp=AT),
+    Turn(role="assistant", content="\\N", tool_name="bash", timestamp=None),
+    Turn(role="tool", content="quotes ' \" and %s ? :name $$ \u2028 naïve – ✓ 😀\t", tool_name="bash", is_error=True,
+         timestamp=AT),
+    Turn(role="system", content="\\\\server\\share\\", timestamp=AT),
+]
+NOTES = [("a note\twith a tab \\N", AT), ("\\.", AT)]
+
+
+def _event_rows(session_id: str) -> list[tuple]:
+    return [(session_id, i, t.role, t.content, t.tool_name, int(t.is_error), to_iso(t.timestamp) if t.timestamp else None)
+            for i, t in enumerate(AWKWARD)]
+
+
+async def _copied_and_inserted(url: str) -> tuple[list, list, dict]:
+    """The AWKWARD turns and NOTES stored twice: by `append_events`/`append_notes` (COPY) and by
+    one INSERT a row; then every event, note and ledger entry."""
+    async with open_database(url) as db:
+        async with db.transaction():
+            for session_id in ("copied", "inserted"):
+                await sessions.create_session(db, session_id, "agent", AT, AT)
+            await sessions.append_events(db, "copied", 0, AWKWARD)
+            await sessions.append_notes(db, "copied", 0, NOTES)
+            for row in _event_rows("inserted"):
+                await db.execute("INSERT INTO events (session_id, idx, role, content, tool_name, is_error, timestamp) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            for i, (text, at) in enumerate(NOTES):
+                await db.execute("INSERT INTO notes (session_id, idx, content, created_at) VALUES (?, ?, ?, ?)",
+                                 ("inserted", i, text, to_iso(at)))
+            for session_id in ("copied", "inserted"):  # as a log does, so the doctor's re-hash of turns holds
+                await sessions.update_session(db, session_id, content_hash=chain_hash("", AWKWARD))
+        events = await db.fetchall("SELECT id, session_id, idx, role, content, tool_name, is_error, timestamp, "
+                                   "search::text FROM events ORDER BY id")
+        notes = await db.fetchall("SELECT id, session_id, idx, content, created_at FROM notes ORDER BY id")
+        logged = {(r[0], r[1]): (r[2], r[3]) for r in await db.fetchall("SELECT kind, key, seq, digest FROM ledger")}
+    return [tuple(r) for r in events], [tuple(r) for r in notes], logged
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_events_and_notes_copied_in_are_stored_and_ledgered_as_inserted_ones_are(database_url, cli):
+    events, notes, logged = anyio.run(_copied_and_inserted, database_url)
+
+    copied, inserted = ([r[1:] for r in events if r[1] == s] for s in ("copied", "inserted"))
+    assert [r[:7] for r in copied] == _event_rows("copied")
+    assert [r[1:] for r in copied] == [r[1:] for r in inserted]  # the same text, flags and search vector
+    assert [r[2:] for r in notes if r[1] == "copied"] == [r[2:] for r in notes if r[1] == "inserted"]
+    assert [r[3] for r in notes if r[1] == "copied"] == [text for text, _ in NOTES]
+    for kind, rows in (("event", events), ("note", notes)):
+        values = [r[:8] for r in rows]
+        assert [logged[(kind, str(v[0]))][1] for v in values] == [ledger.digest(kind, *v) for v in values]
+        copied_seqs = [logged[(kind, str(v[0]))][0] for v in values if v[1] == "copied"]
+        assert copied_seqs == sorted(copied_seqs)  # logged in id order
+    assert cli("doctor", db=database_url).code == 0
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(("content", "refused"), [
+    ("a NUL \x00 in a copied row", InvalidInput), ("a lone surrogate \ud800 in a copied row", InvalidInput),
+], ids=["nul", "surrogate"])
+async def test_a_copied_row_postgresql_cannot_store_is_refused_and_nothing_of_its_copy_is_stored(
+    database_url, content, refused
+):
+    turns = [Turn(role="user", content="fine"), Turn.model_construct(role="user", content=content, tool_name=None,
+                                                                      is_error=False, timestamp=None)]
+    async with open_database(database_url) as db:
+        await sessions.create_session(db, "s", "agent", AT, AT)
+        with pytest.raises(refused):
+            await sessions.append_events(db, "s", 0, turns)
+        with pytest.raises(Refused, match="foreign key"):
+            await sessions.append_events(db, "no such session", 0, turns[:1])
+        await sessions.append_events(db, "s", 0, turns[:1])
+        with pytest.raises(Refused, match="duplicate key"):
+            await sessions.append_events(db, "s", 0, turns[:1])
+        assert [tuple(r) for r in await db.fetchall("SELECT session_id, idx, content FROM events")] == [("s", 0, "fine")]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_refused_rewrite_of_a_memory_changes_nothing_and_archiving_it_keeps_its_search_vector(reverie):
+    # The guard on a memory's fixed columns fires after the update (p004), so that archiving
+    # does not re-derive the search vector; its refusal must still undo the whole statement.
+    await remember(reverie, memory_entry("mem_kept", "Deploys go through the staging cluster first.", AT))
+    columns = "content, valid_to, search::text"
+    before = tuple(await reverie.db.fetchone(f"SELECT {columns} FROM memories WHERE id = 'mem_kept'"))
+    with pytest.raises(Refused, match="keeps its text"):
+        await reverie.db.execute("UPDATE memories SET content = 'rewritten', valid_to = ? WHERE id = 'mem_kept'",
+                                 (to_iso(AT),))
+    assert tuple(await reverie.db.fetchone(f"SELECT {columns} FROM memories WHERE id = 'mem_kept'")) == before
+
+    assert await memories.archive_memory(reverie.db, "mem_kept", "pruned", AT)
+    after = tuple(await reverie.db.fetchone(f"SELECT {columns} FROM memories WHERE id = 'mem_kept'"))
+    assert after == (before[0], to_iso(AT), before[2])

@@ -8,19 +8,29 @@ FTS indexes. The file is kept: it is the base every sized database is copied fro
 Over stdio: the same sessions, each one `log_session` tool call from a real MCP client to
 `reverie serve` on another fresh database, the turns as JSON objects — what an agent's
 end-of-session call costs, with argument validation, the answer and the client's checks.
+
+`python -m bench.perf.ingest [--backend sqlite|postgres] [--repeat N]` measures the in-process
+figure alone (what `python -m bench.perf` reports first), on a new database each time, for
+comparing a change on both backends in a minute rather than a full run.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import tempfile
 import time
+from pathlib import Path
 
+import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from reverie.clock import utcnow
 from reverie.service import open_reverie
 
-from bench.backend import Backend, settings
+from bench.backend import POSTGRES_URL_VARIABLE, Backend, backend_named, settings
 from bench.perf import pin
-from bench.perf.data import SessionData
+from bench.perf.data import SessionData, generate_sessions
 from bench.perf.timing import percentile
 
 
@@ -66,3 +76,30 @@ async def stdio(db: str, sessions: list[SessionData], command: str) -> dict:
     return {"sessions": len(sessions), "events": events, "seconds": round(seconds, 3),
             "events_per_second": round(events / seconds), "call_p50_ms": percentile(per_call, 50),
             "call_p99_ms": percentile(per_call, 99)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf.ingest", description=__doc__.split("\n\n")[-1])
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--postgres-url", default=os.environ.get(POSTGRES_URL_VARIABLE))
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1, help="runs, each on a new database")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    made = generate_sessions(args.sessions, args.turns, args.seed, utcnow())
+    with tempfile.TemporaryDirectory(prefix="reverie-ingest-") as scratch:
+        backend = backend_named(args.backend, Path(scratch), args.postgres_url)
+        try:
+            for run in range(args.repeat):
+                db = backend.new(f"ingest-{run}")
+                figures = anyio.run(measure, backend, db, made)
+                backend.remove(db)
+                print(f"{backend.name}: {figures['events_per_second']:,} events/s ({figures['events']:,} events in "
+                      f"{figures['seconds']} s; call p50 {figures['call_p50_ms']:.1f} ms), load {os.getloadavg()[0]:.2f}")
+        finally:
+            backend.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -331,9 +331,35 @@ p003_search_stays_fast = [
     "ALTER INDEX events_search SET (gin_pending_list_limit = 256)",
 ]
 
+# --- p004: cheaper triggers ---------------------------------------------------------------------
+#
+# - The ledger's digest, computed inline. PostgreSQL writes a SQL function's body into the
+#   statement that calls it, rather than calling it once per row, only if the body is no more
+#   volatile than the function is declared. `to_json` and `convert_to` are STABLE (they depend
+#   on type output functions and encoding conversions), so `reverie_json(text)` and
+#   `reverie_digest`, declared IMMUTABLE, were called row by row, five to eight times per row:
+#   the digest of an event cost ~14 µs, ~5 µs inline. STABLE is also what they are. Same
+#   bodies, same digests; no index or generated column uses them.
+# - A memory's fixed columns are guarded AFTER the update. Any BEFORE UPDATE row trigger on a
+#   table makes PostgreSQL recompute its stored generated columns on every update, whatever
+#   it changed: each archive, restore and read count re-derived the memory's `tsvector`
+#   (~36 µs for a 300-character memory, the update itself ~6). An AFTER trigger refuses the
+#   same updates; its error aborts the statement just the same, so nothing is changed.
+
+_MEMORY_FIXED = "id, content, category, scope, confidence, evidence_json, created_at, observed_at"
+
+p004_cheaper_triggers = [
+    "ALTER FUNCTION reverie_json(text) STABLE",
+    "ALTER FUNCTION reverie_digest(text) STABLE",
+    "DROP TRIGGER memories_immutable ON memories",
+    f"CREATE TRIGGER memories_immutable AFTER UPDATE OF {_MEMORY_FIXED} ON memories FOR EACH ROW "
+    "EXECUTE FUNCTION reverie_refuse('a memory keeps its text; archive it and add a new one')",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [("p001_initial", p001_initial),
                                            ("p002_ledger_per_statement", p002_ledger_per_statement),
-                                           ("p003_search_stays_fast", p003_search_stays_fast)]
+                                           ("p003_search_stays_fast", p003_search_stays_fast),
+                                           ("p004_cheaper_triggers", p004_cheaper_triggers)]
 
 
 async def migrate(connection: AsyncConnection) -> list[str]:

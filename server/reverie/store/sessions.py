@@ -84,14 +84,20 @@ async def update_session(db: Database, session_id: str, **fields: object) -> Non
         await db.execute(f"UPDATE sessions SET {columns} WHERE id = ?", (*values, session_id))
 
 
-# Events go in as multi-row INSERTs, not one statement per row: FTS5 flushes what the
-# events_fts trigger indexed at the end of every statement, so row-at-a-time inserts made
-# the index ~3x slower to fill. 999 bound values is SQLite's limit before 3.32.
+# On SQLite, events go in as multi-row INSERTs, not one statement per row: FTS5 flushes what
+# the events_fts trigger indexed at the end of every statement, so row-at-a-time inserts made
+# the index ~3x slower to fill. 999 bound values is SQLite's limit before 3.32. On PostgreSQL
+# they go in as one COPY (`executemany` of a plain INSERT, see store.postgres).
 _EVENT_COLUMNS = ("session_id", "idx", "role", "content", "tool_name", "is_error", "timestamp")
 _EVENTS_PER_INSERT = 999 // len(_EVENT_COLUMNS)
 
 
 async def append_events(db: Database, session_id: str, first_index: int, turns: Sequence[Turn]) -> None:
+    if db.backend == "postgresql":
+        await db.executemany(_insert_events(1), [
+            (session_id, i, t.role, t.content, t.tool_name, int(t.is_error), to_iso(t.timestamp) if t.timestamp else None)
+            for i, t in enumerate(turns, first_index)])
+        return
     for start in range(0, len(turns), _EVENTS_PER_INSERT):
         batch = turns[start : start + _EVENTS_PER_INSERT]
         values = []
