@@ -151,6 +151,16 @@ async def test_a_word_only_another_agent_used_before_the_newest_turns_is_not_sea
 async def test_past_turns_are_counted_without_the_per_row_filter_only_while_every_session_is_the_readers(reverie):
     mine = search.Readable(agent_id=reverie.settings.agent_id)
     await reverie.log_session(chatter(3))
-    assert await search._unless_all_readable(reverie.db, "events_fts", mine) == search.Readable()
+    assert await search._counting_filter(reverie.db, "events_fts", mine) == search.Readable()
     await reverie.log_session(chatter(3), agent_id="other")
-    assert await search._unless_all_readable(reverie.db, "events_fts", mine) == mine
+    assert await search._counting_filter(reverie.db, "events_fts", mine) == mine
+
+
+async def test_when_other_agents_crowd_the_top_only_the_newest_readable_matches_are_scored(reverie, monkeypatch):
+    # A word rare in recent turns may match many older ones: scoring them all would grow with the history.
+    monkeypatch.setattr(sessions, "SCORED_TURNS", 25)
+    await reverie.log_session([Turn(role="user", content="zebulon zebulon zebulon")])
+    await reverie.log_session([Turn(role="assistant", content=f"zebulon came up in a reply about {n}") for n in range(30)])
+    await reverie.log_session([Turn(role="tool", content=f"zebulon zebulon {n}") for n in range(FILLER)], agent_id="other")
+    found = await sessions.search_events(reverie.db, ["zebulon"], reverie.settings.agent_id)
+    assert len(found) == 20 and "zebulon zebulon zebulon" not in [t.text for t in found]

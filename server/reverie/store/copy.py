@@ -26,7 +26,7 @@ from reverie.store.database import Database
 from reverie.store.integrity import ledger_checkpoints
 from reverie.store.ledger import Checkpoint
 
-BATCH = 5_000  # rows per COPY: a few MB held at a time, whatever the size of the history
+BATCH = 5_000  # rows per COPY, whatever the size of the history (long tool outputs make a batch tens of MB)
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,8 @@ async def _columns(source: Database, target: Database, table: str) -> list[str]:
 async def _copy_table(source: Database, target: Database, table: Copied) -> int:
     columns = await _columns(source, target, table.table)
     names = ", ".join(f'"{column}"' for column in columns)
+    # Unquoted, as the schema's own names are plain words: an INSERT of plain names is what
+    # the PostgreSQL store sends as one COPY (`postgres._PLAIN_INSERT`).
     insert = f"INSERT INTO {table.table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     copied, batch = 0, []
     async for row in source.stream(f"SELECT {names} FROM {table.table} ORDER BY {table.order}"):

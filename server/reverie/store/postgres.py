@@ -240,7 +240,7 @@ def _template(statement: str, encoding: str) -> bytes:
 
 
 # Rows inserted many at a time go in by COPY, not INSERT: the server parses no statement and
-# no literals (4,000 events took it ~23% less time). What the rows do is the same as the
+# no literals (the events statement alone, 4,000 events: 142 µs a row by INSERT, 109 by COPY). What the rows do is the same as the
 # INSERTs': the same values (each dumped by the connection's adapters, then read by the
 # column's type), ids in row order, every trigger fired; the ledger's statement trigger (p002)
 # logs them all at once, in key order.

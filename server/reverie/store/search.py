@@ -131,14 +131,13 @@ async def focus(db: Database, table: str, text: str, readable: Readable) -> Focu
     each matches.
 
     Words that match nothing are left out (they cost a lookup each and add nothing). A
-    word is common if it is in more than ~2% of the rows counted (COMMON_SHARE), so
-    matching by the rare words alone leaves a bounded number of rows to score whatever
-    the table's size.
+    word is common if it is in more than ~2% of the rows counted (COMMON_SHARE). A word rare
+    among them may match many older rows: callers score only the newest matches.
     """
     terms = query_terms(text)
     if not terms:
         return Focus([], [])
-    rows, readable = await _row_count(db, table), await _unless_all_readable(db, table, readable)
+    rows, readable = await _row_count(db, table), await _counting_filter(db, table, readable)
     counted = min(rows, COUNTED_ROWS)
     threshold = max(COMMON_FLOOR, math.ceil(counted * COMMON_SHARE))
     counts = await _match_counts(db, table, terms, threshold, readable, after=rows - counted)
@@ -150,9 +149,9 @@ async def focus(db: Database, table: str, text: str, readable: Readable) -> Focu
                  counts, threshold, counted)
 
 
-async def _unless_all_readable(db: Database, table: str, readable: Readable) -> Readable:
-    """`readable`, or no filter when every past turn is the reader's (one agent's memory, the
-    usual case): then the filter, a row looked up per counted match, changes no count."""
+async def _counting_filter(db: Database, table: str, readable: Readable) -> Readable:
+    """The filter counting needs: `readable`, or none when every past turn is the reader's (one
+    agent's memory, the usual case), where a row looked up per counted match changes no count."""
     if table != "events_fts" or readable.agent_id is None:
         return readable
     others = await db.scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE agent_id < ?) "

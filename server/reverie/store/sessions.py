@@ -293,8 +293,10 @@ async def pending_notes(
 # FTS5's own top-k, before any join: joining every match to its event and session first
 # cost ~4 ms for a common word in 20k turns. BM25 scores only the newest SCORED_TURNS
 # matches, so a search costs the same however long the history grows. Other agents' turns
-# can crowd this agent's out of the top-k; then the whole match is joined and filtered
-# (cheap when matches are few).
+# (or tool turns, or another project's) can crowd this agent's out of the top-k; then the
+# matches are joined and filtered newest first, and the newest SCORED_TURNS that pass are
+# scored: a word rare in recent turns may match many older ones (`search.focus` counts
+# among the newest rows), and scoring its whole match would grow with the history.
 SCORED_TURNS = 2_000
 # A turn without its own time was said when its session started, as far as anyone knows.
 _EPISODE_COLUMNS = "e.session_id, e.idx, e.role, e.content, coalesce(e.timestamp, s.started_at)"
@@ -310,9 +312,11 @@ _TOP_EVENTS = f"""SELECT {_EPISODE_COLUMNS}
           ORDER BY relevance LIMIT :top) AS f
     JOIN events e ON e.id = f.rowid JOIN sessions s ON s.id = e.session_id
     WHERE {_SAID} ORDER BY f.relevance LIMIT :limit"""
-_ALL_EVENTS = f"""SELECT {_EPISODE_COLUMNS} FROM events_fts
-    JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
-    WHERE events_fts MATCH :match AND {_SAID} ORDER BY bm25(events_fts) LIMIT :limit"""
+_ALL_EVENTS = f"""SELECT session_id, idx, role, content, said_at FROM (
+        SELECT {_EPISODE_COLUMNS} AS said_at, bm25(events_fts) AS relevance FROM events_fts
+        JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
+        WHERE events_fts MATCH :match AND {_SAID} ORDER BY events_fts.rowid DESC LIMIT :scored)
+    ORDER BY relevance LIMIT :limit"""
 # The same two on PostgreSQL, over the events' own `search` column.
 _TS_MATCH = f"websearch_to_tsquery('{SEARCH_CONFIG}', :match)"
 _TOP_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS}
@@ -321,8 +325,11 @@ _TOP_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS}
           ORDER BY relevance DESC, n.id LIMIT :top) AS f
     JOIN events e ON e.id = f.id JOIN sessions s ON s.id = e.session_id
     WHERE {_SAID} ORDER BY f.relevance DESC, e.id LIMIT :limit"""
-_ALL_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS} FROM events e JOIN sessions s ON s.id = e.session_id
-    WHERE e.search @@ {_TS_MATCH} AND {_SAID} ORDER BY ts_rank_cd(e.search, {_TS_MATCH}) DESC, e.id LIMIT :limit"""
+_ALL_EVENTS_PG = f"""SELECT session_id, idx, role, content, said_at FROM (
+        SELECT {_EPISODE_COLUMNS} AS said_at, e.id, ts_rank_cd(e.search, {_TS_MATCH}) AS relevance
+        FROM events e JOIN sessions s ON s.id = e.session_id
+        WHERE e.search @@ {_TS_MATCH} AND {_SAID} ORDER BY e.id DESC LIMIT :scored) AS n
+    ORDER BY relevance DESC, id LIMIT :limit"""
 TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before the agent filter
 
 
@@ -343,8 +350,8 @@ async def search_events(
     postgres = db.backend == "postgresql"
     match = tsquery([terms])[1][0] if postgres else fts5([terms])
     found = {"match": match, "agent": agent_id, "project": project, "limit": limit}
-    rows = await db.fetchall(_TOP_EVENTS_PG if postgres else _TOP_EVENTS,
-                             {**found, "scored": scored or SCORED_TURNS, "top": limit * TOP_EVENTS_SHARE})
+    found["scored"] = scored or SCORED_TURNS
+    rows = await db.fetchall(_TOP_EVENTS_PG if postgres else _TOP_EVENTS, {**found, "top": limit * TOP_EVENTS_SHARE})
     if len(rows) < limit and not common:
         rows = await db.fetchall(_ALL_EVENTS_PG if postgres else _ALL_EVENTS, found)
     return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3], timestamp=from_iso(r[4])) for r in rows]
