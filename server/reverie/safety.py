@@ -21,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
@@ -255,10 +256,14 @@ def _kinds_at() -> dict[str, frozenset[str]]:
             for found in _ALL_LITERALS}
 
 
-# Up to this length a text is searched for the literals with `in`, one by one: a few µs
-# slower than the trie, but a process that checks only ids and names (a SessionStart hook:
-# its agent id) never spends the ~2 ms building it. A longer text is searched with the trie.
+# Up to this length a text is searched for the literals with `in`, one by one, until the
+# trie is built: a process that checks only ids and names (a SessionStart hook: its agent
+# id) never spends the ~2 ms building it. But the loop costs ~10 µs a text where the trie
+# takes ~1, so once a process has checked _SHORT_SCANS short texts (logging a session: its
+# short turns) or one longer text, every text is searched with the trie.
 _SHORT = 64
+_SHORT_SCANS = 32
+_short_scans = itertools.count()
 
 # Under re.I these four letters match an ASCII one, but str.lower() leaves them alone (or,
 # for İ, adds a combining dot), so a literal test would miss "paſsword: hunter2".
@@ -277,7 +282,8 @@ class _Clues(NamedTuple):
 
 
 def _clues(folded: str) -> _Clues:
-    if len(folded) <= _SHORT and not any(literal in folded for literal in _ALL_LITERALS):
+    if (len(folded) <= _SHORT and _literal.cache_info().currsize == 0 and next(_short_scans) < _SHORT_SCANS
+            and not any(literal in folded for literal in _ALL_LITERALS)):
         return _Clues(folded, [], frozenset())
     hits, literal = [], _literal()
     for match in literal.finditer(folded):
