@@ -12,9 +12,10 @@ the rest by how many rows each matches in this database, which the index answers
 
 Words are counted among the newest COUNTED_ROWS rows, not all of them: each counted match
 is a row looked up for the reader's filter, so counting 2% of a million past turns per
-word was most of a read at that size. How common a word is in the last 50,000 turns (or
-entries) says as much about what tells rows apart, and a read costs the same however long
-the history grows. A word found only in older rows is rare (the rarest: it counts 0).
+word was most of a read at that size. How common a word is in the last 20,000 turns (100
+sessions of 200, as many as a dream reads) or entries says as much about what tells rows
+apart, and a read costs the same however long the history grows. A word found only in
+older rows is rare (the rarest: it counts 0).
 
 It counts only rows the caller may read (`Readable`): counting every agent's rows would let
 whether a query's word is rare, common or absent — and so which excerpts come back — tell
@@ -35,7 +36,7 @@ _TERM = re.compile(r"\w+", re.UNICODE)
 
 COMMON_SHARE = 0.02   # a word in more than this share of rows is common
 COMMON_FLOOR = 500    # ...but below this many rows ranking is cheap, so no word is dropped
-COUNTED_ROWS = 50_000  # the newest rows words are counted among (the module doc says why)
+COUNTED_ROWS = 20_000  # the newest rows words are counted among (the module doc says why)
 
 # The FTS tables `focus` may count in (their names are put into SQL).
 FTS_TABLES = frozenset({"memories_fts", "events_fts"})
