@@ -191,18 +191,20 @@ async def _match_counts(
 async def _match_counts_pg(
     db: Database, table: str, terms: list[str], cap: int, readable: Readable, after: int
 ) -> dict[str, int]:
+    # One subquery a word, each with its word as a value (the store's driver binds on the
+    # client), so the planner sees how common the word is: a rare or absent one is found
+    # through the GIN index, a common one by walking the newest rows until `cap`. With the
+    # words in a column of terms every word got the same plan, and a word in no row (or a
+    # stopword) walked every row of the table looking for one.
     rows_of, key = ROWS[table]
     where, params = readable.where_rows(table)
-    values = ", ".join("(?)" for _ in terms)
-    rows = await db.fetchall(
-        f"""WITH terms(term) AS (VALUES {values})
-            SELECT term, (SELECT count(*) FROM (SELECT 1 FROM {rows_of} t {where}
-                                                t.search @@ websearch_to_tsquery('{SEARCH_CONFIG}', term)
-                                                AND t.{key} > ? LIMIT ?) AS m)
-            FROM terms""",
-        (*terms, *params, after, cap),
-    )
-    return {row[0]: row[1] for row in rows}
+    newer = f" AND t.{key} > ?" if after else ""
+    one = (f"(SELECT count(*) FROM (SELECT 1 FROM {rows_of} t {where} "
+           f"t.search @@ websearch_to_tsquery('{SEARCH_CONFIG}', ?){newer} LIMIT ?) AS m)")
+    bounds = [after] if after else []
+    counted = await db.fetchall(f"SELECT {', '.join(one for _ in terms)}",
+                                [p for term in terms for p in (*params, term, *bounds, cap)])
+    return dict(zip(terms, counted[0], strict=True))
 
 
 async def _matching(db: Database, table: str, terms: list[str], readable: Readable) -> list[str]:
