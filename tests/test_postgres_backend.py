@@ -13,7 +13,7 @@ from conftest import memory_entry, remember
 from reverie.clock import to_iso
 from reverie.config import Settings
 from reverie.errors import InvalidInput, Unreachable
-from reverie.models import Turn
+from reverie.models import Memory, Turn
 from reverie.service.ingest import chain_hash
 from reverie.store import ledger, memories, open_database, sessions
 from reverie.store.database import Refused
@@ -165,3 +165,58 @@ async def test_a_refused_rewrite_of_a_memory_changes_nothing_and_archiving_it_ke
     assert await memories.archive_memory(reverie.db, "mem_kept", "pruned", AT)
     after = tuple(await reverie.db.fetchone(f"SELECT {columns} FROM memories WHERE id = 'mem_kept'"))
     assert after == (before[0], to_iso(AT), before[2])
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_memories_stored_before_their_words_were_counted_are_counted_when_the_count_is_made(database_url):
+    # As a database from before p005: no memory_words, its memories already there.
+    async with open_database(database_url) as db:
+        for statement in ("DROP TRIGGER memory_words ON memories", "DROP FUNCTION memory_words_rows()",
+                          "DROP TABLE memory_words", "DELETE FROM _migrations WHERE name = 'p005_memory_words'"):
+            await db.execute(statement)
+        async with db.transaction():
+            for n, text in enumerate(["Deploys need staging first.", "Staging deploys are slow.", "The cache is Redis."]):
+                await memories.insert_memory(db, Memory.model_validate(memory_entry(f"mem_{n}", text, AT)))
+    async with open_database(database_url) as db:  # migrated again: p005 counts what is there
+        counted = {tuple(r) for r in await db.fetchall("SELECT word, slice, scope, rows FROM memory_words")}
+        walked = {tuple(r) for r in await db.fetchall(
+            "SELECT w.lexeme, 0, m.scope, count(*) FROM memories m, unnest(m.search) w GROUP BY 1, 2, 3")}
+    assert counted == walked and ("deploy", 0, "agent:tester", 2) in counted
+
+
+async def _session_count_and_server(db) -> tuple[int, int]:
+    return await db.scalar("SELECT count(*) FROM sessions"), await db.scalar("SELECT pg_backend_pid()")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_reads_at_once_run_side_by_side_and_see_the_snapshots_moment(database_url):
+    async with open_database(database_url) as db, open_database(database_url) as other:
+        async with db.snapshot():
+            seen = await db.scalar("SELECT count(*) FROM sessions")
+            async with other.transaction():  # written after the snapshot began
+                await sessions.create_session(other, "later", "agent", AT, AT)
+            (first, server), (second, spare) = await db.at_once(_session_count_and_server, _session_count_and_server)
+    assert first == second == seen == 0 and server != spare
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_reads_at_once_with_no_connection_to_spare_run_one_after_the_other(database_url):
+    async with open_database(database_url) as db, db.snapshot():
+        held = [await db.pool.getconn() for _ in range(db.pool.max_size - 1)]  # every other connection busy
+        try:
+            (_, server), (_, again) = await db.at_once(_session_count_and_server, _session_count_and_server)
+        finally:
+            for connection in held:
+                await db.pool.putconn(connection)
+    assert server == again
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_read_at_once_that_fails_raises_its_own_error(database_url):
+    async def refuses(db):
+        raise InvalidInput("no such thing")
+
+    async with open_database(database_url) as db, db.snapshot():
+        with pytest.raises(InvalidInput, match="no such thing"):
+            await db.at_once(_session_count_and_server, refuses)
+        assert await db.scalar("SELECT 1") == 1  # the snapshot's connection still serves

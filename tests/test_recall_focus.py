@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import imported
-from reverie.models import Turn
+from reverie.models import Memory, Turn
 from reverie.store import memories, search, sessions
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
@@ -125,6 +125,7 @@ async def turn_words(reverie, query: str) -> search.Focus:
 
 async def test_how_common_a_word_is_is_counted_among_the_newest_turns_only(reverie, monkeypatch):
     monkeypatch.setattr(search, "COUNTED_ROWS", FILLER)
+    monkeypatch.setattr(search, "WINDOW_STEP", 1)
     await reverie.log_session(chatter(FILLER * 2, "deploy staging"))  # common long ago
     await reverie.log_session([*chatter(FILLER - 3), *chatter(3, "deploy")])  # rare in the newest turns
     words = await turn_words(reverie, "deploy")
@@ -133,6 +134,7 @@ async def test_how_common_a_word_is_is_counted_among_the_newest_turns_only(rever
 
 async def test_a_word_found_only_before_the_newest_turns_is_still_searched(reverie, monkeypatch):
     monkeypatch.setattr(search, "COUNTED_ROWS", FILLER)
+    monkeypatch.setattr(search, "WINDOW_STEP", 1)
     await reverie.log_session([Turn(role="user", content="The zebulon rollout needs a second approver")])
     await reverie.log_session(chatter(FILLER * 2))
     assert (await turn_words(reverie, "zebulon")).rare == ["zebulon"]
@@ -142,6 +144,7 @@ async def test_a_word_found_only_before_the_newest_turns_is_still_searched(rever
 
 async def test_a_word_only_another_agent_used_before_the_newest_turns_is_not_searched(reverie, monkeypatch):
     monkeypatch.setattr(search, "COUNTED_ROWS", FILLER)
+    monkeypatch.setattr(search, "WINDOW_STEP", 1)
     await reverie.log_session([Turn(role="user", content="zebulon")], agent_id="other")
     await reverie.log_session(chatter(FILLER * 2))
     words = await turn_words(reverie, "zebulon status")
@@ -164,3 +167,33 @@ async def test_when_other_agents_crowd_the_top_only_the_newest_readable_matches_
     await reverie.log_session([Turn(role="tool", content=f"zebulon zebulon {n}") for n in range(FILLER)], agent_id="other")
     found = await sessions.search_events(reverie.db, ["zebulon"], reverie.settings.agent_id)
     assert len(found) == 20 and "zebulon zebulon zebulon" not in [t.text for t in found]
+
+
+async def test_the_newest_rows_counted_start_on_a_steps_edge(reverie, monkeypatch):
+    monkeypatch.setattr(search, "COUNTED_ROWS", FILLER)
+    monkeypatch.setattr(search, "WINDOW_STEP", 30)
+    # 120 turns, "deploy" in the 66th to 70th: before the newest 40, but after the 60th, a step's edge.
+    await reverie.log_session([*chatter(65), *chatter(5, "deploy"), *chatter(50)])
+    words = await turn_words(reverie, "deploy")
+    assert (words.rows, words.counts["deploy"]) == (60, 5)
+
+
+async def test_entries_words_are_counted_exactly_among_the_newest_rows_and_the_readers_scopes(reverie, monkeypatch):
+    # 2,100 entries, 1,000 counted: from the 1,000th (a slice's edge), so 1,100. On PostgreSQL
+    # the counts are sums of `memory_words`; a word that stems to two lexemes is walked.
+    monkeypatch.setattr(search, "COUNTED_ROWS", 1_000)
+    old = [entry(f"mem_old{n}", f"alpha node_modules cleanup {n}") for n in range(1_050)]
+    new = [entry(f"mem_new{n}", f"beta rollout {n}" + (" alpha" if n % 10 == 0 else "")) for n in range(1_050)]
+    async with reverie.db.transaction():  # through the store: importing 2,100 entries takes seconds
+        for one in [*old, *new]:
+            await memories.insert_memory(reverie.db, Memory.model_validate(one))
+    terms = ["alpha", "beta", "node_modules", "zebulon"]
+    words = await search.focus(reverie.db, "memories_fts", " ".join(terms), search.Readable(scopes=("agent:tester",)))
+    assert words.rows == 1_100
+
+    async def counts(*scopes: str) -> dict[str, int]:
+        return await search._match_counts(reverie.db, "memories_fts", terms, 10_000, search.Readable(scopes=scopes),
+                                          after=1_000)
+
+    assert await counts("agent:tester", "shared") == {"alpha": 50 + 105, "beta": 1_050, "node_modules": 50, "zebulon": 0}
+    assert await counts("shared") == dict.fromkeys(terms, 0)

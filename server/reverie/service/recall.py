@@ -178,15 +178,16 @@ async def read(
     and excerpts of sessions in it or in none, never another project's (`access.project_view`)."""
     check_budget(budget_tokens)
     scopes, agent_id = access.readable_scopes(identity, scope, project), identity.agent_id
-    async def gather(db: Database) -> tuple[list[MemoryEntry], list[NoteEntry], Query | None, Turns, list[PendingNotice]]:
+    async def memory(db: Database) -> tuple[list[MemoryEntry], list[NoteEntry], list[PendingNotice]]:
         entries = await memories.ranked_entries(db, now, query, scopes, categories, candidates(budget_tokens))
         notes = await sessions.pending_notes(db, agent_id, project=project) if include_notes else []
-        asked, turns = await _matching_turns(db, query, agent_id, project) if query else (None, Turns([]))
-        pending = await access.visible_notices(db, identity, await proposals.pending_notices(db))
-        return entries, notes, asked, turns, pending
+        return entries, notes, await access.visible_notices(db, identity, await proposals.pending_notices(db))
 
-    async with db.snapshot():  # its dozen SELECTs in one hand-off to the connection's thread
-        entries, notes, asked, turns, pending = await db.in_one_call(gather)
+    async def history(db: Database) -> tuple[Query | None, Turns]:
+        return await _matching_turns(db, query, agent_id, project) if query else (None, Turns([]))
+
+    async with db.snapshot():  # a dozen SELECTs: on SQLite in one hand-off, on PostgreSQL in two halves at once
+        (entries, notes, pending), (asked, turns) = await db.at_once(memory, history)
     room = line_room(budget_tokens, bool(notes), bool(turns.found), pending)
     shown, accounted = select(entries, notes, turns, query, asked, room)
     # Counted with the next write, never now: a read must not wait for the write lock.

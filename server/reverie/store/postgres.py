@@ -40,6 +40,7 @@ from reverie.store.postgres_schema import WRITE_LOCK, migrate
 
 T = TypeVar("T")
 POOL_SIZE = 8  # connections per process: enough for an HTTP server's concurrent reads
+SPARE_WAIT_S = 0.002  # how long a read waits for a second connection (`at_once`) before doing without
 CONNECT_TIMEOUT_S = 10
 
 
@@ -53,6 +54,8 @@ class PostgresDatabase(Database):
         self._lock = anyio.Lock()  # this process's writers queue here rather than holding pooled connections
         # The connection of the unit of work this task is in, if any (and whose database it is).
         self._unit: ContextVar[AsyncConnection | None] = ContextVar(f"unit-{id(self)}", default=None)
+        # That connection again when the unit is a snapshot, whose moment other connections may share.
+        self._snapshot: ContextVar[AsyncConnection | None] = ContextVar(f"snapshot-{id(self)}", default=None)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
@@ -67,11 +70,12 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Database]:
-        async with self._connection() as connection, _unit(connection, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"):
-            token = self._unit.set(connection)
+        async with self._connection() as connection, _unit(connection, _SNAPSHOT):
+            token, snapshot = self._unit.set(connection), self._snapshot.set(connection)
             try:
                 yield self
             finally:
+                self._snapshot.reset(snapshot)
                 self._unit.reset(token)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
@@ -115,6 +119,46 @@ class PostgresDatabase(Database):
             finally:
                 self._unit.reset(token)
 
+    async def at_once(self, *reads: Callable[[Database], Coroutine[Any, Any, Any]]) -> tuple[Any, ...]:
+        """Inside a snapshot, each read after the first runs at the same time on a spare pooled
+        connection that takes the snapshot's moment (`pg_export_snapshot`): each read runs in
+        one server process, so a `read_memory`'s memory and history halves, one after the
+        other, left all but one of the server's cores idle. A read with no connection to
+        spare (the pool is busy) runs after the first, on the snapshot's own."""
+        if self._snapshot.get() is None or len(reads) < 2:
+            return await super().at_once(*reads)
+        async with contextlib.AsyncExitStack() as stack:
+            spares = [c for c in [await stack.enter_async_context(self._spare()) for _ in reads[1:]] if c]
+            if not spares:
+                return await super().at_once(*reads)
+            moment = await self.scalar("SELECT pg_export_snapshot()")
+            found: list[Any] = [None] * len(reads)
+            # A failed read lets the others finish rather than cancelling them: psycopg closes a
+            # connection whose query is cancelled, and the snapshot's own must go on serving.
+            failed: list[Exception] = []
+
+            async def on_spare(at: int, connection: AsyncConnection) -> None:
+                try:
+                    async with _unit(connection, _SNAPSHOT):
+                        with _said_plainly(self.name):
+                            await connection.execute("SET TRANSACTION SNAPSHOT %s", (moment,))
+                        self._unit.set(connection)  # this task's own context: the other reads keep theirs
+                        found[at] = await reads[at](self)
+                except Exception as error:
+                    failed.append(error)
+
+            async with anyio.create_task_group() as group:
+                for at, connection in enumerate(spares, 1):
+                    group.start_soon(on_spare, at, connection)
+                try:
+                    for at in [0, *range(len(spares) + 1, len(reads))]:
+                        found[at] = await reads[at](self)
+                except Exception as error:
+                    failed.insert(0, error)
+            if failed:
+                raise failed[0]
+            return tuple(found)
+
     async def close(self) -> None:
         with contextlib.suppress(Busy, Unwritable, Unreachable, psycopg.Error):
             await self.flush_deferred()
@@ -132,12 +176,29 @@ class PostgresDatabase(Database):
                 yield connection
 
     @asynccontextmanager
+    async def _spare(self) -> AsyncIterator[AsyncConnection | None]:
+        """An idle pooled connection if there is one now (None if not): never waiting for one,
+        so readers that each hold a connection cannot wait on each other for a second."""
+        try:
+            connection = await self.pool.getconn(timeout=SPARE_WAIT_S)
+        except PoolTimeout:
+            yield None
+            return
+        try:
+            yield connection
+        finally:
+            await self.pool.putconn(connection)
+
+    @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.pool.connection(timeout=CONNECT_TIMEOUT_S) as connection:
                 yield connection
         except PoolTimeout as error:
             raise Unreachable(_unreachable(self.name, str(error))) from None
+
+
+_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
 @asynccontextmanager
@@ -304,7 +365,7 @@ async def open_postgres(url: str, *, migrated: bool = True) -> AsyncIterator[Pos
     """Connect to (and migrate) the memory at a `postgresql://` URL; with `migrated=False`
     the schema is left as it is (`reverie doctor` checks it as it is)."""
     await _migrated(url, apply=migrated)
-    pool = AsyncConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False, configure=_configure,
+    pool = AsyncConnectionPool(url, min_size=2, max_size=POOL_SIZE, open=False, configure=_configure,
                                kwargs={"autocommit": True, "cursor_factory": AsyncClientCursor, "row_factory": _rows},
                                name="reverie")
     try:

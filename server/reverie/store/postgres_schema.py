@@ -25,6 +25,7 @@ from psycopg import AsyncConnection
 
 from reverie.clock import to_iso, utcnow
 from reverie.store.migrations import LEDGERED, Ledgered
+from reverie.store.search import WORD_SLICE
 
 WRITE_LOCK = 0x7265766572696521  # the advisory lock every write transaction takes first ("reverie!")
 SEARCH_CONFIG = "english"
@@ -356,10 +357,47 @@ p004_cheaper_triggers = [
     "EXECUTE FUNCTION reverie_refuse('a memory keeps its text; archive it and add a new one')",
 ]
 
+# --- p005: memories' words counted as they are written ------------------------------------------
+#
+# A read counts how many of the newest memories hold each word of its query (`store.search`).
+# FTS5 counts a word's rows inside its index; PostgreSQL has no index-only GIN scan, so it
+# visited each candidate row and tested its tsvector: ~35 ms of a read at 100k memories.
+# Here each INSERT statement adds its memories' lexemes to `memory_words`, per scope and
+# slice of WORD_SLICE rows (by `seq`), and a count is a sum over the slices the newest rows
+# fill (`search` starts its window on a slice's edge). Memories are never deleted and keep
+# their scope and text, so the sums stay exact. The copy from SQLite (`reverie.copying`)
+# fills it too: it is derived from the memories, not history. Events stay counted by
+# walking their newest rows: thousands of lexemes a session would cost more at ingest than
+# the read saves.
+
+p005_memory_words = [
+    """CREATE TABLE memory_words (
+        word TEXT NOT NULL,
+        slice BIGINT NOT NULL,
+        scope TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        PRIMARY KEY (word, slice, scope)
+    )""",
+    f"""CREATE FUNCTION memory_words_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO memory_words (word, slice, scope, rows)
+                SELECT w.lexeme, (n.seq - 1) / {WORD_SLICE}, n.scope, count(*) FROM new_rows n, unnest(n.search) w
+                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (word, slice, scope) DO UPDATE SET rows = memory_words.rows + excluded.rows;
+            RETURN NULL;
+        END $$""",
+    "CREATE TRIGGER memory_words AFTER INSERT ON memories REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION memory_words_rows()",
+    f"""INSERT INTO memory_words (word, slice, scope, rows)
+        SELECT w.lexeme, (m.seq - 1) / {WORD_SLICE}, m.scope, count(*) FROM memories m, unnest(m.search) w
+        GROUP BY 1, 2, 3""",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [("p001_initial", p001_initial),
                                            ("p002_ledger_per_statement", p002_ledger_per_statement),
                                            ("p003_search_stays_fast", p003_search_stays_fast),
-                                           ("p004_cheaper_triggers", p004_cheaper_triggers)]
+                                           ("p004_cheaper_triggers", p004_cheaper_triggers),
+                                           ("p005_memory_words", p005_memory_words)]
 
 
 async def migrate(connection: AsyncConnection) -> list[str]:

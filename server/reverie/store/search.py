@@ -10,12 +10,14 @@ the order: its IDF is near zero. `focus` tells the words that can tell rows apar
 the rest by how many rows each matches in this database, which the index answers cheaply
 (it stops counting at the threshold); callers match rows by those.
 
-Words are counted among the newest COUNTED_ROWS rows, not all of them: each counted match
-is a row looked up for the reader's filter, so counting 2% of a million past turns per
-word was most of a read at that size. How common a word is in the last 20,000 turns (100
-sessions of 200, as many as a dream reads) or entries says as much about what tells rows
-apart, and a read costs the same however long the history grows. A word found only in
-older rows is rare (the rarest: it counts 0).
+Words are counted among the newest COUNTED_ROWS rows (up to WINDOW_STEP more: the window
+starts on a slice's edge), not all of them: each counted match is a row looked up for the
+reader's filter, so counting 2% of a million past turns per word was most of a read at
+that size. How common a word is in the last 20,000 turns (100 sessions of 200, as many as
+a dream reads) or entries says as much about what tells rows apart, and a read costs the
+same however long the history grows. A word found only in older rows is rare (the
+rarest: it counts 0). On PostgreSQL, memories' words are not counted row by row but summed
+from `memory_words`, which their inserts keep, slice by slice (`store.postgres_schema`).
 
 It counts only rows the caller may read (`Readable`): counting every agent's rows would let
 whether a query's word is rare, common or absent — and so which excerpts come back — tell
@@ -37,6 +39,8 @@ _TERM = re.compile(r"\w+", re.UNICODE)
 COMMON_SHARE = 0.02   # a word in more than this share of rows is common
 COMMON_FLOOR = 500    # ...but below this many rows ranking is cheap, so no word is dropped
 COUNTED_ROWS = 20_000  # the newest rows words are counted among (the module doc says why)
+WINDOW_STEP = 1_000    # ...from a multiple of this, so PostgreSQL sums whole slices of memory_words
+WORD_SLICE = 1_000     # memories per slice of memory_words (`store.postgres_schema`): fixed for good
 
 # The FTS tables `focus` may count in (their names are put into SQL).
 FTS_TABLES = frozenset({"memories_fts", "events_fts"})
@@ -139,9 +143,10 @@ async def focus(db: Database, table: str, text: str, readable: Readable) -> Focu
     if not terms:
         return Focus([], [])
     rows, readable = await _row_count(db, table), await _counting_filter(db, table, readable)
-    counted = min(rows, COUNTED_ROWS)
+    after = max(rows - COUNTED_ROWS, 0) // WINDOW_STEP * WINDOW_STEP
+    counted = rows - after
     threshold = max(COMMON_FLOOR, math.ceil(counted * COMMON_SHARE))
-    counts = await _match_counts(db, table, terms, threshold, readable, after=rows - counted)
+    counts = await _match_counts(db, table, terms, threshold, readable, after=after)
     found = {t for t in terms if counts[t] > 0}
     if older := [t for t in terms if t not in found and counted < rows]:
         found.update(await _matching(db, table, older, readable))
@@ -191,6 +196,14 @@ async def _match_counts(
 async def _match_counts_pg(
     db: Database, table: str, terms: list[str], cap: int, readable: Readable, after: int
 ) -> dict[str, int]:
+    if table == "memories_fts":
+        return await _memory_word_counts(db, terms, cap, readable, after)
+    return await _walked_counts(db, table, terms, cap, readable, after)
+
+
+async def _walked_counts(
+    db: Database, table: str, terms: list[str], cap: int, readable: Readable, after: int
+) -> dict[str, int]:
     # One subquery a word, each with its word as a value (the store's driver binds on the
     # client), so the planner sees how common the word is: a rare or absent one is found
     # through the GIN index, a common one by walking the newest rows until `cap`. With the
@@ -205,6 +218,41 @@ async def _match_counts_pg(
     counted = await db.fetchall(f"SELECT {', '.join(one for _ in terms)}",
                                 [p for term in terms for p in (*params, term, *bounds, cap)])
     return dict(zip(terms, counted[0], strict=True))
+
+
+_ONE_LEXEME = re.compile(r"'([^']+)'")  # a tsquery of one lexeme, as PostgreSQL prints it
+
+
+async def _memory_word_counts(
+    db: Database, terms: list[str], cap: int, readable: Readable, after: int
+) -> dict[str, int]:
+    """How many readable memories past `seq` `after` (a slice's edge) hold each term, summed
+    from `memory_words`. A term that stems to several lexemes ("node_modules") is counted by
+    walking the rows."""
+    if readable.scopes == ():
+        return dict.fromkeys(terms, 0)
+    if after % WORD_SLICE:  # a window not on a slice's edge (a test's): its first slice holds older rows too
+        return await _walked_counts(db, "memories_fts", terms, cap, readable, after)
+    stems = await _stems(db, terms)
+    walked = [term for term, lexeme in stems.items() if lexeme is None]
+    counts = await _walked_counts(db, "memories_fts", walked, cap, readable, after) if walked else {}
+    if summed := {term: lexeme for term, lexeme in stems.items() if lexeme}:
+        scopes = readable.scopes or ()
+        within = f" AND scope IN ({', '.join('?' * len(scopes))})" if scopes else ""
+        one = f"(SELECT coalesce(sum(rows), 0) FROM memory_words WHERE word = ? AND slice >= ?{within})"
+        row = await db.fetchall(f"SELECT {', '.join(one for _ in summed)}",
+                                [p for lexeme in summed.values() for p in (lexeme, after // WORD_SLICE, *scopes)])
+        counts |= {term: min(int(n), cap) for term, n in zip(summed, row[0], strict=True)}
+    return {term: counts.get(term, 0) for term in terms}
+
+
+async def _stems(db: Database, terms: list[str]) -> dict[str, str | None]:
+    """Each term's lexeme as PostgreSQL searches for it: "" for a stopword (it matches
+    nothing), None for a term that becomes several."""
+    row = await db.fetchall("SELECT " + ", ".join(f"websearch_to_tsquery('{SEARCH_CONFIG}', ?)::text" for _ in terms),
+                            terms)
+    return {term: (one.group(1) if (one := _ONE_LEXEME.fullmatch(query)) else None if query else "")
+            for term, query in zip(terms, row[0], strict=True)}
 
 
 async def _matching(db: Database, table: str, terms: list[str], readable: Readable) -> list[str]:
