@@ -317,7 +317,8 @@ _ALL_EVENTS = f"""SELECT session_id, idx, role, content, said_at FROM (
         JOIN events e ON e.id = events_fts.rowid JOIN sessions s ON s.id = e.session_id
         WHERE events_fts MATCH :match AND {_SAID} ORDER BY events_fts.rowid DESC LIMIT :scored)
     ORDER BY relevance LIMIT :limit"""
-# The same two on PostgreSQL, over the events' own `search` column.
+# The same two on PostgreSQL, over the events' own `search` column. Common words, matched
+# densely among the newest turns, are found by walking the newest rows:
 _TS_MATCH = f"websearch_to_tsquery('{SEARCH_CONFIG}', :match)"
 _TOP_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS}
     FROM (SELECT n.id, ts_rank_cd(n.search, {_TS_MATCH}) AS relevance
@@ -325,10 +326,25 @@ _TOP_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS}
           ORDER BY relevance DESC, n.id LIMIT :top) AS f
     JOIN events e ON e.id = f.id JOIN sessions s ON s.id = e.session_id
     WHERE {_SAID} ORDER BY f.relevance DESC, e.id LIMIT :limit"""
-_ALL_EVENTS_PG = f"""SELECT session_id, idx, role, content, said_at FROM (
+# Rare words (in the newest turns; `search.focus`) are matched through the GIN index, every
+# match at once, and only then cut to the newest: walking the newest rows, the planner's
+# choice for a word common across the whole history, read 85,000 rows to find 2,000 matches
+# of a word rare lately, and 270,000 to find 2,000 said turns (~300 ms of a read at 1M).
+_RARE_TOP_EVENTS_PG = f"""WITH matched AS MATERIALIZED (SELECT id FROM events WHERE search @@ {_TS_MATCH})
+    SELECT {_EPISODE_COLUMNS}
+    FROM (SELECT n.id, ts_rank_cd(n.search, {_TS_MATCH}) AS relevance
+          FROM (SELECT e.id, e.search FROM (SELECT id FROM matched ORDER BY id DESC LIMIT :scored) AS t
+                JOIN events e ON e.id = t.id) AS n
+          ORDER BY relevance DESC, n.id LIMIT :top) AS f
+    JOIN events e ON e.id = f.id JOIN sessions s ON s.id = e.session_id
+    WHERE {_SAID} ORDER BY f.relevance DESC, e.id LIMIT :limit"""
+_ALL_EVENTS_PG = f"""WITH matched AS MATERIALIZED (
+        SELECT id FROM events WHERE search @@ {_TS_MATCH} AND role IN ('user', 'assistant') AND tool_name IS NULL)
+    SELECT session_id, idx, role, content, said_at FROM (
         SELECT {_EPISODE_COLUMNS} AS said_at, e.id, ts_rank_cd(e.search, {_TS_MATCH}) AS relevance
-        FROM events e JOIN sessions s ON s.id = e.session_id
-        WHERE e.search @@ {_TS_MATCH} AND {_SAID} ORDER BY e.id DESC LIMIT :scored) AS n
+        FROM (SELECT id FROM matched ORDER BY id DESC) AS m JOIN events e ON e.id = m.id
+        JOIN sessions s ON s.id = e.session_id
+        WHERE {_SAID} ORDER BY e.id DESC LIMIT :scored) AS n
     ORDER BY relevance DESC, id LIMIT :limit"""
 TOP_EVENTS_SHARE = 5  # FTS5 returns this many times `limit` best matches before the agent filter
 
@@ -351,7 +367,8 @@ async def search_events(
     match = tsquery([terms])[1][0] if postgres else fts5([terms])
     found = {"match": match, "agent": agent_id, "project": project, "limit": limit}
     found["scored"] = scored or SCORED_TURNS
-    rows = await db.fetchall(_TOP_EVENTS_PG if postgres else _TOP_EVENTS, {**found, "top": limit * TOP_EVENTS_SHARE})
+    top = (_TOP_EVENTS_PG if common else _RARE_TOP_EVENTS_PG) if postgres else _TOP_EVENTS
+    rows = await db.fetchall(top, {**found, "top": limit * TOP_EVENTS_SHARE})
     if len(rows) < limit and not common:
         rows = await db.fetchall(_ALL_EVENTS_PG if postgres else _ALL_EVENTS, found)
     return [Episode(session_id=r[0], event_index=r[1], role=r[2], text=r[3], timestamp=from_iso(r[4])) for r in rows]
