@@ -39,3 +39,15 @@ async def test_with_a_query_relevance_outranks_confidence_and_stopwords_do_not_m
     )
     view = await reverie.read_memory("how is the billing service deployed?")
     assert [e.id for e in view.entries] == ["mem_match"]  # "how", "is", "the" match nothing on their own
+
+
+async def test_a_word_in_a_short_entry_outranks_the_same_word_said_twice_in_a_long_one(reverie):
+    # As BM25 weighs it on SQLite, so on PostgreSQL: the text's length divides the score.
+    padding = " ".join(f"aside{n}" for n in range(80))
+    await remember(
+        reverie,
+        entry("mem_long", f"Staging is mentioned here, {padding}, and staging once more at the end", 0.7, "2026-10-01"),
+        entry("mem_short", "Deploys go through staging first", 0.7, "2026-10-01"),
+    )
+    view = await reverie.read_memory("staging")
+    assert [e.id for e in view.entries] == ["mem_short", "mem_long"]

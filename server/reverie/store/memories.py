@@ -18,7 +18,7 @@ from reverie.clock import from_iso, to_iso
 from reverie.models import Evidence, Memory, MemoryEntry
 from reverie.store import ranking
 from reverie.store.database import Database, Row
-from reverie.store.search import Focus, Groups, Readable, focus, fts5, query_terms, tsquery
+from reverie.store.search import Focus, Groups, Readable, focus, fts5, query_terms, ts_rank, tsquery
 
 _EVIDENCE = TypeAdapter(list[Evidence], config=ConfigDict(defer_build=True))  # built on first use
 
@@ -109,7 +109,7 @@ async def _ranked(db: Database, now: datetime, groups: Groups, where: str, param
         # ts_rank_cd grows with relevance from 0; squashed to [0, 1) as SQLite's BM25 is.
         return await db.fetchall(
             f"""SELECT {_ENTRY_COLUMNS}, 0.6 * (f.relevance / (1.0 + f.relevance)) + 0.4 * {ranking.PRIOR} AS score
-                FROM (SELECT n.seq, ts_rank_cd(n.search, {scoring}) AS relevance
+                FROM (SELECT n.seq, {ts_rank('n.search', scoring)} AS relevance
                       FROM (SELECT seq, search FROM memories WHERE search @@ {match} ORDER BY seq DESC LIMIT ?) AS n
                       ORDER BY relevance DESC, n.seq LIMIT ?) AS f
                 JOIN memories m ON m.seq = f.seq

@@ -17,7 +17,7 @@ from datetime import datetime
 from reverie.clock import from_iso, to_iso
 from reverie.models import Episode, Event, Note, NoteEntry, SessionRecord, Turn
 from reverie.store.database import Database, Row
-from reverie.store.search import SEARCH_CONFIG, fts5, tsquery
+from reverie.store.search import SEARCH_CONFIG, fts5, ts_rank, tsquery
 
 _CONSOLIDATED = """EXISTS (
     SELECT 1 FROM proposal_sessions ps JOIN proposals p ON p.id = ps.proposal_id
@@ -321,7 +321,7 @@ _ALL_EVENTS = f"""SELECT session_id, idx, role, content, said_at FROM (
 # densely among the newest turns, are found by walking the newest rows:
 _TS_MATCH = f"websearch_to_tsquery('{SEARCH_CONFIG}', :match)"
 _TOP_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS}
-    FROM (SELECT n.id, ts_rank_cd(n.search, {_TS_MATCH}) AS relevance
+    FROM (SELECT n.id, {ts_rank('n.search', _TS_MATCH)} AS relevance
           FROM (SELECT id, search FROM events WHERE search @@ {_TS_MATCH} ORDER BY id DESC LIMIT :scored) AS n
           ORDER BY relevance DESC, n.id LIMIT :top) AS f
     JOIN events e ON e.id = f.id JOIN sessions s ON s.id = e.session_id
@@ -332,7 +332,7 @@ _TOP_EVENTS_PG = f"""SELECT {_EPISODE_COLUMNS}
 # of a word rare lately, and 270,000 to find 2,000 said turns (~300 ms of a read at 1M).
 _RARE_TOP_EVENTS_PG = f"""WITH matched AS MATERIALIZED (SELECT id FROM events WHERE search @@ {_TS_MATCH})
     SELECT {_EPISODE_COLUMNS}
-    FROM (SELECT n.id, ts_rank_cd(n.search, {_TS_MATCH}) AS relevance
+    FROM (SELECT n.id, {ts_rank('n.search', _TS_MATCH)} AS relevance
           FROM (SELECT e.id, e.search FROM (SELECT id FROM matched ORDER BY id DESC LIMIT :scored) AS t
                 JOIN events e ON e.id = t.id) AS n
           ORDER BY relevance DESC, n.id LIMIT :top) AS f
@@ -341,7 +341,7 @@ _RARE_TOP_EVENTS_PG = f"""WITH matched AS MATERIALIZED (SELECT id FROM events WH
 _ALL_EVENTS_PG = f"""WITH matched AS MATERIALIZED (
         SELECT id FROM events WHERE search @@ {_TS_MATCH} AND role IN ('user', 'assistant') AND tool_name IS NULL)
     SELECT session_id, idx, role, content, said_at FROM (
-        SELECT {_EPISODE_COLUMNS} AS said_at, e.id, ts_rank_cd(e.search, {_TS_MATCH}) AS relevance
+        SELECT {_EPISODE_COLUMNS} AS said_at, e.id, {ts_rank('e.search', _TS_MATCH)} AS relevance
         FROM (SELECT id FROM matched ORDER BY id DESC) AS m JOIN events e ON e.id = m.id
         JOIN sessions s ON s.id = e.session_id
         WHERE {_SAID} ORDER BY e.id DESC LIMIT :scored) AS n
