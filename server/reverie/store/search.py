@@ -80,8 +80,8 @@ def tsquery(groups: Groups) -> tuple[str, list[str]]:
 def ts_rank(vector: str, query: str) -> str:
     """PostgreSQL: how well `vector` matches `query`, as SQL, with the length of the text
     dividing the score (normalization 2), as BM25 weighs a match in a short text above one
-    in a long one. Without it the longest memories and turns came first: PostgreSQL's top
-    ten entries shared 38% with SQLite's on the same memory, and 85% with it."""
+    in a long one. Without it the longest memories and turns came first: on the same
+    benchmark memory, PostgreSQL's top ten entries shared 38% with SQLite's (85% with it)."""
     return f"ts_rank_cd({vector}, {query}, 2)"
 
 
