@@ -400,6 +400,12 @@ def drop_a_guard_on_the_server(url: str) -> str:
     return "trigger memory_changes_no_update is missing"
 
 
+def miscount_a_word(url: str) -> str:
+    word = server_scalar(url, "SELECT word FROM memory_words ORDER BY word LIMIT 1")
+    on_server(url, f"UPDATE memory_words SET rows = rows + 1 WHERE word = '{word}'")
+    return "memory_words differs from the memories' words"
+
+
 SERVER_DAMAGE = [
     (unrecord_the_migration, "postgresql"),
     (record_a_migration_from_the_future, "postgresql"),
@@ -408,6 +414,7 @@ SERVER_DAMAGE = [
     (disable_the_guards_of_events, "guards"),
     (stop_generating_the_search_column, "search index"),
     (drop_a_guard_on_the_server, "guards"),
+    (miscount_a_word, "search index"),
 ]
 
 

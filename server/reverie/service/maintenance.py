@@ -288,7 +288,24 @@ async def postgres_search_check(db: Database) -> Finding:
         if not found.indexed:
             problems.append(f"the GIN index {found.index} on {where} is missing or unusable, so searches scan "
                             f"every row: REINDEX INDEX {found.index} (or recreate it)")
-    return ", ".join(f"{c.table}.{c.column}" for c in columns) + " generated from their text, GIN-indexed", problems
+    summary = ", ".join(f"{c.table}.{c.column}" for c in columns) + " generated from their text, GIN-indexed"
+    if await store.has_table(db, "memory_words"):
+        summary += "; memory_words recounted"
+        problems += _word_count_problems(await store.memory_word_drift(db))
+    return summary, problems
+
+
+def _word_count_problems(drift: list[tuple[str, int, str, int | None, int]]) -> list[str]:
+    """memory_words is derived from the memories (how common a query's words are), so a
+    difference skews ranking, never history; rebuilding it is safe."""
+    if not drift:
+        return []
+    shown = ", ".join(f"{word!r} in {scope} slice {part}: {kept if kept is not None else 'none'} kept, {counted} "
+                      "counted" for word, part, scope, kept, counted in drift[:SHOWN])
+    more = " and more" if len(drift) > SHOWN else ""
+    return [f"memory_words differs from the memories' words ({shown}{more}), which skews what read_memory ranks "
+            "first: rebuild it in one transaction, DELETE FROM memory_words then the INSERT … SELECT of "
+            "migration p005_memory_words (store/postgres_schema.py)"]
 
 
 def _listed(what: str, keys: list[int] | list[str]) -> list[str]:
