@@ -291,7 +291,7 @@ async def postgres_search_check(db: Database) -> Finding:
     summary = ", ".join(f"{c.table}.{c.column}" for c in columns) + " generated from their text, GIN-indexed"
     if await store.has_table(db, "memory_words"):
         summary += "; memory_words recounted"
-        problems += _word_count_problems(await store.memory_word_drift(db))
+        problems += _word_count_problems(await store.memory_word_drift(db, SHOWN + 1))
     return summary, problems
 
 

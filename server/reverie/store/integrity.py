@@ -450,19 +450,17 @@ def _digest_sql(backend: Backend, item: Ledgered) -> str:
     return item.digest_sql("t")
 
 
-async def memory_word_drift(db: Database) -> list[tuple[str, int, str, int | None, int]]:
+async def memory_word_drift(db: Database, limit: int) -> list[tuple[str, int, str, int | None, int]]:
     """PostgreSQL: (word, slice, scope, kept, counted) where `memory_words` differs from a recount
-    of the memories' lexemes (`kept` None: the row is missing); at most SHOWN + 1."""
-    from reverie.store.search import WORD_SLICE
+    of the memories' lexemes (`kept` None: the row is missing); at most `limit`."""
+    from reverie.store.postgres_schema import MEMORY_WORDS_RECOUNT  # imports the optional driver
 
     rows = await reading(db.fetchall(
         f"""SELECT coalesce(k.word, c.word), coalesce(k.slice, c.slice), coalesce(k.scope, c.scope), k.rows,
                    coalesce(c.rows, 0)
-            FROM memory_words k FULL JOIN (
-                SELECT w.lexeme AS word, (m.seq - 1) / {WORD_SLICE} AS slice, m.scope, count(*) AS rows
-                FROM memories m, unnest(m.search) w GROUP BY 1, 2, 3) c
+            FROM memory_words k FULL JOIN ({MEMORY_WORDS_RECOUNT}) c
               ON k.word = c.word AND k.slice = c.slice AND k.scope = c.scope
-            WHERE k.rows IS DISTINCT FROM c.rows ORDER BY 1, 2, 3 LIMIT 11"""))
+            WHERE k.rows IS DISTINCT FROM c.rows ORDER BY 1, 2, 3 LIMIT ?""", (limit,)))
     return [tuple(r) for r in rows]
 
 

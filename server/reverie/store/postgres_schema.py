@@ -370,6 +370,11 @@ p004_cheaper_triggers = [
 # walking their newest rows: thousands of lexemes a session would cost more at ingest than
 # the read saves.
 
+# Each (word, slice, scope) of the memories and how many memories hold it: what the migration
+# fills `memory_words` with, and what `reverie doctor` recounts it against.
+MEMORY_WORDS_RECOUNT = (f"SELECT w.lexeme AS word, (m.seq - 1) / {WORD_SLICE} AS slice, m.scope, count(*) AS rows "
+                        "FROM memories m, unnest(m.search) w GROUP BY 1, 2, 3")
+
 p005_memory_words = [
     """CREATE TABLE memory_words (
         word TEXT NOT NULL,
@@ -388,9 +393,7 @@ p005_memory_words = [
         END $$""",
     "CREATE TRIGGER memory_words AFTER INSERT ON memories REFERENCING NEW TABLE AS new_rows "
     "FOR EACH STATEMENT EXECUTE FUNCTION memory_words_rows()",
-    f"""INSERT INTO memory_words (word, slice, scope, rows)
-        SELECT w.lexeme, (m.seq - 1) / {WORD_SLICE}, m.scope, count(*) FROM memories m, unnest(m.search) w
-        GROUP BY 1, 2, 3""",
+    f"INSERT INTO memory_words (word, slice, scope, rows) {MEMORY_WORDS_RECOUNT}",
 ]
 
 MIGRATIONS: list[tuple[str, list[str]]] = [("p001_initial", p001_initial),
